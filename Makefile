@@ -1,0 +1,35 @@
+# `make run`: set up .venv and run the main job on the embedded default (no downloads).
+# `make test`: set up .venv and run the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sparsetopo analyze
+
+test: $(STAMP)
+	sh scripts/ensure-chromium.sh
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check sparsetopo tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pruning.py
+	$(BIN)/python benchmarks/encoding.py
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/plot.py
+
+clean:
+	rm -rf $(VENV) sparsetopo-out .pytest_cache

@@ -1,0 +1,32 @@
+"""Graph encodings of sparse networks (SPEC 3); all produce :class:`LayeredGraph`."""
+
+from .graph import LayeredGraph, Partition, from_edges
+from .multipartite import (
+    EncodingError,
+    EncodingEstimate,
+    GraphTooLargeError,
+    check_memory,
+    estimate,
+    multipartite,
+)
+from .rolled import rolled, rolled_channel
+from .unrolled import unrolled, unrolled_size
+
+ENCODINGS = ("mge", "unrolled", "rolled", "rolled-channel")
+
+__all__ = [
+    "ENCODINGS",
+    "EncodingError",
+    "EncodingEstimate",
+    "GraphTooLargeError",
+    "LayeredGraph",
+    "Partition",
+    "check_memory",
+    "estimate",
+    "from_edges",
+    "multipartite",
+    "rolled",
+    "rolled_channel",
+    "unrolled",
+    "unrolled_size",
+]

@@ -1,0 +1,230 @@
+"""``LayeredGraph``: the one graph type every encoding produces (SPEC 1).
+
+A directed acyclic graph whose nodes are grouped into ordered *partitions* (the activation
+tensors of a network, or the two sides of a bipartite layer graph). Node ``i`` of partition
+``p`` is ``p.offset + i``, ``i`` the C-order index into ``p.shape``. The adjacency is a
+scipy.sparse CSR matrix, ``n x n``, float32 signed weights, edge ``u -> v`` stored at row ``u``,
+column ``v``; every edge goes from a lower partition to a higher one and duplicate pairs are
+merged by summing their weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+import scipy.sparse as sp
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A block of consecutive nodes: ``name`` (module path of the producing layer, ``input`` for
+    the network input), first node ``offset`` and activation ``shape`` (C order)."""
+
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(prod(self.shape))
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.size
+
+
+def index_dtype(n: int) -> type:
+    """int32 when ``n`` fits, else int64."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
+
+
+@dataclass
+class LayeredGraph:
+    """Sparse layered DAG (see module docstring).
+
+    ``input_index`` / ``output_index`` select the input and output partitions (by default the
+    first and the last). ``kind`` names the encoding (``mge``, ``unrolled``, ``rolled``,
+    ``rolled_channel``); ``layer`` the module path of a per-layer graph; ``meta`` is free-form
+    JSON-serialisable information (e.g. build options, ``n_weights``).
+    ``edge_weight_ids`` (optional, aligned with ``adjacency.data``) gives, for every edge, the
+    index of the present weight that created it among the ``meta["n_weights"]`` present weights
+    of the network (-1 for identity-skip edges; for a pair merged from several weights, the
+    smallest index).
+    """
+
+    adjacency: sp.csr_matrix
+    partitions: list[Partition]
+    input_index: int = 0
+    output_index: int = -1
+    kind: str = "mge"
+    layer: str | None = None
+    meta: dict = field(default_factory=dict)
+    edge_weight_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.partitions[-1].stop if self.partitions else 0
+        if self.adjacency.shape != (n, n):
+            raise ValueError(f"adjacency is {self.adjacency.shape}, partitions cover {n} nodes")
+        if not sp.isspmatrix_csr(self.adjacency) and not isinstance(self.adjacency, sp.csr_array):
+            raise TypeError("adjacency must be a scipy.sparse CSR matrix")
+        if self.output_index < 0:
+            self.output_index += len(self.partitions)
+        if self.edge_weight_ids is not None and len(self.edge_weight_ids) != self.adjacency.nnz:
+            raise ValueError("edge_weight_ids must have one entry per edge")
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.adjacency.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.adjacency.nnz)
+
+    @property
+    def input_partition(self) -> Partition:
+        return self.partitions[self.input_index]
+
+    @property
+    def output_partition(self) -> Partition:
+        return self.partitions[self.output_index]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``offsets[p]`` = first node of partition ``p``; ``offsets[-1]`` = ``n_nodes``."""
+        return np.array([p.offset for p in self.partitions] + [self.n_nodes], dtype=np.int64)
+
+    def partition(self, name: str) -> Partition:
+        for p in self.partitions:
+            if p.name == name:
+                return p
+        raise KeyError(f"no partition named {name!r}; have {[p.name for p in self.partitions]}")
+
+    def partition_of(self, nodes: np.ndarray) -> np.ndarray:
+        """Partition index of each node id."""
+        return np.searchsorted(self.offsets, np.asarray(nodes), side="right") - 1
+
+    def nbytes(self) -> int:
+        a = self.adjacency
+        ids = 0 if self.edge_weight_ids is None else self.edge_weight_ids.nbytes
+        return int(a.data.nbytes + a.indices.nbytes + a.indptr.nbytes + ids)
+
+    def __repr__(self) -> str:
+        return (
+            f"LayeredGraph(kind={self.kind!r}, nodes={self.n_nodes:,}, edges={self.n_edges:,}, "
+            f"partitions={len(self.partitions)})"
+        )
+
+    # --- persistence: npz arrays + JSON metadata, never pickle ---------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to ``path`` (``.npz``) atomically."""
+        meta = {
+            "format": FORMAT_VERSION,
+            "partitions": [[p.name, p.offset, list(p.shape)] for p in self.partitions],
+            "input_index": self.input_index,
+            "output_index": self.output_index,
+            "kind": self.kind,
+            "layer": self.layer,
+            "meta": self.meta,
+        }
+        a = self.adjacency
+        path = os.fspath(path)
+        tmp = f"{path}.tmp-{os.getpid()}.npz"
+        arrays = dict(
+            indptr=a.indptr,
+            indices=a.indices,
+            data=a.data,
+            shape=np.array(a.shape, dtype=np.int64),
+            meta=np.array(json.dumps(meta)),
+        )
+        if self.edge_weight_ids is not None:
+            arrays["edge_weight_ids"] = self.edge_weight_ids
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LayeredGraph:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"{path}: unsupported LayeredGraph format {meta.get('format')}")
+            shape = tuple(int(s) for s in z["shape"])
+            adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+            ids = z["edge_weight_ids"] if "edge_weight_ids" in z.files else None
+        parts = [Partition(n, int(o), tuple(s)) for n, o, s in meta["partitions"]]
+        return cls(
+            adj,
+            parts,
+            input_index=meta["input_index"],
+            output_index=meta["output_index"],
+            kind=meta["kind"],
+            layer=meta["layer"],
+            meta=meta["meta"],
+            edge_weight_ids=ids,
+        )
+
+
+def from_edges(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weight: np.ndarray,
+    partitions: list[Partition],
+    weight_ids: np.ndarray | None = None,
+    **kwargs,
+) -> LayeredGraph:
+    """Build a ``LayeredGraph`` from edge arrays; duplicate ``(src, dst)`` pairs are merged by
+    summing their weights (a pair whose weights cancel stays an edge of weight 0: it exists).
+
+    Rows are bucketed by a counting sort (scipy's COO->CSR) carrying each edge's ordinal, columns
+    sorted inside rows, then duplicates are reduced with ``np.add.reduceat``: O(E) memory beyond
+    the inputs, and the provenance ``weight_ids`` survives the merge (smallest id kept).
+    """
+    n = partitions[-1].stop if partitions else 0
+    n_edges = len(src)
+    idx = index_dtype(max(n, n_edges) + 1)
+    if n_edges == 0:
+        adj = sp.csr_matrix((n, n), dtype=np.float32)
+        adj.indices = adj.indices.astype(idx)
+        adj.indptr = adj.indptr.astype(idx)
+        ids = None if weight_ids is None else np.zeros(0, np.int32)
+        return LayeredGraph(adj, partitions, edge_weight_ids=ids, **kwargs)
+    coo = sp.coo_matrix(
+        (np.arange(n_edges, dtype=idx), (np.asarray(src, idx), np.asarray(dst, idx))),
+        shape=(n, n),
+    )
+    coo.has_canonical_format = True  # keep every ordinal: duplicates are merged below
+    csr = coo.tocsr()
+    del coo
+    csr.sort_indices()
+    order = csr.data
+    cols = csr.indices
+    first = np.zeros(len(cols), dtype=bool)
+    first[csr.indptr[:-1][np.diff(csr.indptr) > 0]] = True
+    first[1:] |= cols[1:] != cols[:-1]
+    w_sorted = np.asarray(weight, dtype=np.float32)[order]
+    ids_sorted = None if weight_ids is None else np.asarray(weight_ids)[order]
+    if first.all():
+        data, indices, indptr, ids = w_sorted, cols, csr.indptr, ids_sorted
+    else:
+        starts = np.flatnonzero(first)
+        data = np.add.reduceat(w_sorted, starts).astype(np.float32, copy=False)
+        indices = cols[starts]
+        row_of_start = np.searchsorted(csr.indptr, starts, side="right") - 1
+        kept_per_row = np.bincount(row_of_start, minlength=n)
+        indptr = np.zeros(n + 1, dtype=idx)
+        np.cumsum(kept_per_row, out=indptr[1:])
+        ids = None if ids_sorted is None else np.minimum.reduceat(ids_sorted, starts)
+    adj = sp.csr_matrix((data, indices.astype(idx, copy=False), indptr.astype(idx, copy=False)),
+                        shape=(n, n))
+    adj.has_sorted_indices = True
+    ids = None if ids is None else ids.astype(np.int32, copy=False)
+    return LayeredGraph(adj, partitions, edge_weight_ids=ids, **kwargs)

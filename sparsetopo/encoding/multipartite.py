@@ -1,0 +1,359 @@
+"""Multipartite graph encoding (MGE, SPEC 3.5) and its exact size estimate.
+
+The MGE is the union of every layer's unrolled BGE, each layer's left side identified with the
+nodes of the partition that produced its input:
+
+- partitions: the network input, then one per conv/linear output in topological order, except
+  a *shortcut* (a conv/linear whose output only feeds a residual ``add`` as its shorter operand);
+- pooling: pooled elements are not nodes; an edge leaving a pooled element leaves from every
+  element of its window instead (same weight);
+- ``add``: the output elements are the nodes of the main-path operand (more conv/linear layers
+  from the input; the first on a tie); a shortcut's unrolled edges go from its input partition
+  straight into those nodes; identity skips add ``x[i] -> out[i]`` (weight 1) only with
+  ``identity_skips=True``;
+- ``cat``: the concatenated partition is the channel-wise union of its operands' nodes.
+
+Building is planned first (partitions, node maps, one job per layer), so that node and edge
+counts and the memory needed are known exactly before anything large is allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..tracing import LayerDAG, Op, TracingError, trace
+from .graph import LayeredGraph, Partition, from_edges, index_dtype
+from .layers import layer_arrays, layer_edge_count, layer_edges, pool_windows
+
+
+class EncodingError(ValueError):
+    """The model cannot be encoded as asked."""
+
+
+class GraphTooLargeError(EncodingError, MemoryError):
+    """Building the graph would not fit in the available memory."""
+
+
+@dataclass
+class NodeMap:
+    """Graph nodes of every element of an activation: element ``e`` is the node set
+    ``nodes[indptr[e]:indptr[e+1]]`` (``indptr is None``: exactly one node, ``nodes[e]``)."""
+
+    nodes: np.ndarray
+    indptr: np.ndarray | None = None
+
+    @property
+    def simple(self) -> bool:
+        return self.indptr is None
+
+    def multiplicity(self) -> np.ndarray:
+        if self.indptr is None:
+            return np.ones(len(self.nodes), dtype=np.int64)
+        return np.diff(self.indptr)
+
+    def expand(self, elems: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Nodes of the given elements: ``(owner, nodes)``, ``owner[k]`` = position in ``elems``
+        of ``nodes[k]`` (``None`` when every element has exactly one node)."""
+        if self.indptr is None:
+            return None, self.nodes[elems]
+        counts = self.indptr[elems + 1] - self.indptr[elems]
+        owner = np.repeat(np.arange(len(elems), dtype=np.int64), counts)
+        starts = np.cumsum(counts) - counts
+        pos = np.repeat(self.indptr[elems] - starts, counts) + np.arange(int(counts.sum()))
+        return owner, self.nodes[pos]
+
+
+def _concat_maps(maps: list[NodeMap]) -> NodeMap:
+    if all(m.simple for m in maps):
+        return NodeMap(np.concatenate([m.nodes for m in maps]))
+    counts = np.concatenate([m.multiplicity() for m in maps])
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return NodeMap(np.concatenate([m.nodes for m in maps]), indptr)
+
+
+def _pooled_map(src: NodeMap, out_elem: np.ndarray, in_elem: np.ndarray, n_out: int) -> NodeMap:
+    """Node sets of pooled elements: the union of the node sets of their window elements."""
+    owner, nodes = src.expand(in_elem)
+    elem = out_elem if owner is None else out_elem[owner]
+    if src.simple:
+        order = np.lexsort((nodes, elem))
+        elem, nodes = elem[order], nodes[order]
+    else:  # windows of already-pooled elements can share nodes: keep each node once
+        key = np.unique(elem.astype(np.int64) * (int(nodes.max()) + 1) + nodes)
+        elem, nodes = np.divmod(key, int(nodes.max()) + 1)
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.bincount(elem, minlength=n_out), out=indptr[1:])
+    return NodeMap(nodes, indptr)
+
+
+@dataclass
+class _Job:
+    """Edges to emit: a layer's unrolled edges (``op`` set) or an identity skip."""
+
+    src: NodeMap
+    dst: NodeMap
+    n_edges: int
+    op: Op | None = None
+    in_shape: tuple = ()
+    out_shape: tuple = ()
+    weight_offset: int = 0
+    arrays: tuple | None = None  # (effective weight, mask) as numpy
+
+
+@dataclass
+class _Plan:
+    partitions: list[Partition]
+    jobs: list[_Job]
+    output_index: int
+    n_weights: int
+    may_merge: bool
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.partitions[-1].stop
+
+    @property
+    def n_edges(self) -> int:
+        return sum(j.n_edges for j in self.jobs)
+
+
+def _depths(dag: LayerDAG) -> dict[int, int]:
+    """Number of conv/linear layers on the longest path from the input to each value."""
+    depth = {dag.input: 0}
+    for op in dag.ops[1:]:
+        d = max(depth[v] for v in op.inputs)
+        depth[op.output] = d + 1 if op.kind in ("conv", "linear") else d
+    return depth
+
+
+def _main_operand(op: Op, depth: dict[int, int]) -> int:
+    best = op.inputs[0]
+    for v in op.inputs[1:]:
+        if depth[v] > depth[best]:
+            best = v
+    return best
+
+
+def _plan(model: nn.Module, input_shape, identity_skips: bool) -> _Plan:
+    dag = trace(model, input_shape)
+    depth = _depths(dag)
+    consumers = dag.consumers()
+    shape = {v.id: v.shape for v in dag.values}
+    producer = {op.output: op for op in dag.ops}
+    main_of_add = {i: _main_operand(op, depth) for i, op in enumerate(dag.ops) if op.kind == "add"}
+    shortcut_of: dict[int, int] = {}  # shortcut op output value -> add op index
+    for i, main in main_of_add.items():
+        for v in dag.ops[i].inputs:
+            p = producer[v]
+            if (v != main and p.kind in ("conv", "linear") and consumers[v] == [i]
+                    and v != dag.output and dag.ops[i].inputs.count(v) == 1):
+                shortcut_of[v] = i
+
+    partitions = [Partition("input", 0, tuple(shape[dag.input]))]
+    maps: dict[int, NodeMap] = {dag.input: NodeMap(np.arange(partitions[0].size, dtype=np.int64))}
+    jobs: list[_Job] = []
+    deferred: dict[int, tuple[Op, int]] = {}
+    n_weights = 0
+    weight_offset: dict[str, int] = {}
+    arrays = {}
+    for op in dag.layers():
+        arrays[op.name] = layer_arrays(op.module)
+        weight_offset[op.name] = n_weights
+        n_weights += int(arrays[op.name][1].sum())
+    for op in dag.ops[1:]:
+        out_shape = shape[op.output]
+        if op.kind in ("conv", "linear"):
+            src = maps[op.inputs[0]]
+            if op.output in shortcut_of:
+                deferred[op.output] = (op, weight_offset[op.name])
+                continue
+            part = Partition(op.name, partitions[-1].stop, tuple(out_shape))
+            partitions.append(part)
+            maps[op.output] = NodeMap(np.arange(part.offset, part.stop, dtype=np.int64))
+            jobs.append(_layer_job(op, src, maps[op.output], shape, weight_offset[op.name],
+                                   arrays[op.name]))
+        elif op.kind == "pool":
+            in_shape = shape[op.inputs[0]]
+            if len(in_shape) != 3:
+                raise EncodingError(f"pooling {op.name} needs a C x H x W input, got {in_shape}")
+            out_elem, in_elem = pool_windows(op.params, in_shape, out_shape)
+            maps[op.output] = _pooled_map(maps[op.inputs[0]], out_elem, in_elem,
+                                          int(np.prod(out_shape)))
+        elif op.kind == "reshape":
+            maps[op.output] = maps[op.inputs[0]]
+        elif op.kind == "cat":
+            maps[op.output] = _concat_maps([maps[v] for v in op.inputs])
+        elif op.kind == "add":
+            main = main_of_add[dag.ops.index(op)]
+            target = maps[main]
+            maps[op.output] = target
+            for v in op.inputs:
+                if v == main:
+                    continue
+                if v in deferred:
+                    sc, offset = deferred.pop(v)
+                    _require_simple(target, op, "a convolutional shortcut")
+                    jobs.append(_layer_job(sc, maps[sc.inputs[0]], target, shape, offset,
+                                           arrays[sc.name]))
+                elif identity_skips:
+                    _require_simple(target, op, "an identity skip")
+                    src = maps[v]
+                    jobs.append(_Job(src, target, int(src.multiplicity().sum())))
+        else:
+            raise EncodingError(f"internal: unexpected op kind {op.kind}")
+    out_map = maps[dag.output]
+    _require_simple(out_map, dag.ops[-1], "the network output")
+    offsets = np.array([p.offset for p in partitions])
+    output_index = int(np.searchsorted(offsets, out_map.nodes[0], side="right") - 1)
+    return _Plan(partitions, jobs, output_index, n_weights, _may_merge(jobs, partitions))
+
+
+def _require_simple(m: NodeMap, op: Op, what: str) -> None:
+    if not m.simple:
+        raise EncodingError(
+            f"{what} at '{op.name}' lands on pooled elements, which are not nodes of the MGE; "
+            "supported: residual adds whose main operand is a conv/linear output or the input"
+        )
+
+
+def _layer_job(op: Op, src: NodeMap, dst: NodeMap, shape, weight_offset: int,
+               arrays: tuple) -> _Job:
+    in_shape, out_shape = shape[op.inputs[0]], shape[op.output]
+    mult = None if src.simple else src.multiplicity()
+    n = layer_edge_count(op.module, in_shape, out_shape, mult, mask=arrays[1])
+    return _Job(src, dst, n, op, tuple(in_shape), tuple(out_shape), weight_offset, arrays)
+
+
+def _may_merge(jobs: list[_Job], partitions: list[Partition]) -> bool:
+    """Whether some (src, dst) pair can be produced twice (then merged, so the planned edge
+    count is an upper bound): overlapping node sets of pooled elements, or two jobs writing
+    into the same partition from the same one."""
+    offsets = np.array([p.offset for p in partitions])
+    seen = set()
+    for j in jobs:
+        if not j.src.simple and len(np.unique(j.src.nodes)) < len(j.src.nodes):
+            return True
+        src_parts = frozenset(np.unique(np.searchsorted(offsets, j.src.nodes, "right") - 1))
+        dst_part = int(np.searchsorted(offsets, j.dst.nodes[0], "right") - 1)
+        for sp_ in src_parts:
+            if (sp_, dst_part) in seen:
+                return True
+        seen.update((sp_, dst_part) for sp_ in src_parts)
+    return False
+
+
+@dataclass(frozen=True)
+class EncodingEstimate:
+    """Size of an MGE computed without building it.
+
+    ``edges`` is exact when ``exact`` (no pair can be produced twice); otherwise it is the
+    number of edges before duplicate pairs are merged, an upper bound. ``graph_bytes`` is the
+    size of the finished graph, ``peak_bytes`` what the build needs at its peak."""
+
+    nodes: int
+    edges: int
+    exact: bool
+    graph_bytes: int
+    peak_bytes: int
+    partitions: tuple[Partition, ...]
+
+    def __str__(self) -> str:
+        return (f"{self.nodes:,} nodes, {self.edges:,} edges{'' if self.exact else ' (at most)'}, "
+                f"graph {self.graph_bytes / 2**30:.2f} GiB, build peak "
+                f"~{self.peak_bytes / 2**30:.2f} GiB")
+
+
+def _bytes(n_nodes: int, n_edges: int, largest_job: int) -> tuple[int, int]:
+    ib = np.dtype(index_dtype(max(n_nodes, n_edges) + 1)).itemsize
+    graph = n_edges * (ib + 4 + 4) + (n_nodes + 1) * ib  # indices, weights, weight ids, indptr
+    # edge arrays (src, dst, weight, id) + CSR with ordinals + sorted copies + job temporaries
+    peak = n_edges * (2 * ib + 8) + n_edges * (3 * ib + 9) + largest_job * 48 + graph // 4
+    return graph, peak
+
+
+def _estimate_plan(plan: _Plan) -> EncodingEstimate:
+    largest = max((j.n_edges for j in plan.jobs), default=0)
+    graph, peak = _bytes(plan.n_nodes, plan.n_edges, largest)
+    return EncodingEstimate(plan.n_nodes, plan.n_edges, not plan.may_merge, graph, peak,
+                            tuple(plan.partitions))
+
+
+def estimate(model: nn.Module, input_shape, identity_skips: bool = False) -> EncodingEstimate:
+    """Exact node and edge counts of ``multipartite(model, input_shape)`` and the bytes its
+    build needs, from masks and shapes only (nothing of the graph's size is allocated)."""
+    try:
+        return _estimate_plan(_plan(model, input_shape, identity_skips))
+    except TracingError as exc:
+        raise EncodingError(str(exc)) from None
+
+
+def check_memory(est: EncodingEstimate, force: bool = False) -> None:
+    """Raise :class:`GraphTooLargeError` when the build would not fit in available memory."""
+    available = psutil.virtual_memory().available
+    if est.peak_bytes > available and not force:
+        raise GraphTooLargeError(
+            f"the MGE would need ~{est.peak_bytes / 2**30:.1f} GiB to build ({est.edges:,} "
+            f"edges) but only {available / 2**30:.1f} GiB is available; use a smaller input, a "
+            "higher sparsity, or force=True (--force) to try anyway"
+        )
+
+
+def multipartite(
+    model: nn.Module,
+    input_shape,
+    identity_skips: bool = False,
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> LayeredGraph:
+    """Multipartite graph encoding of ``model`` for one input of ``input_shape`` (SPEC 3.5).
+
+    Refuses (``GraphTooLargeError``) to build a graph that would not fit in available memory
+    unless ``force``. Edges carry the index of the present weight that created them
+    (``edge_weight_ids``; ``meta["n_weights"]`` present weights in all)."""
+    try:
+        plan = _plan(model, input_shape, identity_skips)
+    except TracingError as exc:
+        raise EncodingError(str(exc)) from None
+    est = _estimate_plan(plan)
+    check_memory(est, force)
+    n_total = plan.n_edges
+    idx = index_dtype(max(plan.n_nodes, n_total) + 1)
+    src = np.empty(n_total, dtype=idx)
+    dst = np.empty(n_total, dtype=idx)
+    weight = np.empty(n_total, dtype=np.float32)
+    wid = np.empty(n_total, dtype=np.int32)
+    pos = 0
+    jobs = tqdm(plan.jobs, desc="MGE", unit="layer", disable=not progress, leave=False)
+    for job in jobs:
+        s, d, w, ids = _job_edges(job)
+        n = len(s)
+        if n != job.n_edges:
+            raise EncodingError(f"internal: planned {job.n_edges} edges, built {n}")
+        src[pos:pos + n], dst[pos:pos + n], weight[pos:pos + n], wid[pos:pos + n] = s, d, w, ids
+        pos += n
+        del s, d, w, ids
+    meta = {"identity_skips": bool(identity_skips), "input_shape": list(input_shape),
+            "n_weights": plan.n_weights}
+    return from_edges(src, dst, weight, plan.partitions, weight_ids=wid, kind="mge",
+                      output_index=plan.output_index, meta=meta)
+
+
+def _job_edges(job: _Job):
+    if job.op is None:  # identity skip: element i of the operand -> element i of the output
+        owner, s = job.src.expand(np.arange(len(job.src.multiplicity())))
+        d = job.dst.nodes if owner is None else job.dst.nodes[owner]
+        return s, d, np.ones(len(s), np.float32), np.full(len(s), -1, np.int32)
+    e = layer_edges(job.op.module, job.in_shape, job.out_shape, job.arrays)
+    owner, s = job.src.expand(e.src)
+    if owner is None:
+        return s, job.dst.nodes[e.dst], e.weight, e.weight_index + job.weight_offset
+    return (s, job.dst.nodes[e.dst[owner]], e.weight[owner],
+            e.weight_index[owner] + job.weight_offset)

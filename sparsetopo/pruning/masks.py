@@ -1,0 +1,171 @@
+"""Masks of sparse networks in ``torch.nn.utils.prune`` form, and what is *present*.
+
+A weight is present when its mask entry is 1 (``weight_orig`` / ``weight_mask`` after
+``torch.nn.utils.prune``) or, for a module without a mask, when it is non-zero (SPEC 2).
+Only ``Conv2d`` and ``Linear`` weights are pruned and encoded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """All ``Conv2d`` and ``Linear`` modules of ``model`` as ``(module_path, module)``, in
+    ``named_modules`` order (shortcuts and classifier included)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+
+
+def weight_and_mask(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Effective weight (``weight * mask``) and boolean presence mask of a conv/linear module."""
+    if hasattr(module, "weight_mask"):
+        mask = module.weight_mask.detach().bool()
+        weight = module.weight_orig.detach() * mask
+    else:
+        weight = module.weight.detach()
+        mask = weight != 0
+    return weight, mask
+
+
+def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{"<module_path>.weight": bool mask}`` for every prunable layer."""
+    return {f"{name}.weight": weight_and_mask(m)[1].clone() for name, m in prunable_layers(model)}
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Apply boolean masks in ``torch.nn.utils.prune`` form (replacing any existing mask).
+
+    ``masks`` maps ``"<module_path>.weight"`` to a bool tensor of the weight's shape.
+    """
+    layers = dict(prunable_layers(model))
+    for key, mask in masks.items():
+        path = key.removesuffix(".weight")
+        if path not in layers:
+            raise KeyError(f"mask {key!r} does not name a Conv2d/Linear weight of the model")
+        module = layers[path]
+        if torch_prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            torch_prune.remove(module, "weight")
+        if tuple(mask.shape) != tuple(module.weight.shape):
+            raise ValueError(
+                f"mask {key!r} has shape {tuple(mask.shape)}, weight has {tuple(module.weight.shape)}"
+            )
+        torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device).float())
+
+
+def count_weights(model: nn.Module) -> tuple[int, int]:
+    """``(present, total)`` conv/linear weights."""
+    present = total = 0
+    for _, m in prunable_layers(model):
+        _, mask = weight_and_mask(m)
+        present += int(mask.sum())
+        total += mask.numel()
+    return present, total
+
+
+def sparsity(model: nn.Module) -> float:
+    """``1 - present / total`` over all conv/linear weights (SPEC 2)."""
+    present, total = count_weights(model)
+    return 1.0 - present / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class LayerDensity:
+    layer: str
+    kind: str
+    shape: tuple[int, ...]
+    present: int
+    total: int
+
+    @property
+    def density(self) -> float:
+        return self.present / self.total if self.total else 0.0
+
+
+def layer_densities(model: nn.Module) -> list[LayerDensity]:
+    """Per-layer present/total weight counts, in ``prunable_layers`` order."""
+    rows = []
+    for name, m in prunable_layers(model):
+        _, mask = weight_and_mask(m)
+        rows.append(LayerDensity(name, type(m).__name__, tuple(mask.shape), int(mask.sum()), mask.numel()))
+    return rows
+
+
+def masked_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A plain ``state_dict`` with weights zeroed where pruned (no ``_orig``/``_mask`` keys)."""
+    sd = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("_mask"):
+            continue
+        if key.endswith("weight_orig"):
+            path = key.removesuffix(".weight_orig")
+            mask = model.get_submodule(path).weight_mask
+            sd[f"{path}.weight"] = (value * mask).detach().clone()
+        else:
+            sd[key] = value.detach().clone()
+    return sd
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used with the model."""
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load a masked ``state_dict`` saved with ``torch.save`` (``weights_only=True``, so no
+    arbitrary unpickling). Keys in plain form (``conv.weight`` zeroed where pruned) or in
+    ``torch.nn.utils.prune`` form (``conv.weight_orig`` + ``conv.weight_mask``) are accepted;
+    the presence masks are applied so that later pruning-aware code sees them.
+    """
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {path}") from None
+    except Exception as exc:  # corrupt file, not a torch file, pickled objects
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot read weights file {path}: {first}") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} is not a state_dict (a dict of tensors)")
+    masks: dict[str, torch.Tensor] = {}
+    plain: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if key.endswith(".weight_mask"):
+            continue
+        if key.endswith(".weight_orig"):
+            path_ = key.removesuffix(".weight_orig")
+            mask = sd.get(f"{path_}.weight_mask")
+            value = value * mask if mask is not None else value
+            plain[f"{path_}.weight"] = value
+            masks[f"{path_}.weight"] = (mask if mask is not None else value != 0).bool()
+        else:
+            plain[key] = value
+    for _, m in prunable_layers(model):
+        if torch_prune.is_pruned(m) and hasattr(m, "weight_mask"):
+            torch_prune.remove(m, "weight")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(plain))
+    unexpected = sorted(set(plain) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[0]})")
+        raise WeightsError(f"{path} does not match the model: " + ", ".join(parts))
+    for key, value in plain.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise WeightsError(
+                f"{path} does not match the model: {key} has shape {tuple(value.shape)}, "
+                f"model expects {tuple(expected[key].shape)}"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsError(f"{path}: {key} contains NaN or inf values")
+    model.load_state_dict(plain)
+    for name, m in prunable_layers(model):
+        key = f"{name}.weight"
+        apply_masks(model, {key: masks.get(key, m.weight.detach() != 0)})
