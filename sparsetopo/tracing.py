@@ -174,8 +174,11 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
     except Exception as exc:  # fx raises many kinds of errors
         raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
     was_training = model.training
+    threads = torch.get_num_threads()
     model.eval()
     try:
+        # one tiny sample: a single thread avoids oversubscription stalls on busy machines
+        torch.set_num_threads(1)
         with torch.no_grad():
             _ShapeRecorder(gm).run(torch.zeros((1, *input_shape)))
     except Exception as exc:
@@ -184,6 +187,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
             f"{type(model).__name__} cannot take an input of shape {input_shape}: {msg}"
         ) from None
     finally:
+        torch.set_num_threads(threads)
         model.train(was_training)
     return _build_dag(gm, input_shape)
 

@@ -1,0 +1,508 @@
+"""Datasets read from local files (nothing is ever downloaded) and deterministic loaders.
+
+``DATASETS``:
+- ``cifar10``: ``<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}`` (the python
+  version of the official release: pickled dicts with ``b"data"`` uint8 ``N x 3072`` in
+  R, G, B planes of 32x32 and ``b"labels"``).
+- ``cifar100``: ``<data_dir>/cifar-100-python/{train,test}`` (``b"fine_labels"`` used, 100 classes).
+- ``tinyimagenet``: ``<data_dir>/tiny-imagenet-200/`` (``wnids.txt``,
+  ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` + ``val/val_annotations.txt``); the
+  ``test`` split is the labelled validation set. Images are resized from 64x64 to 32x32 with a
+  box filter (exact 2x2 mean), as in the paper's code. Class ``k`` is the k-th wnid in sorted order.
+- ``digits``: scikit-learn's bundled 8x8 digits scaled to [0, 1] (``/16``), upsampled to
+  1x32x32 (bilinear, ``align_corners=False``), split by
+  ``train_test_split(test_size=0.25, random_state=0, stratify=y)`` (1347 train, 450 test).
+- ``synthetic``: i.i.d. standard Gaussian images of ``shape=(C, H, W)`` with uniformly random
+  labels in ``range(num_classes)``, ``n`` per split, drawn from ``data_seed`` (shape-only work).
+
+Samples are ``(float32 C x H x W tensor, int label)`` with ``x = (v - mean_c) / std_c``, ``v``
+the pixel in [0, 1] and ``mean_c``, ``std_c`` the per-channel statistics of the training set
+(``NORMALISATION``; for digits computed from its training split; synthetic is not normalised).
+Augmentation (training): pad 4 pixels of black (``v = 0``, before normalisation, as
+``RandomCrop(32, padding=4)`` on images), take a random 32x32 crop, flip horizontally with
+probability 1/2; written with batched torch ops.
+
+Decoded arrays are cached in memory only (per process). ``data_dir=None`` means
+``$SPARSETOPO_DATA_DIR`` or ``./data``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+DATASETS = ("cifar10", "cifar100", "tinyimagenet", "digits", "synthetic")
+SPLITS = ("train", "test")
+PADDING = 4
+AUGMENTED_BY_DEFAULT = ("cifar10", "cifar100", "tinyimagenet")
+
+# Per-channel (mean, std) of the training pixels in [0, 1].
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "tinyimagenet": ((0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821)),
+}
+
+_LAYOUT = {
+    "cifar10": "CIFAR-10 not found: expected {root}/cifar-10-batches-py/"
+    "{{data_batch_1..5,test_batch}} (the python version from the official site); "
+    "nothing is downloaded",
+    "cifar100": "CIFAR-100 not found: expected {root}/cifar-100-python/{{train,test}} "
+    "(the python version from the official site); nothing is downloaded",
+    "tinyimagenet": "Tiny-ImageNet not found: expected {root}/tiny-imagenet-200/"
+    "{{wnids.txt,train/<wnid>/images/*.JPEG,val/images/*.JPEG,val/val_annotations.txt}} "
+    "(tiny-imagenet-200.zip unpacked); nothing is downloaded",
+}
+
+_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+class DataError(ValueError):
+    """A dataset that is missing or malformed on disk."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static description of a dataset: images are ``in_channels x image_size x width``
+    (``width`` defaults to ``image_size``)."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    image_size: int
+    width: int | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one sample."""
+        return (self.in_channels, self.image_size, self.width or self.image_size)
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+
+
+def _synthetic_shape(shape) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthetic shape must be (C, H, W), got {shape!r}") from None
+    if min(c, h, w) < 1:
+        raise ValueError(f"synthetic shape must be positive, got {shape!r}")
+    return c, h, w
+
+
+def dataset_info(
+    name: str, shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10
+) -> DatasetInfo:
+    """Channels, classes and image size of dataset ``name`` (``shape`` and ``num_classes``
+    only matter for ``synthetic``)."""
+    _check_name(name)
+    if name == "synthetic":
+        c, h, w = _synthetic_shape(shape)
+        return DatasetInfo(name, c, int(num_classes), h, w)
+    fixed = {"cifar10": (3, 10), "cifar100": (3, 100), "tinyimagenet": (3, 200), "digits": (1, 10)}
+    channels, classes = fixed[name]
+    return DatasetInfo(name, channels, classes, 32)
+
+
+# ---------------------------------------------------------------- CIFAR pickles
+
+
+def _numpy_reconstruct() -> Callable:
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return importlib.import_module(module)._reconstruct
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("numpy has no multiarray._reconstruct")  # pragma: no cover
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for the official CIFAR files: only numpy array reconstruction is allowed
+    (builtins such as dict, list and bytes need no global lookup)."""
+
+    def find_class(self, module: str, name: str):
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            return _numpy_reconstruct()
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: a CIFAR file only holds numpy arrays, "
+            "lists and bytes"
+        )
+
+
+def _load_cifar_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            obj = _ArrayOnlyUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DataError(f"{path} is not a CIFAR python pickle: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} is not a CIFAR python pickle: expected a dict, got {type(obj)}")
+    return obj
+
+
+def _cifar_arrays(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    batch = _load_cifar_pickle(path)
+    if b"data" not in batch or label_key not in batch:
+        keys = ", ".join(repr(k) for k in batch)
+        raise DataError(f"{path} lacks b'data' or {label_key!r} (keys: {keys})")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[label_key], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataError(f"{path}: b'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
+    if labels.shape != (data.shape[0],) or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
+        raise DataError(f"{path}: {label_key!r} must be {data.shape[0]} labels in [0, {num_classes})")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _read_cifar(name: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        label_key, num_classes = b"labels", 10
+    else:
+        folder = root / "cifar-100-python"
+        files = [split]
+        label_key, num_classes = b"fine_labels", 100
+    paths = [folder / f for f in files]
+    if not all(p.is_file() for p in paths):
+        raise DataError(_LAYOUT[name].format(root=root))
+    parts = [_cifar_arrays(p, label_key, num_classes) for p in paths]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+# ---------------------------------------------------------------- Tiny-ImageNet
+
+
+def _decode_resized(path: Path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BOX)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _read_tinyimagenet(root: Path, split: str, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+    base = root / "tiny-imagenet-200"
+    layout = _LAYOUT["tinyimagenet"].format(root=root)
+    if not (base / "wnids.txt").is_file():
+        raise DataError(layout)
+    wnids = sorted(w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip())
+    index = {w: k for k, w in enumerate(wnids)}
+    files: list[Path] = []
+    labels: list[int] = []
+    if split == "train":
+        for wnid in wnids:
+            found = sorted((base / "train" / wnid / "images").glob("*.JPEG"))
+            if not found:
+                raise DataError(f"{layout} (no images for class {wnid})")
+            files += found
+            labels += [index[wnid]] * len(found)
+    else:
+        annotations = base / "val" / "val_annotations.txt"
+        if not annotations.is_file():
+            raise DataError(layout)
+        rows = [line.split("\t") for line in annotations.read_text().splitlines() if line.strip()]
+        bad = [r for r in rows if len(r) < 2 or r[1] not in index]
+        if bad:
+            raise DataError(
+                f"{annotations}: {len(bad)} lines without a known wnid, e.g. {bad[0]!r}"
+            )
+        files = [base / "val" / "images" / r[0] for r in rows]
+        labels = [index[r[1]] for r in rows]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"{layout} (missing {len(missing)} images, e.g. {missing[0]})")
+    try:
+        import PIL  # noqa: F401
+    except ImportError:  # pragma: no cover
+        raise DataError("reading Tiny-ImageNet needs Pillow (pip install pillow)") from None
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(
+            tqdm(
+                pool.map(lambda p: _decode_resized(p, 32), files),
+                total=len(files),
+                desc=f"tinyimagenet {split}",
+                disable=quiet,
+            )
+        )
+    images = np.stack(decoded).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- digits, synthetic
+
+
+def _read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(y)), test_size=0.25, random_state=0, stratify=y
+    )
+    idx = train_idx if split == "train" else test_idx
+    small = torch.from_numpy((x[idx] / 16.0).astype(np.float32)).reshape(-1, 1, 8, 8)
+    images = F.interpolate(small, size=(32, 32), mode="bilinear", align_corners=False)
+    return images.contiguous(), torch.from_numpy(y[idx].astype(np.int64))
+
+
+def _digits_normalisation() -> tuple[tuple[float], tuple[float]]:
+    images, _ = _cached(("digits", "train"), lambda: _read_digits("train"))
+    pixels = images.double()
+    return (float(pixels.mean()),), (float(pixels.std()),)
+
+
+def _synthetic(
+    split: str, shape, num_classes: int, n: int, data_seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    c, h, w = _synthetic_shape(shape)
+    if int(num_classes) < 1 or int(n) < 1:
+        raise ValueError(f"synthetic needs num_classes >= 1 and n >= 1, got {num_classes}, {n}")
+    gen = torch.Generator().manual_seed(2 * int(data_seed) + SPLITS.index(split))
+    images = torch.randn(int(n), c, h, w, generator=gen)
+    labels = torch.randint(0, int(num_classes), (int(n),), generator=gen)
+    return images, labels
+
+
+def _cached(key: tuple, read: Callable[[], tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+    if key not in _CACHE:
+        images, labels = read()
+        _CACHE[key] = (torch.as_tensor(images), torch.as_tensor(labels, dtype=torch.int64))
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forget every decoded dataset held in memory."""
+    _CACHE.clear()
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def random_crop_flip_params(
+    n: int, generator: torch.Generator, padding: int = PADDING
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` crop offsets ``(dy, dx)`` uniform in ``0..2*padding`` (int64, ``n x 2``) and
+    ``n`` horizontal-flip flags (bool, probability 1/2), in that order, from ``generator``."""
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    return offsets, flips
+
+
+def crop_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int = PADDING
+) -> torch.Tensor:
+    """Batched random-crop-with-padding and horizontal flip.
+
+    ``out[b] = P[b, :, dy:dy+H, dx:dx+W]`` with ``P`` the images zero-padded by ``padding`` on
+    every side and ``(dy, dx) = offsets[b]``, then mirrored along W where ``flips[b]``.
+    """
+    b, _, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    rows = offsets[:, 0, None] + torch.arange(h)  # b x h
+    cols = offsets[:, 1, None] + torch.arange(w)  # b x w
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(b)[:, None, None]
+    # advanced indices around a slice: the result is b x h x w x C
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+# ---------------------------------------------------------------- datasets and loaders
+
+
+class ImageDataset(Dataset):
+    """In-memory image dataset yielding ``(normalised float32 C x H x W tensor, int label)``.
+
+    ``images`` are uint8 (pixel ``v = x / 255``) or float (``v = x``); with ``augment`` every
+    ``__getitem__`` draws a crop/flip from the dataset's own generator (seeded by ``seed``).
+    Loaders from :func:`make_loader` instead draw all randomness in the main process and call
+    :meth:`batch`.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        info: DatasetInfo,
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        self.images = images
+        self.labels = labels
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+        self.info = info
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def batch(
+        self,
+        indices: torch.Tensor,
+        offsets: torch.Tensor | None = None,
+        flips: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples ``indices`` as one batch ``(x: B x C x H x W, y: B)``; crop/flip them when
+        ``offsets`` and ``flips`` are given (see :func:`crop_flip`)."""
+        x = self.images[indices]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        if offsets is not None and flips is not None:
+            x = crop_flip(x, offsets, flips)
+        return (x - self.mean) / self.std, self.labels[indices]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self)
+        if not -n <= int(index) < n:
+            raise IndexError(f"index {index} out of range for {n} samples")
+        idx = torch.tensor([int(index) % n])
+        offsets = flips = None
+        if self.augment:
+            offsets, flips = random_crop_flip_params(1, self.generator)
+        x, y = self.batch(idx, offsets, flips)
+        return x[0], int(y[0])
+
+
+def _resolve_root(data_dir: str | os.PathLike | None) -> Path:
+    if data_dir is None:
+        data_dir = os.environ.get("SPARSETOPO_DATA_DIR", "data")
+    return Path(data_dir).expanduser().resolve()
+
+
+def get_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    augment: bool = False,
+    *,
+    seed: int = 0,
+    quiet: bool = False,
+    shape: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10,
+    n: int = 256,
+    data_seed: int = 0,
+) -> ImageDataset:
+    """Dataset ``name`` (see ``DATASETS`` and the module docstring), split ``train`` or ``test``.
+
+    ``seed`` seeds per-item augmentation; ``quiet`` silences progress bars; ``shape``,
+    ``num_classes``, ``n`` and ``data_seed`` configure ``synthetic`` only. Files are read from
+    ``data_dir`` (cifar10, cifar100, tinyimagenet); a missing file raises :class:`DataError`.
+    """
+    _check_name(name)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    info = dataset_info(name, shape=shape, num_classes=num_classes)
+    if name == "synthetic":
+        images, labels = _synthetic(split, shape, num_classes, n, data_seed)
+        mean, std = (0.0,) * info.in_channels, (1.0,) * info.in_channels
+    elif name == "digits":
+        images, labels = _cached(("digits", split), lambda: _read_digits(split))
+        mean, std = _digits_normalisation()
+    else:
+        root = _resolve_root(data_dir)
+        if name == "tinyimagenet":
+            reader = lambda: _read_tinyimagenet(root, split, quiet)  # noqa: E731
+        else:
+            reader = lambda: _read_cifar(name, root, split)  # noqa: E731
+        images, labels = _cached((name, split, str(root)), reader)
+        mean, std = NORMALISATION[name]
+    return ImageDataset(images, labels, mean, std, info, augment=augment, seed=seed)
+
+
+class _EpochPlan(Sampler):
+    """Yields one ``(indices, offsets, flips)`` batch plan at a time; an epoch's order and
+    augmentation parameters are drawn from one generator in the main process, so a loader is
+    reproducible for any ``num_workers``."""
+
+    def __init__(
+        self, n: int, batch_size: int, shuffle: bool, augment: bool, seed: int, drop_last: bool
+    ):
+        self.n, self.batch_size = n, batch_size
+        self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple]:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        offsets = flips = None
+        if self.augment:
+            offsets, flips = random_crop_flip_params(self.n, self.generator)
+        for k in range(len(self)):
+            s = slice(k * self.batch_size, (k + 1) * self.batch_size)
+            if offsets is None:
+                yield (order[s], None, None)
+            else:
+                yield (order[s], offsets[s], flips[s])
+
+
+class _Batches(Dataset):
+    """Adapter: item = a batch plan from :class:`_EpochPlan`; ``len`` = number of samples."""
+
+    def __init__(self, base: ImageDataset):
+        self.base = base
+        self.info = base.info
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, plan):
+        if isinstance(plan, tuple):
+            return self.base.batch(*plan)
+        return self.base[plan]
+
+
+def make_loader(
+    name: str,
+    split: str = "train",
+    batch_size: int = 128,
+    data_dir: str | os.PathLike | None = None,
+    shuffle: bool | None = None,
+    augment: bool | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    **kw,
+) -> DataLoader:
+    """DataLoader of batches ``(x: B x C x H x W float32, y: B int64)`` of :func:`get_dataset`.
+
+    Defaults: ``shuffle`` for the train split; ``augment`` for the train split of cifar10,
+    cifar100 and tinyimagenet. The sample order and augmentation of every epoch come from
+    ``torch.Generator().manual_seed(seed)``: two loaders with the same arguments yield the same
+    batches, whatever ``num_workers``. ``len(loader.dataset)`` is the number of samples.
+    ``kw`` goes to :func:`get_dataset`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    base = get_dataset(name, split, data_dir, augment=False, **kw)
+    if shuffle is None:
+        shuffle = split == "train"
+    if augment is None:
+        augment = split == "train" and name in AUGMENTED_BY_DEFAULT
+    plan = _EpochPlan(len(base), batch_size, bool(shuffle), bool(augment), seed, drop_last)
+    return DataLoader(_Batches(base), batch_size=None, sampler=plan, num_workers=num_workers)

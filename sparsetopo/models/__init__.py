@@ -1,0 +1,87 @@
+"""Model zoo: ``create(name, num_classes=10, in_channels=3, **kwargs)`` and ``names()``.
+
+Every model is initialised by :func:`sparsetopo.models.init.init_weights` (Kaiming-normal:
+``fan_out`` for convolutions, ``fan_in`` for linear layers; zero biases; BatchNorm 1/0) and is
+``torch.fx``-traceable (no data-dependent control flow; residual adds are ``out + shortcut(x)``
+with ``shortcut`` a conv(+BN) projection or the identity).
+
+| name | model | parameters (10 classes) |
+|---|---|---|
+| conv6 | Conv-6 with BatchNorm | 2.26M |
+| resnet20, resnet32 | He et al. CIFAR ResNets, option-B shortcuts | 0.27M, 0.47M |
+| wrn28_2 | pre-activation WRN-28-2 | 1.47M |
+| mobilenetv2 | MobileNetV2, CIFAR variant | 2.24M |
+| mlp | small MLP (``input_size``, ``hidden`` kwargs) | 0.40M |
+| resnet18, resnet50 | ImageNet ResNets (224x224) | 11.7M, 25.6M with 1000 classes |
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .conv6 import Conv6
+from .init import init_weights
+from .mlp import mlp
+from .mobilenetv2 import mobilenetv2
+from .resnet_cifar import resnet20, resnet32
+from .resnet_imagenet import resnet18, resnet50
+from .wrn import wrn28_2
+
+__all__ = ["create", "names", "init_weights", "count_parameters"]
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "conv6": Conv6,
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "wrn28_2": wrn28_2,
+    "mobilenetv2": mobilenetv2,
+    "mlp": mlp,
+    "resnet18": resnet18,
+    "resnet50": resnet50,
+}
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`create`."""
+    return list(_BUILDERS)
+
+
+def _options(name: str) -> list[str]:
+    params = inspect.signature(_BUILDERS[name]).parameters
+    return [p for p in params if p not in ("num_classes", "in_channels")]
+
+
+def create(
+    name: str, num_classes: int = 10, in_channels: int = 3, seed: int | None = None, **kwargs
+) -> nn.Module:
+    """Build model ``name`` with ``num_classes`` outputs for ``in_channels``-channel images.
+
+    ``kwargs`` are model options (``conv6``: ``input_size``; ``mlp``: ``input_size``,
+    ``hidden``; ``mobilenetv2``: ``conv_shortcuts``). With ``seed`` the initial weights are drawn
+    from ``torch.manual_seed(seed)`` without touching the global RNG state; otherwise from the
+    global RNG.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+    bad = sorted(set(kwargs) - set(_options(name)))
+    if bad:
+        allowed = ", ".join(_options(name)) or "none"
+        raise ValueError(f"model {name!r} has no option {', '.join(bad)}; its options: {allowed}")
+    builder = _BUILDERS[name]
+    if seed is None:
+        return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (weights, biases and BatchNorm affine parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

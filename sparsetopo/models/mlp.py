@@ -1,0 +1,46 @@
+"""A small multilayer perceptron: ``flatten -> Linear -> ReLU -> ... -> Linear(classes)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    """MLP on ``in_channels x H x W`` inputs with the given hidden layer sizes."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int | Sequence[int] = 32,
+        hidden: Sequence[int] = (128, 64),
+    ):
+        super().__init__()
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"mlp input_size must be an int or (H, W), got {input_size!r}")
+        if any(int(h) < 1 for h in hidden):
+            raise ValueError(f"mlp hidden sizes must be positive, got {tuple(hidden)}")
+        widths = [in_channels * prod(size), *map(int, hidden)]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+def mlp(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    input_size: int | Sequence[int] = 32,
+    hidden: Sequence[int] = (128, 64),
+) -> MLP:
+    """MLP for ``in_channels x input_size x input_size`` inputs, hidden sizes ``hidden``
+    (default 128, 64: three Linear layers)."""
+    return MLP(num_classes, in_channels, input_size, hidden)
