@@ -92,7 +92,12 @@ def conv_edges(weight: np.ndarray, mask: np.ndarray, g: ConvGeometry) -> LayerEd
     """Unrolled BGE of a Conv2d (SPEC 3.4): for every present ``W[co, ci, ky, kx]`` and output
     position ``(oy, ox)`` with ``iy = oy*s - p + ky*d`` and ``ix = ox*s - p + kx*d`` inside the
     input, an edge ``(ci, iy, ix) -> (co, oy, ox)`` of weight ``W[co, ci, ky, kx]``; ``ci`` runs
-    over the group of ``co``."""
+    over the group of ``co``.
+
+    All weights at one kernel offset ``(ky, kx)`` see the same block of valid positions, so the
+    edges of that offset are one broadcast sum ``channel base + position``; the only Python loop
+    is over the ``kh * kw`` kernel offsets.
+    """
     c_out, c_in_g, kh, kw = weight.shape
     c_in, h, w = g.in_shape
     _, ho, wo = g.out_shape
@@ -101,20 +106,32 @@ def conv_edges(weight: np.ndarray, mask: np.ndarray, g: ConvGeometry) -> LayerEd
     ci = (co // (c_out // g.groups)) * c_in_g + cil
     oy_t, iy_t, ny = _valid_offsets(h, ho, kh, g.stride[0], g.padding[0], g.dilation[0])
     ox_t, ix_t, nx = _valid_offsets(w, wo, kw, g.stride[1], g.padding[1], g.dilation[1])
-    nxw = nx[kx]
-    owner, local = _ragged_arange(ny[ky] * nxw)
-    ty, tx = np.divmod(local, nxw[owner])
-    del local
-    kyo, kxo = ky[owner], kx[owner]
-    oy, iy = oy_t[kyo, ty], iy_t[kyo, ty]
-    del ty
-    ox, ix = ox_t[kxo, tx], ix_t[kxo, tx]
-    del tx, kyo, kxo
+    offset = (ky * kw + kx).astype(np.int32)
+    order = np.argsort(offset, kind="stable")  # weights grouped by kernel offset
+    per_offset = np.bincount(offset, minlength=kh * kw)
+    n_pos = np.outer(ny, nx).reshape(-1)
+    n_edges = int((per_offset * n_pos).sum())
     idx = np.int32 if max(c_in * h * w, c_out * ho * wo) < 2**31 - 1 else np.int64
-    src = ((ci[owner] * h + iy) * w + ix).astype(idx)
-    del iy, ix
-    dst = ((co[owner] * ho + oy) * wo + ox).astype(idx)
-    del oy, ox
+    src = np.empty(n_edges, dtype=idx)
+    dst = np.empty(n_edges, dtype=idx)
+    owner = np.empty(n_edges, dtype=np.int32)
+    src_base = (ci * (h * w)).astype(idx)
+    dst_base = (co * (ho * wo)).astype(idx)
+    pos = start = 0
+    for k in np.flatnonzero(per_offset):
+        y, x = divmod(int(k), kw)
+        sel = order[start:start + per_offset[k]]
+        start += per_offset[k]
+        m = int(n_pos[k])
+        if m == 0:
+            continue
+        in_pos = (iy_t[y, :ny[y], None] * w + ix_t[x, None, :nx[x]]).reshape(-1).astype(idx)
+        out_pos = (oy_t[y, :ny[y], None] * wo + ox_t[x, None, :nx[x]]).reshape(-1).astype(idx)
+        n = len(sel) * m
+        np.add(src_base[sel, None], in_pos[None, :], out=src[pos:pos + n].reshape(-1, m))
+        np.add(dst_base[sel, None], out_pos[None, :], out=dst[pos:pos + n].reshape(-1, m))
+        owner[pos:pos + n].reshape(-1, m)[:] = sel[:, None]
+        pos += n
     wvals = weight.reshape(-1)[flat].astype(np.float32)
     return LayerEdges(src, dst, wvals[owner], owner, len(flat))
 
