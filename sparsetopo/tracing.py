@@ -238,6 +238,10 @@ def _build_dag(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> LayerDAG:
         ins = tensor_inputs(node)
         if not ins:
             continue  # constant computation, not on the data path
+        if _shape_of(node) is None and (node.op == "call_function" and node.target is getattr
+                                        or node.op == "call_method"
+                                        and node.target in ("size", "dim")):
+            continue  # shape queries (x.size(0), x.shape[0]) feed reshapes, not the data path
         module = gm.get_submodule(node.target) if node.op == "call_module" else None
         _classify(node, module, ins, value_of, add_op, values)
     if output_value is None:

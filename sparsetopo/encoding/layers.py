@@ -209,7 +209,7 @@ def pool_windows(params: dict, in_shape, out_shape) -> tuple[np.ndarray, np.ndar
     """``(out_elem, in_elem)`` pairs of a 2-D pooling op over a ``C x H x W`` input: every
     input element of the window of each output element (padding excluded)."""
     c, h, w = in_shape
-    _, ho, wo = out_shape
+    ho, wo = out_shape[1:] if len(out_shape) == 3 else (1, 1)  # x.mean((2, 3)) gives (C,)
     if params["mode"] == "adaptive":
         oy, iy = adaptive_pairs_1d(h, ho)
         ox, ix = adaptive_pairs_1d(w, wo)

@@ -35,6 +35,10 @@ class EncodingError(ValueError):
     """The model cannot be encoded as asked."""
 
 
+class UnsupportedModelError(EncodingError, TracingError):
+    """The model cannot be traced, or contains an op the encodings do not support."""
+
+
 class GraphTooLargeError(EncodingError, MemoryError):
     """Building the graph would not fit in the available memory."""
 
@@ -78,15 +82,15 @@ def _concat_maps(maps: list[NodeMap]) -> NodeMap:
 
 
 def _pooled_map(src: NodeMap, out_elem: np.ndarray, in_elem: np.ndarray, n_out: int) -> NodeMap:
-    """Node sets of pooled elements: the union of the node sets of their window elements."""
+    """Node lists of pooled elements: the node lists of their window elements, concatenated.
+
+    Applying SPEC 3.5's replacement rule once per pooling op, a node inside two overlapping
+    inner windows of one outer window appears twice: its two parallel edges to a consumer are
+    later merged by summing, exactly as a sum-pooling forward pass would count it."""
     owner, nodes = src.expand(in_elem)
     elem = out_elem if owner is None else out_elem[owner]
-    if src.simple:
-        order = np.lexsort((nodes, elem))
-        elem, nodes = elem[order], nodes[order]
-    else:  # windows of already-pooled elements can share nodes: keep each node once
-        key = np.unique(elem.astype(np.int64) * (int(nodes.max()) + 1) + nodes)
-        elem, nodes = np.divmod(key, int(nodes.max()) + 1)
+    order = np.lexsort((nodes, elem))
+    elem, nodes = elem[order], nodes[order]
     indptr = np.zeros(n_out + 1, dtype=np.int64)
     np.cumsum(np.bincount(elem, minlength=n_out), out=indptr[1:])
     return NodeMap(nodes, indptr)
@@ -291,7 +295,7 @@ def estimate(model: nn.Module, input_shape, identity_skips: bool = False) -> Enc
     try:
         return _estimate_plan(_plan(model, input_shape, identity_skips))
     except TracingError as exc:
-        raise EncodingError(str(exc)) from None
+        raise UnsupportedModelError(str(exc)) from None
 
 
 def check_memory(est: EncodingEstimate, force: bool = False) -> None:
@@ -321,7 +325,7 @@ def multipartite(
     try:
         plan = _plan(model, input_shape, identity_skips)
     except TracingError as exc:
-        raise EncodingError(str(exc)) from None
+        raise UnsupportedModelError(str(exc)) from None
     est = _estimate_plan(plan)
     check_memory(est, force)
     n_total = plan.n_edges

@@ -5,7 +5,8 @@
 - Rolled-channel BGE (SPEC 3.3, Prabhu et al. 2018): left = ``C_in``, right = ``C_out``; an edge
   ``ci -> co`` when ``W[co, ci]`` has a present weight, weighted by the L2 norm of its present
   weights (grouped convs: ``ci`` is in the group of ``co``; depthwise: ``c -> c``).
-Linear layers are ``in_features -> out_features`` in both.
+Linear layers are ``in_features -> out_features`` in both, one edge per present weight of
+(signed) weight ``w`` ("Linear as in 3.2").
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def rolled_channel(model: nn.Module) -> list[LayeredGraph]:
     for name, module in prunable_layers(model):
         weight, mask = layer_arrays(module)
         if weight.ndim == 2:
-            present, norm, groups = mask, np.abs(weight), 1
+            present, norm, groups = mask, weight, 1
         else:
             present = mask.any(axis=(2, 3))
             norm = np.sqrt((np.where(mask, weight, 0.0) ** 2).sum(axis=(2, 3)))

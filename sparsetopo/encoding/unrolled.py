@@ -9,7 +9,7 @@ from torch import nn
 from ..tracing import TracingError, trace
 from .graph import LayeredGraph, Partition, from_edges
 from .layers import layer_edge_count, layer_edges
-from .multipartite import EncodingError
+from .multipartite import UnsupportedModelError
 
 
 def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:
@@ -23,7 +23,7 @@ def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:
     try:
         dag = trace(model, input_shape)
     except TracingError as exc:
-        raise EncodingError(str(exc)) from None
+        raise UnsupportedModelError(str(exc)) from None
     shape = {v.id: v.shape for v in dag.values}
     producer = {op.output: op for op in dag.ops}
     graphs = []
@@ -44,7 +44,7 @@ def unrolled_size(model: nn.Module, input_shape) -> tuple[int, int]:
     try:
         dag = trace(model, input_shape)
     except TracingError as exc:
-        raise EncodingError(str(exc)) from None
+        raise UnsupportedModelError(str(exc)) from None
     shape = {v.id: v.shape for v in dag.values}
     nodes = edges = 0
     for op in dag.layers():
