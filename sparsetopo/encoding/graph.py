@@ -179,6 +179,7 @@ def from_edges(
     weight: np.ndarray,
     partitions: list[Partition],
     weight_ids: np.ndarray | None = None,
+    merge: bool = True,
     **kwargs,
 ) -> LayeredGraph:
     """Build a ``LayeredGraph`` from edge arrays; duplicate ``(src, dst)`` pairs are merged by
@@ -187,6 +188,8 @@ def from_edges(
     Rows are bucketed by a counting sort (scipy's COO->CSR) carrying each edge's ordinal, columns
     sorted inside rows, then duplicates are reduced with ``np.add.reduceat``: O(E) memory beyond
     the inputs, and the provenance ``weight_ids`` survives the merge (smallest id kept).
+    ``merge=False`` promises that no pair repeats (the MGE planner knows when), skipping the
+    duplicate scan.
     """
     n = partitions[-1].stop if partitions else 0
     n_edges = len(src)
@@ -207,12 +210,14 @@ def from_edges(
     csr.sort_indices()
     order = csr.data
     cols = csr.indices
-    first = np.zeros(len(cols), dtype=bool)
-    first[csr.indptr[:-1][np.diff(csr.indptr) > 0]] = True
-    first[1:] |= cols[1:] != cols[:-1]
     w_sorted = np.asarray(weight, dtype=np.float32)[order]
     ids_sorted = None if weight_ids is None else np.asarray(weight_ids)[order]
-    if first.all():
+    if merge:
+        first = np.zeros(len(cols), dtype=bool)
+        first[csr.indptr[:-1][np.diff(csr.indptr) > 0]] = True
+        first[1:] |= cols[1:] != cols[:-1]
+        merge = not first.all()
+    if not merge:
         data, indices, indptr, ids = w_sorted, cols, csr.indptr, ids_sorted
     else:
         starts = np.flatnonzero(first)

@@ -45,11 +45,17 @@ class GraphTooLargeError(EncodingError, MemoryError):
 
 @dataclass
 class NodeMap:
-    """Graph nodes of every element of an activation: element ``e`` is the node set
-    ``nodes[indptr[e]:indptr[e+1]]`` (``indptr is None``: exactly one node, ``nodes[e]``)."""
+    """Graph nodes of every element of an activation: element ``e`` is the node list
+    ``nodes[indptr[e]:indptr[e+1]]`` (``indptr is None``: exactly one node, ``nodes[e]``).
+    ``offset`` is set when the nodes are the contiguous range ``offset + e`` (a partition)."""
 
     nodes: np.ndarray
     indptr: np.ndarray | None = None
+    offset: int | None = None
+
+    @classmethod
+    def partition(cls, part: Partition) -> NodeMap:
+        return cls(np.arange(part.offset, part.stop, dtype=np.int64), offset=part.offset)
 
     @property
     def simple(self) -> bool:
@@ -60,11 +66,26 @@ class NodeMap:
             return np.ones(len(self.nodes), dtype=np.int64)
         return np.diff(self.indptr)
 
-    def expand(self, elems: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-        """Nodes of the given elements: ``(owner, nodes)``, ``owner[k]`` = position in ``elems``
-        of ``nodes[k]`` (``None`` when every element has exactly one node)."""
+    def _width(self) -> int | None:
+        """The common length of every element's node list, if there is one."""
         if self.indptr is None:
-            return None, self.nodes[elems]
+            return 1
+        m = np.diff(self.indptr)
+        return int(m[0]) if len(m) and (m == m[0]).all() else None
+
+    def lookup(self, elems: np.ndarray) -> np.ndarray:
+        """The node of each element of a simple map."""
+        return elems + self.offset if self.offset is not None else self.nodes[elems]
+
+    def expand(self, elems: np.ndarray) -> tuple[None | int | np.ndarray, np.ndarray]:
+        """Nodes of the given elements: ``(rep, nodes)``. ``rep`` is ``None`` when every element
+        has exactly one node, an int ``k`` when each has ``k`` (consecutive in ``nodes``), else
+        ``owner`` with ``owner[j]`` = position in ``elems`` of ``nodes[j]``."""
+        if self.indptr is None:
+            return None, self.lookup(elems)
+        k = self._width()
+        if k is not None:
+            return k, self.nodes.reshape(-1, k)[elems].reshape(-1)
         counts = self.indptr[elems + 1] - self.indptr[elems]
         owner = np.repeat(np.arange(len(elems), dtype=np.int64), counts)
         starts = np.cumsum(counts) - counts
@@ -161,7 +182,7 @@ def _plan(model: nn.Module, input_shape, identity_skips: bool) -> _Plan:
                 shortcut_of[v] = i
 
     partitions = [Partition("input", 0, tuple(shape[dag.input]))]
-    maps: dict[int, NodeMap] = {dag.input: NodeMap(np.arange(partitions[0].size, dtype=np.int64))}
+    maps: dict[int, NodeMap] = {dag.input: NodeMap.partition(partitions[0])}
     jobs: list[_Job] = []
     deferred: dict[int, tuple[Op, int]] = {}
     n_weights = 0
@@ -180,7 +201,7 @@ def _plan(model: nn.Module, input_shape, identity_skips: bool) -> _Plan:
                 continue
             part = Partition(op.name, partitions[-1].stop, tuple(out_shape))
             partitions.append(part)
-            maps[op.output] = NodeMap(np.arange(part.offset, part.stop, dtype=np.int64))
+            maps[op.output] = NodeMap.partition(part)
             jobs.append(_layer_job(op, src, maps[op.output], shape, weight_offset[op.name],
                                    arrays[op.name]))
         elif op.kind == "pool":
@@ -242,8 +263,8 @@ def _may_merge(jobs: list[_Job], partitions: list[Partition]) -> bool:
     offsets = np.array([p.offset for p in partitions])
     seen = set()
     for j in jobs:
-        if not j.src.simple and len(np.unique(j.src.nodes)) < len(j.src.nodes):
-            return True
+        if j.src.offset is None and len(np.unique(j.src.nodes)) < len(j.src.nodes):
+            return True  # overlapping pooling windows, or cat of one tensor with itself
         src_parts = frozenset(np.unique(np.searchsorted(offsets, j.src.nodes, "right") - 1))
         dst_part = int(np.searchsorted(offsets, j.dst.nodes[0], "right") - 1)
         for sp_ in src_parts:
@@ -347,17 +368,21 @@ def multipartite(
     meta = {"identity_skips": bool(identity_skips), "input_shape": list(input_shape),
             "n_weights": plan.n_weights}
     return from_edges(src, dst, weight, plan.partitions, weight_ids=wid, kind="mge",
-                      output_index=plan.output_index, meta=meta)
+                      output_index=plan.output_index, meta=meta, merge=plan.may_merge)
 
 
 def _job_edges(job: _Job):
     if job.op is None:  # identity skip: element i of the operand -> element i of the output
-        owner, s = job.src.expand(np.arange(len(job.src.multiplicity())))
-        d = job.dst.nodes if owner is None else job.dst.nodes[owner]
-        return s, d, np.ones(len(s), np.float32), np.full(len(s), -1, np.int32)
-    e = layer_edges(job.op.module, job.in_shape, job.out_shape, job.arrays)
-    owner, s = job.src.expand(e.src)
-    if owner is None:
-        return s, job.dst.nodes[e.dst], e.weight, e.weight_index + job.weight_offset
-    return (s, job.dst.nodes[e.dst[owner]], e.weight[owner],
-            e.weight_index[owner] + job.weight_offset)
+        elems = np.arange(len(job.src.multiplicity()))
+        rep, s = job.src.expand(elems)
+        d, w, ids = job.dst.lookup(elems), np.ones(len(elems), np.float32), np.full(
+            len(elems), -1, np.int32)
+    else:
+        e = layer_edges(job.op.module, job.in_shape, job.out_shape, job.arrays)
+        rep, s = job.src.expand(e.src)
+        d, w, ids = job.dst.lookup(e.dst), e.weight, e.weight_index + job.weight_offset
+    if rep is None:
+        return s, d, w, ids
+    if isinstance(rep, int):
+        return s, np.repeat(d, rep), np.repeat(w, rep), np.repeat(ids, rep)
+    return s, d[rep], w[rep], ids[rep]
