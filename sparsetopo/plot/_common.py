@@ -1,0 +1,60 @@
+"""Shared by the plots: atomic PNG writing, one colour per pruning method, column checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+# Fixed order so a method has the same colour in every plot of every report.
+KNOWN_METHODS = ("dense", "uniform", "er", "erk", "snip", "grasp", "synflow", "prospr",
+                 "magnitude")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def method_styles(methods) -> dict[str, dict]:
+    """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10), others
+    follow in sorted order."""
+    names = [m for m in KNOWN_METHODS if m in set(methods)]
+    names += sorted(set(map(str, methods)) - set(KNOWN_METHODS))
+    palette = colormaps["tab10"].colors
+    slot = {m: i for i, m in enumerate(KNOWN_METHODS)}
+    extra = len(KNOWN_METHODS)
+    styles = {}
+    for name in names:
+        if name == "dense":
+            styles[name] = {"color": "black", "marker": "*"}
+            continue
+        i = slot.get(name)
+        if i is None:
+            i, extra = extra, extra + 1
+        styles[name] = {"color": palette[i % len(palette)], "marker": MARKERS[i % len(MARKERS)]}
+    return styles
+
+
+def require_columns(df: pd.DataFrame, columns, what: str) -> None:
+    """Raise ``ValueError`` naming the missing columns of ``df``."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
+
+
+def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
+    """``fig.savefig(path)`` as PNG, atomically (temporary file in the same folder, then
+    ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            # zlib level 3: a third of the default's time for 4% larger files
+            fig.savefig(fh, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

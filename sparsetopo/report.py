@@ -1,0 +1,414 @@
+"""One self-contained HTML report of a study (``sparsetopo study report``).
+
+Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), plots
+(accuracy drop and topometrics against sparsity, predicted vs measured, SHAP importance), the
+ranking of pruning methods per sparsity, and every run with its status and error. Images are
+PNGs embedded as base64 data URIs and a Content-Security-Policy forbids loading anything else,
+so the file can be mailed or archived alone. Every piece of text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sparsetopo import plot
+from sparsetopo.plot.metrics import FEATURE_SET_ORDER, PROTOCOL_ORDER
+
+FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
+RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
+               "dense_accuracy", "accuracy_drop")
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0 auto;
+max-width:1240px;padding:24px 32px 64px;color:#1d232b;line-height:1.45;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:36px 0 10px;border-bottom:1px solid
+#d5dae1;padding-bottom:4px}h3{font-size:16px;margin:22px 0 8px}
+.meta{color:#5a6573;font-size:13px}.note{background:#fff8e5;border-left:4px solid #e0a800;
+padding:8px 12px;margin:10px 0}.warn{background:#fdecec;border-left:4px solid #c62828;
+padding:8px 12px;margin:10px 0}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}
+th,td{border:1px solid #d5dae1;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f5;position:sticky;top:0}tr:nth-child(even) td{background:#f8f9fb}
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{background:#fdecec}
+td.best{font-weight:700}code,pre{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;
+font-size:12px}pre{white-space:pre-wrap;margin:4px 0}
+figure{margin:8px 0 20px}figure img{max-width:100%;height:auto;border:1px solid #e3e7ec}
+figcaption{color:#5a6573;font-size:13px}ul.summary{margin:6px 0;padding-left:20px}
+"""
+
+# Sets body[data-images-ok] once every image has decoded (checked by the browser test).
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.every(function (im) { return im.complete && im.naturalWidth > 0; });
+  document.body.dataset.imagesOk = ok ? "true" : "false";
+  document.body.dataset.images = String(images.length);
+});
+"""
+
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'")
+
+
+def build_report(
+    results_path: str | os.PathLike,
+    out_html: str | os.PathLike,
+    fit_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
+    """Write the HTML report of the study stored in ``results_path`` to ``out_html``.
+
+    Fit tables come from ``fit_dir`` when given, else from ``<results stem>-fit/`` or ``fit/``
+    next to the results file when one of them holds ``comparison.csv``; without them the
+    report says how to fit the study. Returns the path of the report.
+    """
+    from sparsetopo.study.store import load_runs
+
+    results_path = Path(results_path)
+    runs = load_runs(results_path, status=None)
+    found = find_fit_dir(results_path, fit_dir)
+    tables = read_fit_tables(found) if found is not None else {}
+    return render_report(
+        runs,
+        out_html,
+        comparison=tables.get("comparison"),
+        importance=tables.get("importance"),
+        predictions=tables.get("predictions"),
+        title=f"Study report: {results_path.name}",
+        source=str(results_path),
+        fit_source=None if found is None else str(found),
+        fit_hint=(f"sparsetopo study fit {results_path} --out "
+                  f"{results_path.with_name(results_path.stem + '-fit')}"),
+        progress=progress,
+    )
+
+
+def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path | None:
+    """``fit_dir`` (must exist and hold ``comparison.csv``), else the first of
+    ``<results stem>-fit/`` and ``fit/`` next to the results that holds one, else ``None``."""
+    if fit_dir is not None:
+        fit_dir = Path(fit_dir)
+        if not (fit_dir / "comparison.csv").is_file():
+            raise FileNotFoundError(f"{fit_dir} holds no comparison.csv: give the output "
+                                    "folder of `sparsetopo study fit`")
+        return fit_dir
+    for candidate in (results_path.with_name(results_path.stem + "-fit"),
+                      results_path.with_name("fit")):
+        if (candidate / "comparison.csv").is_file():
+            return candidate
+    return None
+
+
+def read_fit_tables(fit_dir: Path) -> dict[str, pd.DataFrame]:
+    """``{"comparison", "importance", "predictions"}`` tables present in ``fit_dir``."""
+    return {name.removesuffix(".csv"): pd.read_csv(fit_dir / name)
+            for name in FIT_FILES if (fit_dir / name).is_file()}
+
+
+def render_report(
+    runs_df: pd.DataFrame,
+    out_html: str | os.PathLike,
+    comparison: pd.DataFrame | None = None,
+    importance: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    *,
+    title: str = "Study report",
+    source: str | None = None,
+    fit_source: str | None = None,
+    fit_hint: str = "sparsetopo study fit RESULTS --out RESULTS-fit",
+    progress: bool = False,
+) -> Path:
+    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``) and
+    the optional fit tables to ``out_html`` atomically; return its path."""
+    if not isinstance(runs_df, pd.DataFrame):
+        raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
+    missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
+               if c not in runs_df.columns]
+    if missing:
+        raise ValueError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
+    steps: list[tuple[str, Callable[[Path], str]]] = [
+        ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
+        ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
+        ("plots", lambda d: _runs_plots(runs_df, d)),
+        ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
+        ("ranking", lambda d: _ranking_section(runs_df, predictions)),
+        ("runs", lambda d: _runs_section(runs_df)),
+    ]
+    body = []
+    with tempfile.TemporaryDirectory(prefix="sparsetopo-report-") as tmp:
+        for _, step in tqdm(steps, desc="report", disable=not progress, leave=False):
+            body.append(step(Path(tmp)))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>"
+        f"<h1>{_e(title)}</h1><p class=\"meta\">generated by sparsetopo on {_e(stamp)}</p>\n"
+        + "\n".join(body)
+        + f"\n<script>{SCRIPT}</script></body></html>\n"
+    )
+    out_html = Path(out_html)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = out_html.with_name(f".{out_html.name}.tmp-{os.getpid()}")
+    try:
+        tmp_path.write_text(page, encoding="utf-8")
+        os.replace(tmp_path, out_html)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return out_html
+
+
+# -------------------------------------------------------------------------------- sections
+def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | None,
+             fit_source: str | None) -> str:
+    status = runs["status"].astype(str).value_counts()
+    pruned = runs[runs["method"] != "dense"]
+    items = [
+        f"{len(runs):,} runs: " + ", ".join(f"{n:,} {_e(s)}" for s, n in status.items()),
+        "models: " + _e(", ".join(sorted(map(str, runs["model"].unique())))),
+        "datasets: " + _e(", ".join(sorted(map(str, runs["dataset"].unique())))),
+        "pruning methods: " + _e(", ".join(sorted(map(str, pruned["method"].unique()))) or "none"),
+        "sparsities: " + _e(", ".join(f"{s:g}" for s in sorted(pruned["sparsity"].unique()))
+                           or "none"),
+        "seeds: " + _e(", ".join(str(s) for s in sorted(runs["seed"].unique()))),
+    ]
+    if source:
+        items.append(f"results: <code>{_e(source)}</code>")
+    if fit_source:
+        items.append(f"fit tables: <code>{_e(fit_source)}</code>")
+    out = ["<h2 id=\"summary\">Summary</h2>", "<ul class=\"summary\">"]
+    out += [f"<li>{item}</li>" for item in items]
+    out.append("</ul>")
+    failed = int((runs["status"] != "ok").sum())
+    if failed:
+        out.append(f"<p class=\"warn\">{failed:,} run(s) failed: see "
+                   "<a href=\"#runs\">the run list</a> for their errors.</p>")
+    if comparison is not None and {"r2", "protocol", "feature_set"} <= set(comparison.columns):
+        pooled = comparison
+        if "model" in comparison.columns:
+            pooled = comparison[comparison["model"].astype(str) == "all"]
+        for protocol in _ordered(pooled["protocol"], PROTOCOL_ORDER):
+            part = pooled[pooled["protocol"] == protocol].dropna(subset=["r2"])
+            if part.empty:
+                continue
+            best = part.loc[part["r2"].idxmax()]
+            mae = f", MAE {_fmt(best['mae'])}" if "mae" in part.columns else ""
+            out.append(f"<p>Best predictor of the accuracy drop ({_e(protocol)}, all runs): "
+                       f"<b>{_e(best['feature_set'])}</b> (R&sup2; {_fmt(best['r2'])}{mae}).</p>")
+    return "\n".join(out)
+
+
+def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
+    out = ["<h2 id=\"comparison\">Feature sets compared</h2>"]
+    if comparison is None:
+        out.append("<p class=\"note\">This study has not been fitted yet, so there is no "
+                   "comparison of feature sets, no prediction and no importance. Fit it with "
+                   f"<code>{_e(fit_hint)}</code> and build the report again.</p>")
+        return "\n".join(out)
+    frame = comparison.copy()
+    if "protocol" in frame.columns and "feature_set" in frame.columns:
+        frame["_p"] = frame["protocol"].map(_rank_of(frame["protocol"], PROTOCOL_ORDER))
+        frame["_f"] = frame["feature_set"].map(_rank_of(frame["feature_set"], FEATURE_SET_ORDER))
+        keys = ["_p"] + [c for c in ("model", "dataset") if c in frame.columns] + ["_f"]
+        frame = frame.sort_values(keys, kind="stable").drop(columns=["_p", "_f"])
+    best = pd.Series(False, index=frame.index)
+    group = [c for c in ("protocol", "model", "dataset") if c in frame.columns]
+    if "r2" in frame.columns and group:
+        best = frame["r2"] == frame.groupby(group)["r2"].transform("max")
+    out.append("<p>R&sup2; and MAE of the out-of-fold predictions of the accuracy drop; "
+               "Kendall &tau; and top-1 hit rate of the predicted ranking of pruning methods. "
+               "Best R&sup2; per protocol and scope in bold.</p>")
+    out.append(_table(frame, bold=best, bold_columns={"feature_set", "r2"}))
+    return "\n".join(out)
+
+
+def _runs_plots(runs: pd.DataFrame, tmp: Path) -> str:
+    out = ["<h2 id=\"plots\">Accuracy and topometrics against sparsity</h2>"]
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty:
+        out.append("<p class=\"note\">No successful run yet: nothing to plot.</p>")
+        return "\n".join(out)
+    for i, ((model, dataset), part) in enumerate(ok.groupby(["model", "dataset"], sort=True)):
+        name = f"{model} / {dataset}"
+        out.append(f"<h3>{_e(name)}</h3>")
+        accuracy = [c for c in ("accuracy_drop", "accuracy") if c in part.columns
+                    and part[c].notna().any()]
+        if accuracy:
+            out.append(_figure(lambda p, part=part, accuracy=accuracy: plot.metric_vs_sparsity(
+                part, p, metrics=accuracy, ncols=2), tmp / f"acc{i}.png",
+                f"Accuracy drop and test accuracy of {name} against sparsity (mean and "
+                "standard deviation over seeds; dotted: dense network)."))
+        out.append(_figure(lambda p, part=part: plot.metric_vs_sparsity(part, p),
+                           tmp / f"mge{i}.png",
+                           f"Topometrics of the MGE of {name} against sparsity (mean and "
+                           "standard deviation over seeds; dotted: dense network)."))
+    return "\n".join(out)
+
+
+def _fit_plots(predictions: pd.DataFrame | None, importance: pd.DataFrame | None,
+               tmp: Path) -> str:
+    out = []
+    if predictions is not None:
+        out.append("<h2 id=\"predictions\">Predicted against measured accuracy drop</h2>")
+        out.append(_figure(lambda p: plot.predicted_vs_measured(predictions, p),
+                           tmp / "pred.png",
+                           "Out-of-fold predictions of the accuracy drop per feature set "
+                           "(columns) and protocol (rows); dashed: perfect prediction."))
+    if importance is not None:
+        out.append("<h2 id=\"importance\">Feature importance</h2>")
+        out.append(_figure(lambda p: plot.shap_summary(importance, p), tmp / "shap.png",
+                           "Mean |SHAP| of the ten most important features of each feature "
+                           "set, over all runs."))
+    return "\n".join(out)
+
+
+def _ranking_section(runs: pd.DataFrame, predictions: pd.DataFrame | None) -> str:
+    out = ["<h2 id=\"ranking\">Ranking of pruning methods</h2>"]
+    source = predictions if predictions is not None else runs
+    try:
+        table = plot.ranking_table(source)
+    except ValueError as exc:
+        out.append(f"<p class=\"note\">No ranking: {_e(exc)}</p>")
+        return "\n".join(out)
+    if table.empty:
+        out.append("<p class=\"note\">No pruned run with a measured accuracy drop yet.</p>")
+        return "\n".join(out)
+    has_pred = "predicted_drop" in table.columns
+    if has_pred:
+        out.append(f"<p>Methods from smallest to largest mean accuracy drop over seeds, "
+                   f"measured and predicted (feature set <b>{_e(table.attrs['feature_set'])}"
+                   f"</b>, protocol <b>{_e(table.attrs['protocol'])}</b>); Kendall &tau; "
+                   "compares the two orders.</p>")
+    else:
+        out.append("<p>Methods from smallest to largest mean accuracy drop over seeds "
+                   "(measured).</p>")
+    rows = []
+    for (model, dataset, sparsity), case in table.groupby(["model", "dataset", "sparsity"],
+                                                          sort=True):
+        row = {"model": model, "dataset": dataset, "sparsity": sparsity,
+               "measured order": _order(case, "measured_drop")}
+        if has_pred:
+            row["predicted order"] = _order(case, "predicted_drop")
+            row["Kendall tau"] = _kendall(case["measured_drop"], case["predicted_drop"])
+        rows.append(row)
+    out.append(_table(pd.DataFrame(rows)))
+    return "\n".join(out)
+
+
+def _runs_section(runs: pd.DataFrame) -> str:
+    runs = runs.iloc[np.argsort(runs["status"].to_numpy() == "ok", kind="stable")]  # failed first
+    columns = [c for c in RUN_COLUMNS if c in runs.columns]
+    frame = runs[columns]
+    errors = runs["error"] if "error" in runs.columns else pd.Series(None, index=runs.index)
+    head = "".join(f"<th>{_e(c)}</th>" for c in [*columns, "error"])
+    lines = []
+    for (_, row), error in zip(frame.iterrows(), errors, strict=True):
+        failed = str(row.get("status")) != "ok"
+        cells = "".join(_cell(row[c]) for c in columns) + f"<td>{_error_cell(error)}</td>"
+        attr = " class=\"failed\"" if failed else ""
+        lines.append(f"<tr{attr}>{cells}</tr>")
+    return (f"<h2 id=\"runs\">Runs ({len(frame):,})</h2>\n<p>Failed runs first, with their "
+            f"error (click an error to see all of it).</p>\n<table><thead><tr>{head}</tr>"
+            "</thead><tbody>\n" + "\n".join(lines) + "\n</tbody></table>")
+
+
+# --------------------------------------------------------------------------------- helpers
+def _figure(draw: Callable[[Path], Path], path: Path, caption: str) -> str:
+    """``<figure>`` with the PNG that ``draw(path)`` writes, embedded as a data URI; a note
+    instead when the data cannot be drawn (``ValueError`` of the plot)."""
+    try:
+        draw(path)
+    except ValueError as exc:
+        return f"<p class=\"note\">Cannot draw this plot: {_e(exc)}</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{_e(caption)}\">"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _table(frame: pd.DataFrame, bold: pd.Series | None = None,
+           bold_columns: set[str] | None = None) -> str:
+    """Escaped HTML table of ``frame``; cells of ``bold_columns`` in rows where ``bold`` is
+    true are bold."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    lines = []
+    for index, row in frame.iterrows():
+        strong = bool(bold is not None and bold.get(index, False))
+        cells = "".join(_cell(row[c], strong and c in (bold_columns or ())) for c in frame.columns)
+        lines.append(f"<tr>{cells}</tr>")
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(lines)
+            + "\n</tbody></table>")
+
+
+def _cell(value, strong: bool = False) -> str:
+    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool)
+    classes = " ".join(c for c, on in (("num", numeric), ("best", strong)) if on)
+    attr = f" class=\"{classes}\"" if classes else ""
+    text = _fmt(value) if numeric else _e("" if value is None else value)
+    return f"<td{attr}>{text}</td>"
+
+
+def _error_cell(error) -> str:
+    if error is None or (isinstance(error, float) and math.isnan(error)):
+        return ""
+    text = str(error).strip()
+    first, _, rest = text.partition("\n")
+    if not rest:
+        return f"<code>{_e(first)}</code>"
+    return (f"<details><summary><code>{_e(first)}</code></summary><pre>{_e(text)}</pre>"
+            "</details>")
+
+
+def _order(case: pd.DataFrame, column: str) -> str:
+    ordered = case.sort_values([column, "method"])
+    return " < ".join(f"{m} ({_fmt(v)})" for m, v in zip(ordered["method"], ordered[column],
+                                                          strict=True))
+
+
+def _kendall(a: pd.Series, b: pd.Series) -> float:
+    """Kendall tau-b (``scipy.stats.kendalltau``); NaN for fewer than 2 methods."""
+    from scipy.stats import kendalltau
+
+    if len(a) < 2:
+        return float("nan")
+    return float(kendalltau(a.to_numpy(float), b.to_numpy(float)).statistic)
+
+
+def _fmt(value) -> str:
+    """Numbers for people: integers as is, floats with 4 significant digits, NaN as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _ordered(values: pd.Series, preferred: tuple[str, ...]) -> list[str]:
+    present = {str(v) for v in values.unique()}
+    return [p for p in preferred if p in present] + sorted(present - set(preferred))
+
+
+def _rank_of(values: pd.Series, preferred: tuple[str, ...]) -> dict[str, int]:
+    return {v: i for i, v in enumerate(_ordered(values, preferred))}
