@@ -1,0 +1,182 @@
+"""The command line as a user meets it: outputs, files, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from sparsetopo import cli
+from sparsetopo.pruning.masks import prunable_layers
+
+runner = CliRunner()
+FAST = ["--model", "mlp", "--pruning", "uniform", "--sparsity", "0.9", "--quiet"]
+
+
+def run(*args):
+    return runner.invoke(cli.app, [str(a) for a in args])
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_prune_writes_loadable_masked_state_dict(tmp_path):
+    r = run("prune", "--model", "resnet20", "--pruning", "erk", "--sparsity", "0.9",
+            "--seed", "3", "--out", tmp_path, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "layer1.0.conv1" in r.output and "density" in r.output
+    sd = torch.load(tmp_path / "model.pt", weights_only=True)
+    masks = torch.load(tmp_path / "masks.pt", weights_only=True)
+    assert not any(k.endswith("_orig") or k.endswith("_mask") for k in sd)
+    present = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    assert present == round(0.1 * total)
+    for key, mask in masks.items():
+        assert mask.dtype == torch.bool
+        assert (sd[key][~mask] == 0).all()
+
+
+def test_analyze_writes_json_csv_and_picture(tmp_path):
+    r = run("analyze", *FAST, "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    for word in ("Encodings", "Topometrics of the MGE", "Ramanujan", "time:", "sink_nodes"):
+        assert word in r.output
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["network"]["model"] == "mlp"
+    assert data["network"]["sparsity"] == pytest.approx(0.9, abs=1e-5)
+    assert data["topometrics"]["nodes"] == data["encodings"]["mge"]["nodes"]
+    csv = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(csv) == 1 and csv["topo.edges"][0] == data["topometrics"]["edges"]
+    assert (tmp_path / "mge.png").stat().st_size > 1000
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_analyze_json_only_and_paper_normalisation(tmp_path):
+    r = run("analyze", *FAST, "--out", tmp_path, "--json", "--normalise", "paper",
+            "--no-picture")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    shown, raw = data["topometrics_shown"], data["topometrics"]
+    assert shown["sink_nodes"] == pytest.approx(raw["sink_nodes"] / raw["nodes"])
+    assert shown["cut_edges"] == pytest.approx(raw["cut_edges"] / raw["edges"])
+    assert not (tmp_path / "mge.png").exists()
+
+
+@pytest.mark.parametrize("enc", ["unrolled", "rolled", "rolled-channel"])
+def test_analyze_other_encodings(tmp_path, enc):
+    r = run("analyze", *FAST, "--out", tmp_path, "--encoding", enc, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["options"]["encoding"] == enc
+    assert len(data["topometrics_layers"]) == 3
+
+
+def test_analyze_loads_weights(tmp_path):
+    assert run("prune", *FAST, "--out", tmp_path / "p").exit_code == 0
+    r = run("analyze", "--model", "mlp", "--weights", tmp_path / "p" / "model.pt", "--json",
+            "--out", tmp_path / "a", "--no-picture")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["network"]["pruning"] == "weights"
+    assert data["network"]["sparsity"] == pytest.approx(0.9, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["prune", "--sparsity", "1.0"], ["sparsity must be in [0, 1)"]),
+        (["prune", "--sparsity", "-0.1"], ["sparsity"]),
+        (["prune", "--model", "vgg99"], ["unknown model", "resnet20"]),
+        (["prune", "--pruning", "lottery"], ["unknown pruning method", "snip"]),
+        (["analyze", "--dataset", "mnist"], ["unknown dataset", "cifar10"]),
+        (["analyze", "--dataset", "cifar10", "--data-dir", "/nonexistent"], ["cifar-10-batches-py"]),
+        (["analyze", "--encoding", "dense"], ["unknown encoding"]),
+        (["analyze", "--model", "conv6", "--input-size", "8", "--pruning", "uniform"],
+         ["cannot take an input of shape"]),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path, args, needles):
+    r = run(*args, "--out", tmp_path / "o")
+    one_line_error(r, *needles)
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def _save(tmp_path, obj, name="w.pt"):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return path
+
+
+def test_bad_weights_files_are_one_line(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file at all")
+    one_line_error(run("analyze", *FAST, "--weights", corrupt, "--out", tmp_path / "o"),
+                   "cannot read weights file")
+    wrong = _save(tmp_path, {"fc.weight": torch.zeros(3, 3)}, "wrong.pt")
+    one_line_error(run("analyze", *FAST, "--weights", wrong, "--out", tmp_path / "o"),
+                   "does not match the model")
+    from sparsetopo import models
+
+    net = models.create("mlp", in_channels=1)
+    sd = net.state_dict()
+    first = next(k for k in sd if k.endswith("weight"))
+    sd[first][0, 0] = float("nan")
+    nan = _save(tmp_path, sd, "nan.pt")
+    one_line_error(run("analyze", *FAST, "--weights", nan, "--out", tmp_path / "o"),
+                   "NaN or inf")
+    one_line_error(run("analyze", *FAST, "--weights", tmp_path / "missing.pt",
+                       "--out", tmp_path / "o"), "not found")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+class _Unsupported(nn.Module):
+    def __init__(self, in_channels=1, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3)
+        self.upsample = nn.Upsample(scale_factor=2)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.upsample(self.conv(x)).mean((2, 3)))
+
+
+def test_unsupported_layer_is_one_line(tmp_path, monkeypatch):
+    from sparsetopo import models
+
+    monkeypatch.setattr(models, "create", lambda name, num_classes, in_channels: _Unsupported(
+        in_channels, num_classes))
+    r = run("analyze", *FAST, "--out", tmp_path / "o")
+    one_line_error(r, "Upsample", "module path 'upsample'")
+
+
+def test_graph_too_large_is_one_line(tmp_path, monkeypatch):
+    import importlib
+
+    mp = importlib.import_module("sparsetopo.encoding.multipartite")
+
+    class Tiny:
+        available = 1024
+
+    monkeypatch.setattr(mp.psutil, "virtual_memory", lambda: Tiny)
+    r = run("analyze", *FAST, "--out", tmp_path / "o")
+    one_line_error(r, "GiB", "--force")
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_prunable_layers_of_default_model_are_all_reported(tmp_path):
+    r = run("prune", "--model", "mlp", "--pruning", "magnitude", "--sparsity", "0.5",
+            "--out", tmp_path, "--quiet")
+    from sparsetopo import models
+
+    for name, _ in prunable_layers(models.create("mlp")):
+        assert name in r.output
