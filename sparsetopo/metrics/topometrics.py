@@ -1,0 +1,632 @@
+"""Topometrics of a ``LayeredGraph`` (SPEC 4).
+
+One small function per metric, its docstring the SPEC definition. Every function takes a
+``LayeredGraph`` or a ``GraphView`` (the graph plus lazily computed arrays that several metrics
+share: degrees, the undirected adjacency, one DFS, the path sweeps); ``topometrics`` builds one
+view and evaluates all metrics on it. Conventions: ``in(v)``, ``out(v)`` are in/out degrees,
+``I``, ``O`` the input and output partitions, ``|w|`` the absolute edge weight. Graph traversals
+run as compiled kernels on the CSR arrays (see ``_csr_kernels`` for why not igraph).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+
+import numba
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from sparsetopo.encoding.graph import LayeredGraph
+
+from . import _csr_kernels as K
+
+# numba's OpenMP layer spin-waits: on a busy 2-core machine a 7 ms kernel took 80 ms. The
+# portable work-queue layer does not (it only needs kernels launched from one thread at a time).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+#: Graphs with at most this many nodes get exact dense spectra (``numpy.linalg.eigvalsh``).
+DENSE_SPECTRUM_MAX = 1500
+#: ARPACK relative residual tolerance for the sparse spectra. It bounds the eigenvalue error
+#: (relative) by 1e-6; measured errors on zoo MGEs were below 1e-12 (convergence is quadratic).
+ARPACK_TOL = 1e-6
+#: Path sums are rescaled whenever a partition's largest value leaves [1e-150, 1e150].
+_RESCALE = 1e150
+
+METRIC_DESCRIPTIONS: dict[str, str] = {
+    "nodes": "number of nodes",
+    "edges": "number of edges",
+    "sink_nodes": "nodes outside the output with incoming but no outgoing edges (dead ends)",
+    "source_nodes": "nodes outside the input with outgoing but no incoming edges (no input)",
+    "disconnected_nodes": "nodes with no edge at all",
+    "removable_out_edges": "edges that end in a sink node",
+    "removable_in_edges": "edges that leave a source node",
+    "one_hop": "mean number of nodes within 1 out-step of a node, itself included",
+    "two_hop": "mean number of nodes within 2 out-steps of a node, itself included",
+    "motifs": "estimated number of connected 4-node subgraphs (RAND-ESU sample, seeded)",
+    "strength": "mean over nodes of the summed |w| of incident edges",
+    "k_core": "mean coreness (largest k with the node in the k-core, degree = in + out)",
+    "cut_edges": "bridges: edges whose removal disconnects the undirected graph",
+    "cut_nodes": "articulation points: nodes whose removal disconnects the undirected graph",
+    "connected_components": "weakly connected components, isolated nodes included",
+    "mean_component_size": "nodes / connected_components",
+    "spectral_gap": "on S=|A|+|A|^T: largest minus third largest eigenvalue magnitude",
+    "spectral_radius": "largest eigenvalue of the Laplacian diag(S 1) - S",
+    "effective_density": "fraction of present weights with an edge on an input->output path",
+    "alive_edges": "edges on some input->output path",
+    "log10_paths": "log10 of the number of input->output paths",
+    "log10_path_norm": "log10 of 1^T |W_L|...|W_1| 1 (sum over paths of the product of |w|)",
+}
+
+#: Columns divided by ``nodes`` / by ``edges`` in ``topometrics_table(..., normalise="paper")``.
+PAPER_PER_NODE = (
+    "sink_nodes",
+    "source_nodes",
+    "disconnected_nodes",
+    "one_hop",
+    "two_hop",
+    "strength",
+    "k_core",
+    "mean_component_size",
+)
+PAPER_PER_EDGE = ("removable_out_edges", "removable_in_edges", "cut_edges", "cut_nodes")
+
+
+class GraphView:
+    """A validated ``LayeredGraph`` with cached derived arrays shared by the metrics.
+
+    ``timings`` records the seconds spent building each cached array (name -> s).
+    The adjacency must be a DAG over partitions (every edge goes from a lower partition to a
+    higher one); rows are sorted on a private copy when they are not.
+    """
+
+    def __init__(self, graph: LayeredGraph):
+        if not isinstance(graph, LayeredGraph):
+            raise TypeError(f"expected a LayeredGraph, got {type(graph).__name__}")
+        self.graph = graph
+        self.timings: dict[str, float] = {}
+        self._order: np.ndarray | None = None  # edge permutation applied by canonicalisation
+        self.adjacency = self._canonical(graph.adjacency)
+        self.n = graph.n_nodes
+        self.m = int(self.adjacency.nnz)
+        self._check_layered()
+
+    def _canonical(self, a: sp.csr_matrix) -> sp.csr_matrix:
+        if a.has_canonical_format:
+            return a
+        rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+        order = np.lexsort((a.indices, rows))
+        idx = a.indices[order]
+        if np.any((np.diff(idx) == 0) & (np.diff(rows[order]) == 0)):
+            raise ValueError("adjacency has duplicate (u, v) entries; LayeredGraph merges them")
+        self._order = order
+        return sp.csr_matrix((a.data[order], idx, a.indptr), shape=a.shape)
+
+    def _check_layered(self) -> None:
+        a = self.adjacency
+        for p in self.graph.partitions:
+            seg = a.indices[a.indptr[p.offset] : a.indptr[p.stop]]
+            if seg.size and int(seg.min()) < p.stop:
+                raise ValueError(
+                    f"partition {p.name!r} has an edge into itself or an earlier partition; "
+                    "topometrics need every edge to go from a lower to a higher partition"
+                )
+        if self.graph.output_index < self.graph.input_index:
+            raise ValueError("the output partition comes before the input partition")
+
+    def _timed(self, name: str, fn: Callable):
+        t = time.perf_counter()
+        out = fn()
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
+        return out
+
+    @property
+    def n_chunks(self) -> int:
+        return 4 * numba.get_num_threads()
+
+    @cached_property
+    def out_degree(self) -> np.ndarray:
+        return np.diff(self.adjacency.indptr)
+
+    @cached_property
+    def in_degree(self) -> np.ndarray:
+        return K.in_degree(self.adjacency.indices, self.n)
+
+    @cached_property
+    def partition_index(self) -> np.ndarray:
+        """Partition index of every node (int32)."""
+        sizes = [p.size for p in self.graph.partitions]
+        return np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+
+    def partition_mask(self, index: int) -> np.ndarray:
+        p = self.graph.partitions[index]
+        mask = np.zeros(self.n, bool)
+        mask[p.offset : p.stop] = True
+        return mask
+
+    @cached_property
+    def undirected(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row-sorted CSR (indptr, indices) of the undirected simple graph."""
+        a = self.adjacency
+        return self._timed("undirected", lambda: K.symmetrize(a.indptr, a.indices, self.n))
+
+    @cached_property
+    def dfs(self) -> tuple[int, int, int]:
+        """(bridges, articulation points, components) of the undirected graph."""
+        uptr, uidx = self.undirected
+        return self._timed("dfs", lambda: K.bridges_articulation_components(uptr, uidx))
+
+    @cached_property
+    def coreness(self) -> np.ndarray:
+        uptr, uidx = self.undirected
+        return self._timed("coreness", lambda: K.coreness(uptr, uidx))
+
+    @cached_property
+    def spectral_operators(self) -> _SymOperators:
+        return self._timed("spectral_operators", lambda: _SymOperators(self))
+
+    @cached_property
+    def paths(self) -> dict:
+        return self._timed("paths", self._path_sweeps)
+
+    def _path_sweeps(self) -> dict:
+        """Forward sweep from I (reachability, path counts, |w| path sums, partition by
+        partition with rescaling against over/underflow), backward sweep to O."""
+        a, g = self.adjacency, self.graph
+        i_idx, o_idx = g.input_index, g.output_index
+        reach = self.partition_mask(i_idx)
+        count = reach.astype(np.float64)
+        norm = count.copy()
+        exp_count = exp_norm = 0.0
+        for p in range(i_idx, o_idx + 1):
+            part = g.partitions[p]
+            lo, hi = part.offset, part.stop
+            for arr, which in ((count, "count"), (norm, "norm")):
+                top = float(arr[lo:hi].max()) if hi > lo else 0.0
+                if top > _RESCALE or 0.0 < top < 1.0 / _RESCALE:
+                    arr[lo:] /= top
+                    if which == "count":
+                        exp_count += math.log10(top)
+                    else:
+                        exp_norm += math.log10(top)
+            if p == o_idx:
+                break
+            K.forward_push(a.indptr, a.indices, a.data, lo, hi, reach, count, norm)
+        out = g.output_partition
+        co = K.backward_reach(a.indptr, a.indices, self.partition_mask(o_idx))
+        total_count = float(count[out.offset : out.stop].sum())
+        total_norm = float(norm[out.offset : out.stop].sum())
+        return {
+            "forward": reach,
+            "backward": co,
+            "log10_paths": math.log10(total_count) + exp_count if total_count > 0 else -math.inf,
+            "log10_path_norm": math.log10(total_norm) + exp_norm if total_norm > 0 else -math.inf,
+        }
+
+    def node_permutation(self) -> np.ndarray:
+        """Relabelling that makes each C x H x W partition channel-minor (pixel-major), so the
+        out-neighbourhoods of convolution-like layers fall into few 64-bit words."""
+        perm = np.arange(self.n, dtype=np.int64)
+        for p in self.graph.partitions:
+            if len(p.shape) == 3 and p.size:
+                c, h, w = p.shape
+                old = np.arange(p.size).reshape(c, h, w).transpose(1, 2, 0).ravel()
+                perm[p.offset + old] = p.offset + np.arange(p.size)
+        return perm
+
+
+def _view(g: LayeredGraph | GraphView) -> GraphView:
+    return g if isinstance(g, GraphView) else GraphView(g)
+
+
+def _mean(total: float, n: int) -> float:
+    return total / n if n else math.nan
+
+
+# --- counts and degrees --------------------------------------------------------------------
+
+
+def nodes(g: LayeredGraph | GraphView) -> int:
+    """Number of nodes."""
+    return _view(g).n
+
+
+def edges(g: LayeredGraph | GraphView) -> int:
+    """Number of edges."""
+    return _view(g).m
+
+
+def _sinks(v: GraphView) -> np.ndarray:
+    return (v.out_degree == 0) & (v.in_degree > 0) & ~v.partition_mask(v.graph.output_index)
+
+
+def _sources(v: GraphView) -> np.ndarray:
+    return (v.in_degree == 0) & (v.out_degree > 0) & ~v.partition_mask(v.graph.input_index)
+
+
+def sink_nodes(g: LayeredGraph | GraphView) -> int:
+    """Nodes ``v`` not in ``O`` with ``out(v) = 0`` and ``in(v) > 0``."""
+    return int(_sinks(_view(g)).sum())
+
+
+def source_nodes(g: LayeredGraph | GraphView) -> int:
+    """Nodes ``v`` not in ``I`` with ``in(v) = 0`` and ``out(v) > 0``."""
+    return int(_sources(_view(g)).sum())
+
+
+def disconnected_nodes(g: LayeredGraph | GraphView) -> int:
+    """Nodes with ``in(v) = out(v) = 0``, in any partition."""
+    v = _view(g)
+    return int(((v.in_degree == 0) & (v.out_degree == 0)).sum())
+
+
+def removable_out_edges(g: LayeredGraph | GraphView) -> int:
+    """Sum of ``in(v)`` over sink nodes (edges ending in a dead end)."""
+    v = _view(g)
+    return int(v.in_degree[_sinks(v)].sum())
+
+
+def removable_in_edges(g: LayeredGraph | GraphView) -> int:
+    """Sum of ``out(v)`` over source nodes (edges carrying no input)."""
+    v = _view(g)
+    return int(v.out_degree[_sources(v)].sum())
+
+
+def one_hop(g: LayeredGraph | GraphView) -> float:
+    """Mean over v of the number of nodes within 1 directed out-step, v included
+    (= 1 + out(v): a LayeredGraph has no loops and no duplicate edges)."""
+    v = _view(g)
+    return _mean(v.n + v.m, v.n)
+
+
+def two_hop(g: LayeredGraph | GraphView) -> float:
+    """Mean over v of the number of distinct nodes within 2 directed out-steps, v included
+    (v itself is never reached again in a DAG)."""
+    v = _view(g)
+    if v.n == 0:
+        return math.nan
+    a = v.adjacency
+    total = K.two_hop_sum(a.indptr, a.indices, v.node_permutation(), v.n_chunks)
+    return 1.0 + total / v.n
+
+
+def motif_sample(n_nodes: int, seed: int = 0) -> np.ndarray:
+    """The ``floor(0.001 * nodes)`` distinct start vertices (sorted) drawn with
+    ``numpy.random.default_rng(seed)``."""
+    k = int(math.floor(0.001 * n_nodes))
+    if k == 0:
+        return np.zeros(0, np.int64)
+    return np.sort(np.random.default_rng(seed).choice(n_nodes, size=k, replace=False))
+
+
+def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
+    """Estimated number of connected 4-node motifs: RAND-ESU estimate with
+    ``floor(0.001 * nodes)`` sampled start vertices, i.e. igraph's
+    ``motifs_randesu_estimate(size=4, cut_prob=None, sample=motif_sample(nodes, seed))``:
+    ``nodes / k * sum over sampled v`` of the connected induced 4-node subgraphs whose smallest
+    node id is v. Computed on the undirected simple graph (weakly connected directed 4-node
+    subgraphs are exactly the connected undirected ones, so the total is the same); 0 when
+    ``k = 0``."""
+    v = _view(g)
+    roots = motif_sample(v.n, seed)
+    if roots.size == 0:
+        return 0.0
+    uptr, uidx = v.undirected
+    a = v.adjacency
+    flag = K.long_edge_nodes(a.indptr, a.indices, v.partition_index)
+    counts = K.motif_root_counts(uptr, uidx, flag, roots, min(numba.get_num_threads(), roots.size))
+    return float(counts.sum()) * (v.n / roots.size)
+
+
+def strength(g: LayeredGraph | GraphView) -> float:
+    """Mean over v of the sum of ``|w|`` of all edges incident to v (= 2 sum |w| / nodes)."""
+    v = _view(g)
+    return _mean(2.0 * K.abs_sum(v.adjacency.data), v.n)
+
+
+def k_core(g: LayeredGraph | GraphView) -> float:
+    """Mean coreness, degree = in + out (coreness of v: the largest k such that v belongs to
+    the k-core, the maximal subgraph whose nodes all have degree >= k)."""
+    v = _view(g)
+    return _mean(float(v.coreness.sum()), v.n)
+
+
+def cut_edges(g: LayeredGraph | GraphView) -> int:
+    """Number of bridges of the undirected graph."""
+    return int(_view(g).dfs[0])
+
+
+def cut_nodes(g: LayeredGraph | GraphView) -> int:
+    """Number of articulation points of the undirected graph."""
+    return int(_view(g).dfs[1])
+
+
+def connected_components(g: LayeredGraph | GraphView) -> int:
+    """Number of weakly connected components (isolated nodes count)."""
+    return int(_view(g).dfs[2])
+
+
+def mean_component_size(g: LayeredGraph | GraphView) -> float:
+    """``nodes / connected_components``."""
+    v = _view(g)
+    return _mean(v.n, connected_components(v))
+
+
+# --- spectra -------------------------------------------------------------------------------
+
+
+def _abs_sym_dense(v: GraphView) -> np.ndarray:
+    a = np.abs(v.adjacency.toarray().astype(np.float64))
+    return a + a.T
+
+
+#: From this many nodes on, the spectra run on a copy of the graph relabelled channel-minor
+#: (``GraphView.node_permutation``): ``x`` no longer fits in cache and neighbouring ids make the
+#: random reads local (ResNet-50 @224: 0.50 -> 0.34 s per product).
+RELABEL_MIN_NODES = 1 << 20
+
+
+class _SymOperators:
+    """Matrix-free float64 operators ``S x = |A| x + |A|^T x`` (one pass over the directed CSR)
+    and its Laplacian, on the nodes with at least one edge: isolated nodes only add zero
+    eigenvalues to ``S`` and to its Laplacian, and dropping them shortens ARPACK's vectors."""
+
+    def __init__(self, v: GraphView):
+        a = v.adjacency
+        keep = (v.out_degree > 0) | (v.in_degree > 0)
+        self.size = int(keep.sum())
+        if self.size >= RELABEL_MIN_NODES:
+            order = np.argsort(v.node_permutation())  # new position -> node
+            order = order[keep[order]]
+        elif self.size < v.n:
+            order = np.flatnonzero(keep)
+        else:
+            order = None
+        if order is None:
+            self.indptr, self.indices, self.data = a.indptr, a.indices, a.data
+        else:  # every dropped row is empty, so the kept rows hold every edge
+            new_id = np.full(v.n, -1, a.indices.dtype)
+            new_id[order] = np.arange(order.size, dtype=a.indices.dtype)
+            self.indptr = np.zeros(order.size + 1, a.indptr.dtype)
+            np.cumsum(v.out_degree[order], out=self.indptr[1:])
+            bounds = K.balanced_bounds(self.indptr, v.n_chunks)
+            self.indices, self.data = K.relabel_rows(
+                a.indptr, a.indices, a.data, order, new_id, self.indptr, bounds
+            )
+        self.bounds = K.balanced_bounds(self.indptr, numba.get_num_threads())
+        self.buf = np.zeros((self.bounds.size - 1, self.size))
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
+        return K.sym_abs_matvec(self.indptr, self.indices, self.data, x, self.bounds, self.buf)
+
+    def adjacency(self) -> LinearOperator:
+        return LinearOperator((self.size, self.size), dtype=np.float64, matvec=self.matvec)
+
+    def laplacian(self) -> LinearOperator:
+        diag = self.matvec(np.ones(self.size))
+        return LinearOperator((self.size, self.size), dtype=np.float64,
+                              matvec=lambda x: diag * np.ravel(x) - self.matvec(x))
+
+
+def _start_vector(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.5, 1.5, n)
+
+
+def _eigsh(op: LinearOperator, k: int, which: str, seed: int, ncv: int) -> np.ndarray:
+    try:  # ARPACK's BLAS calls are small and memory-bound: BLAS threads only contend
+        with threadpool_limits(1, user_api="blas"):
+            return eigsh(op, k=k, which=which, tol=ARPACK_TOL, v0=_start_vector(op.shape[0], seed),
+                         ncv=min(op.shape[0], ncv), return_eigenvectors=False)
+    except ArpackNoConvergence as err:
+        raise RuntimeError(f"ARPACK did not converge ({which}, k={k}): {err}") from err
+
+
+def spectral_gap(
+    g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
+) -> float:
+    """On ``S = |A| + |A|^T``: largest minus third largest eigenvalue magnitude. With fewer than
+    three nodes the missing magnitudes count as 0. Exact dense eigenvalues up to ``dense_max``
+    nodes, ARPACK (which="LM", float64, relative tolerance ``ARPACK_TOL``) above."""
+    v = _view(g)
+    if v.m == 0:
+        return 0.0
+    if v.n <= max(dense_max, 32):
+        mags = np.abs(np.linalg.eigvalsh(_abs_sym_dense(v)))
+    else:
+        mags = np.abs(_eigsh(v.spectral_operators.adjacency(), 3, "LM", seed, ncv=16))
+    mags = np.sort(np.concatenate([mags, np.zeros(3)]))[::-1]
+    return float(mags[0] - mags[2])
+
+
+def spectral_radius(
+    g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
+) -> float:
+    """Largest eigenvalue of the Laplacian ``diag(S 1) - S``, ``S = |A| + |A|^T`` (dense up to
+    ``dense_max`` nodes, ARPACK which="LA" above)."""
+    v = _view(g)
+    if v.m == 0:
+        return 0.0
+    if v.n <= max(dense_max, 32):
+        s = _abs_sym_dense(v)
+        return float(np.linalg.eigvalsh(np.diag(s.sum(axis=1)) - s)[-1])
+    vals = _eigsh(v.spectral_operators.laplacian(), 1, "LA", seed, ncv=12)
+    return float(vals.max())
+
+
+# --- paths (beyond the paper) --------------------------------------------------------------
+
+
+def alive_edges(g: LayeredGraph | GraphView) -> int:
+    """Edges ``(u, v)`` on some input->output path: u reachable from ``I`` (u in ``I``
+    included) and ``O`` reachable from v (v in ``O`` included)."""
+    v = _view(g)
+    a, pth = v.adjacency, v.paths
+    return int(K.alive_edge_count(a.indptr, a.indices, pth["forward"], pth["backward"]))
+
+
+def effective_density(
+    g: LayeredGraph | GraphView,
+    edge_weight_ids: np.ndarray | None = None,
+    n_weights: int | None = None,
+) -> float:
+    """Fraction of present weights with at least one unrolled edge on some input->output path.
+
+    Needs the weight that created each edge: ``edge_weight_ids`` (aligned with
+    ``adjacency.data``, -1 for edges of no weight), default ``graph.edge_weight_ids`` if the
+    graph has it, and the number of present weights ``n_weights``, default
+    ``graph.meta["n_weights"]`` (else ``max id + 1``). Without ids it falls back to the edge
+    fraction ``alive_edges / edges`` (NaN for a graph without edges)."""
+    v = _view(g)
+    ids = edge_weight_ids if edge_weight_ids is not None else getattr(v.graph, "edge_weight_ids",
+                                                                       None)
+    if ids is None:
+        return _mean(float(alive_edges(v)), v.m)
+    ids = np.asarray(ids)
+    if ids.shape != (v.m,):
+        raise ValueError(f"edge_weight_ids has shape {ids.shape}, the graph has {v.m} edges")
+    if v._order is not None:
+        ids = ids[v._order]
+    if n_weights is None:
+        n_weights = v.graph.meta.get("n_weights")
+    if n_weights is None:
+        n_weights = int(ids.max()) + 1 if ids.size else 0
+    if n_weights == 0:
+        return math.nan
+    if ids.size and int(ids.max()) >= n_weights:
+        raise ValueError(f"edge_weight_ids go up to {int(ids.max())}, n_weights is {n_weights}")
+    used = np.zeros(n_weights, bool)
+    a, pth = v.adjacency, v.paths
+    K.mark_alive_weights(a.indptr, a.indices, pth["forward"], pth["backward"], ids, used)
+    return float(used.sum()) / n_weights
+
+
+def log10_paths(g: LayeredGraph | GraphView) -> float:
+    """log10 of the number of directed paths from an ``I`` node to an ``O`` node (-inf when
+    there is none)."""
+    return _view(g).paths["log10_paths"]
+
+
+def log10_path_norm(g: LayeredGraph | GraphView) -> float:
+    """log10 of ``1^T |W_L| ... |W_1| 1``: the sum over input->output paths of the product of
+    ``|w|`` along the path (SynFlow's objective on the MGE); -inf when there is no path."""
+    return _view(g).paths["log10_path_norm"]
+
+
+# --- tables --------------------------------------------------------------------------------
+
+#: SPEC 4 keys in order, each with its function.
+METRICS: dict[str, Callable] = {
+    "nodes": nodes,
+    "edges": edges,
+    "sink_nodes": sink_nodes,
+    "source_nodes": source_nodes,
+    "disconnected_nodes": disconnected_nodes,
+    "removable_out_edges": removable_out_edges,
+    "removable_in_edges": removable_in_edges,
+    "one_hop": one_hop,
+    "two_hop": two_hop,
+    "motifs": motifs,
+    "strength": strength,
+    "k_core": k_core,
+    "cut_edges": cut_edges,
+    "cut_nodes": cut_nodes,
+    "connected_components": connected_components,
+    "mean_component_size": mean_component_size,
+    "spectral_gap": spectral_gap,
+    "spectral_radius": spectral_radius,
+    "effective_density": effective_density,
+    "alive_edges": alive_edges,
+    "log10_paths": log10_paths,
+    "log10_path_norm": log10_path_norm,
+}
+_SEEDED = ("motifs", "spectral_gap", "spectral_radius")
+
+
+def topometrics(
+    graph: LayeredGraph,
+    seed: int = 0,
+    progress: bool = False,
+    timings: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Every SPEC 4 topometric of ``graph``, keys in SPEC order.
+
+    ``seed`` draws the motif sample (and the ARPACK start vectors). ``progress`` shows a
+    progress bar over the metrics. If ``timings`` is a dict it receives the seconds spent per
+    metric (``metric``) and per shared structure (``build:undirected``, ``build:dfs``, ...;
+    these are excluded from the metric that first needed them)."""
+    v = GraphView(graph)
+    out: dict[str, float] = {}
+    keys = tqdm(METRICS, desc="topometrics", disable=not progress, leave=False)
+    for key in keys:
+        fn = METRICS[key]
+        before = sum(v.timings.values())
+        t = time.perf_counter()
+        value = fn(v, seed=seed) if key in _SEEDED else fn(v)
+        spent = time.perf_counter() - t
+        out[key] = float(value) if isinstance(value, float) else int(value)
+        if timings is not None:
+            timings[key] = spent - (sum(v.timings.values()) - before)
+    if timings is not None:
+        timings.update({f"build:{k}": t for k, t in v.timings.items()})
+    return out
+
+
+def normalise_paper(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Paper-normalised copy: ``PAPER_PER_NODE`` keys divided by ``nodes``, ``PAPER_PER_EDGE``
+    keys by ``edges`` (NaN when the divisor is 0), the rest unchanged."""
+    out = dict(metrics)
+    for keys, by in ((PAPER_PER_NODE, "nodes"), (PAPER_PER_EDGE, "edges")):
+        d = metrics[by]
+        for k in keys:
+            if k in out:
+                out[k] = out[k] / d if d else math.nan
+    return out
+
+
+def topometrics_table(
+    graphs: Mapping[str, LayeredGraph | Mapping[str, float]]
+    | Iterable[LayeredGraph | Mapping[str, float]],
+    normalise: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row of topometrics per network. ``graphs`` maps names to graphs (or to already
+    computed metric dicts), or is a sequence of them (rows named by position).
+    ``normalise="paper"`` divides per SPEC 4 (see ``normalise_paper``); ``None`` keeps raw
+    values."""
+    if normalise not in (None, "paper"):
+        raise ValueError(f"normalise must be None or 'paper', got {normalise!r}")
+    items = list(graphs.items()) if isinstance(graphs, Mapping) else list(enumerate(graphs))
+    rows = {}
+    for name, g in tqdm(items, desc="networks", disable=not progress, leave=False):
+        m = topometrics(g, seed=seed) if isinstance(g, LayeredGraph) else dict(g)
+        rows[name] = normalise_paper(m) if normalise == "paper" else m
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
+
+
+def layerwise(
+    graphs: Iterable[LayeredGraph], seed: int = 0, progress: bool = False
+) -> pd.DataFrame:
+    """Topometrics of each per-layer bipartite graph (BGE: ``I`` = left, ``O`` = right side),
+    one row per layer; column ``layer`` holds ``graph.layer`` (the module path) or the index."""
+    rows = []
+    graphs = list(graphs)
+    for i, g in enumerate(tqdm(graphs, desc="layers", disable=not progress, leave=False)):
+        rows.append({"layer": g.layer if g.layer is not None else str(i), **topometrics(g, seed)})
+    return pd.DataFrame(rows, columns=["layer", *METRICS])
+
+
+def layer_mean(graphs: Iterable[LayeredGraph] | pd.DataFrame, seed: int = 0) -> dict[str, float]:
+    """Per-network aggregate of layer-wise topometrics: the mean over layers of every metric
+    (``graphs`` may also be the DataFrame returned by ``layerwise``)."""
+    df = graphs if isinstance(graphs, pd.DataFrame) else layerwise(graphs, seed)
+    return {k: float(df[k].mean()) if len(df) else math.nan for k in METRICS}

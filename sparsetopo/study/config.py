@@ -1,0 +1,365 @@
+"""Study configuration: a TOML file -> validated :class:`StudyConfig` -> list of :class:`RunSpec`.
+
+Schema (every key optional except the grid lists)::
+
+    [study]
+    name = "my-study"
+
+    [grid]
+    models = ["conv6", "resnet20"]
+    datasets = ["digits"]
+    methods = ["uniform", "snip"]     # dense baselines (sparsity 0) are added automatically
+    sparsities = [0.8, 0.9]           # each in (0, 1)
+    seeds = [0, 1]
+
+    [training]                        # overrides of TrainConfig.paper_defaults(model, dataset)
+    epochs = 5                        # milestones scale with it unless given
+    lr = 0.1
+    momentum = 0.9
+    weight_decay = 1e-4
+    batch_size = 128
+    milestones = [2, 4]
+    gamma = 0.1
+    augment = true
+
+    [data]
+    data_dir = "path/to/data"         # relative paths are taken from the config file's folder
+    train_subset = 0                  # > 0: seeded random subset of that many training images
+    test_subset = 0
+    image_size = 0                    # > 0: images resized to image_size x image_size
+
+    [metrics]
+    identity_skips = false            # MGE option (SPEC 3.5)
+
+Each run is identified by ``run_id`` = sha256 of the canonical JSON (sorted keys, no spaces) of
+its full configuration: model, dataset, method, sparsity, seed, resolved training config, data
+subset settings and metric options. ``data_dir`` is where the data lives, not what it is, so it
+is not part of the hash (moving the data does not invalidate finished runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sparsetopo.training import TrainConfig
+
+DENSE = "dense"
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "study": ("name",),
+    "grid": ("models", "datasets", "methods", "sparsities", "seeds"),
+    "training": tuple(f.name for f in fields(TrainConfig)),
+    "data": ("data_dir", "train_subset", "test_subset", "image_size"),
+    "metrics": ("identity_skips",),
+}
+REQUIRED_GRID = SECTIONS["grid"]
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the data lives, which part of it is used (0 = all) and the image size (0 = the
+    dataset's own; else every image is resized to ``image_size x image_size``)."""
+
+    data_dir: str | None = None
+    train_subset: int = 0
+    test_subset: int = 0
+    image_size: int = 0
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """Options of the metric computations that change their values."""
+
+    identity_skips: bool = False
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study: the grid, training overrides of the paper defaults, data and metric
+    settings."""
+
+    name: str
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    training: dict[str, Any] = field(default_factory=dict)
+    data: DataSettings = field(default_factory=DataSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+
+    def train_config(self, model: str, dataset: str) -> TrainConfig:
+        """``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides."""
+        overrides = dict(self.training)
+        epochs = overrides.pop("epochs", None)
+        return TrainConfig.paper_defaults(model, dataset, epochs=epochs, **overrides)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: everything needed to reproduce it."""
+
+    model: str
+    dataset: str
+    method: str
+    sparsity: float
+    seed: int
+    training: TrainConfig
+    data: DataSettings = field(default_factory=DataSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable configuration (includes ``data.data_dir``)."""
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "method": self.method,
+            "sparsity": float(self.sparsity),
+            "seed": int(self.seed),
+            "training": self.training.to_dict(),
+            "data": {
+                "data_dir": self.data.data_dir,
+                "train_subset": int(self.data.train_subset),
+                "test_subset": int(self.data.test_subset),
+                "image_size": int(self.data.image_size),
+            },
+            "metrics": {"identity_skips": bool(self.metrics.identity_skips)},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        training = dict(d["training"])
+        training["milestones"] = tuple(training.get("milestones", ()))
+        return cls(
+            model=d["model"],
+            dataset=d["dataset"],
+            method=d["method"],
+            sparsity=float(d["sparsity"]),
+            seed=int(d["seed"]),
+            training=TrainConfig(**training),
+            data=DataSettings(**d.get("data", {})),
+            metrics=MetricSettings(**d.get("metrics", {})),
+        )
+
+    @property
+    def run_id(self) -> str:
+        """sha256 hex digest of the canonical JSON of the configuration without ``data_dir``."""
+        return config_hash(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.dataset}/{self.method}/s={self.sparsity:g}/seed={self.seed}"
+
+
+def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration that identifies a run: everything except ``data.data_dir``."""
+    out = json.loads(json.dumps(config))
+    out.get("data", {}).pop("data_dir", None)
+    return out
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of ``canonical_json(hashed_part(config))``."""
+    return hashlib.sha256(canonical_json(hashed_part(config)).encode()).hexdigest()
+
+
+# --- parsing and validation -------------------------------------------------------------------
+
+
+def _known(kind: str) -> tuple[str, ...]:
+    if kind == "model":
+        from sparsetopo import models
+
+        return tuple(models.names())
+    if kind == "dataset":
+        from sparsetopo import data
+
+        return tuple(data.DATASETS)
+    from sparsetopo import pruning
+
+    return tuple(pruning.METHODS)
+
+
+def _list(section: dict, key: str, types: tuple[type, ...], what: str) -> list:
+    value = section[key]
+    if not isinstance(value, list):
+        raise ConfigError(f"grid.{key} must be a list of {what}, got {value!r}")
+    if not value:
+        raise ConfigError(f"grid.{key} is empty: the study grid needs at least one value")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise ConfigError(f"grid.{key} must be a list of {what}, got element {v!r}")
+    return list(dict.fromkeys(value))  # drop duplicates, keep order
+
+
+def _names(section: dict, key: str, kind: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    values = _list(section, key, (str,), "names")
+    known = _known(kind) + extra
+    for v in values:
+        if v not in known:
+            raise ConfigError(f"unknown {kind} {v!r} in grid.{key}; available: {', '.join(known)}")
+    return tuple(values)
+
+
+def _check_keys(raw: dict, source: str) -> None:
+    for section, content in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; valid sections: {', '.join(SECTIONS)}"
+            )
+        if not isinstance(content, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table (section), got {content!r}")
+        for key in content:
+            if key not in SECTIONS[section]:
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{key!s}; valid keys in [{section}]: "
+                    f"{', '.join(SECTIONS[section])}"
+                )
+
+
+def _training(raw: dict, source: str) -> dict[str, Any]:
+    types = {"epochs": int, "batch_size": int, "lr": float, "momentum": float,
+             "weight_decay": float, "gamma": float, "augment": bool, "milestones": list}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        want = types[key]
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if key == "milestones" and ok:
+            ok = all(isinstance(m, int) and not isinstance(m, bool) for m in value)
+            value = tuple(value)
+        if not ok:
+            raise ConfigError(f"{source}: training.{key} must be {want.__name__}, got {value!r}")
+        out[key] = value
+    try:  # validate once with any model so that bad values are reported before running
+        TrainConfig.paper_defaults("conv6", "cifar10", epochs=out.get("epochs"),
+                                   **{k: v for k, v in out.items() if k != "epochs"})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return out
+
+
+def _count(raw: dict, key: str, source: str) -> int:
+    value = raw.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{source}: data.{key} must be an integer >= 0 (0 = the dataset's "
+                          f"own), got {value!r}")
+    return value
+
+
+def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | None = None
+                 ) -> StudyConfig:
+    """Validate a parsed TOML document (see module docstring) into a :class:`StudyConfig`.
+
+    Raises :class:`ConfigError` naming the first problem: unknown section or key (with the
+    valid ones), missing or empty grid list, sparsity outside (0, 1), negative seed, unknown
+    model / dataset / method, badly typed value.
+    """
+    _check_keys(raw, source)
+    grid = raw.get("grid")
+    if not grid:
+        raise ConfigError(f"{source}: missing [grid] section with keys {', '.join(REQUIRED_GRID)}")
+    for key in REQUIRED_GRID:
+        if key not in grid:
+            raise ConfigError(f"{source}: missing grid.{key} (the grid needs {', '.join(REQUIRED_GRID)})")
+    try:
+        models = _names(grid, "models", "model")
+        datasets = _names(grid, "datasets", "dataset")
+        methods = tuple(m for m in _names(grid, "methods", "method", (DENSE,)) if m != DENSE)
+        if not methods:
+            raise ConfigError("grid.methods lists only 'dense'; add at least one pruning method")
+        sparsities = tuple(float(s) for s in _list(grid, "sparsities", (int, float), "numbers"))
+        seeds = tuple(_list(grid, "seeds", (int,), "integers"))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for s in sparsities:
+        if not 0 < s < 1:
+            raise ConfigError(f"{source}: sparsity {s!r} in grid.sparsities is outside (0, 1)")
+    for s in seeds:
+        if s < 0:
+            raise ConfigError(f"{source}: seed {s!r} in grid.seeds must be >= 0")
+
+    data_raw = raw.get("data", {})
+    data_dir = data_raw.get("data_dir")
+    if data_dir is not None:
+        if not isinstance(data_dir, str) or not data_dir:
+            raise ConfigError(f"{source}: data.data_dir must be a path string, got {data_dir!r}")
+        data_dir = os.path.expanduser(data_dir)
+        if base_dir is not None and not os.path.isabs(data_dir):
+            data_dir = os.path.normpath(os.path.join(base_dir, data_dir))
+    data = DataSettings(data_dir, _count(data_raw, "train_subset", source),
+                        _count(data_raw, "test_subset", source),
+                        _count(data_raw, "image_size", source))
+    skips = raw.get("metrics", {}).get("identity_skips", False)
+    if not isinstance(skips, bool):
+        raise ConfigError(f"{source}: metrics.identity_skips must be true or false, got {skips!r}")
+    name = raw.get("study", {}).get("name", "study")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: study.name must be a non-empty string, got {name!r}")
+    return StudyConfig(
+        name=name, models=models, datasets=datasets, methods=methods, sparsities=sparsities,
+        seeds=seeds, training=_training(raw.get("training", {}), source), data=data,
+        metrics=MetricSettings(skips),
+    )
+
+
+def load_config(path: str | os.PathLike) -> StudyConfig:
+    """Read and validate a study TOML file (relative ``data_dir`` taken from its folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) TOML file") from None
+    return parse_config(raw, source=str(path), base_dir=str(path.parent))
+
+
+def preset_names() -> list[str]:
+    """Names of the study presets shipped with the package."""
+    files = resources.files("sparsetopo.study").joinpath("presets").iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> StudyConfig:
+    """A study preset shipped with the package (``sparsetopo/study/presets/<name>.toml``)."""
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(names)}")
+    text = resources.files("sparsetopo.study").joinpath("presets", f"{name}.toml").read_text()
+    return parse_config(tomllib.loads(text), source=f"preset {name}")
+
+
+def expand_runs(config: StudyConfig) -> list[RunSpec]:
+    """All runs of the grid: per (model, dataset), one dense run (method ``dense``, sparsity 0)
+    per seed, then every (method, sparsity, seed)."""
+    runs = []
+    for model in config.models:
+        for dataset in config.datasets:
+            training = config.train_config(model, dataset)
+            common = {"training": training, "data": config.data, "metrics": config.metrics}
+            runs += [RunSpec(model, dataset, DENSE, 0.0, seed, **common) for seed in config.seeds]
+            runs += [
+                RunSpec(model, dataset, method, sparsity, seed, **common)
+                for method in config.methods
+                for sparsity in config.sparsities
+                for seed in config.seeds
+            ]
+    return runs

@@ -1,0 +1,288 @@
+"""SQLite results store of a study: one row per run, written in one transaction when it finishes.
+
+Tables: ``meta(key, value)`` records ``application = sparsetopo-results`` and
+``schema_version``; ``runs(run_id PK, config_json, status ('ok'|'failed'), error, accuracy,
+features_json, timings_json, started, finished, host)``. A run is therefore either complete or
+absent, whatever happens to the writer. WAL journal and a busy timeout let readers work while
+the study runs (only the driver process writes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsetopo.study.config import DENSE, canonical_json, hashed_part
+
+APPLICATION = "sparsetopo-results"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+STATUSES = ("ok", "failed")
+FEATURE_PREFIXES = ("density", "ramanujan", "rolled", "rolled_channel", "mge")
+CONFIG_COLUMNS = ("model", "dataset", "method", "sparsity", "seed")
+TRAINING_COLUMNS = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "milestones",
+                    "gamma", "augment")
+OTHER_CONFIG_COLUMNS = ("train_subset", "test_subset", "identity_skips")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    accuracy REAL,
+    features_json TEXT,
+    timings_json TEXT,
+    started TEXT,
+    finished TEXT,
+    host TEXT
+)""",
+)
+
+
+class StoreError(ValueError):
+    """A results file that cannot be used (not a sparsetopo results file, other schema)."""
+
+
+@dataclass
+class RunRecord:
+    """What one finished run leaves in the store."""
+
+    run_id: str
+    config: dict[str, Any]
+    status: str
+    error: str | None = None
+    accuracy: float | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    started: str | None = None
+    finished: str | None = None
+    host: str | None = None
+
+
+def _json(obj: Any) -> str:
+    """JSON with non-finite floats stored as null (SQLite/JSON have no NaN)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+    return json.dumps(clean(obj), sort_keys=True)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _check_meta(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a sparsetopo results file ({exc})") from None
+    if "meta" not in tables:
+        raise StoreError(f"{path} is not a sparsetopo results file (no 'meta' table)")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("application") != APPLICATION:
+        raise StoreError(f"{path} is not a sparsetopo results file (application="
+                         f"{meta.get('application')!r})")
+    version = meta.get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(f"{path} has results schema version {version}, this sparsetopo reads "
+                         f"version {SCHEMA_VERSION}; use a new results file")
+    if "runs" not in tables:
+        raise StoreError(f"{path} is damaged: no 'runs' table")
+
+
+class ResultsStore:
+    """Open (creating it when absent) a results file for writing runs."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        parent = Path(self.path).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        exists = Path(self.path).exists() and Path(self.path).stat().st_size > 0
+        self.conn = _connect(self.path)
+        try:
+            if exists:
+                _check_meta(self.conn, self.path)
+            else:
+                self._create()
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _create(self) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                c.execute(statement)
+            c.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION))],
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        _check_meta(c, self.path)
+
+    def statuses(self) -> dict[str, str]:
+        """``{run_id: status}`` of every stored run."""
+        return dict(self.conn.execute("SELECT run_id, status FROM runs").fetchall())
+
+    def write(self, record: RunRecord) -> None:
+        """Insert (or replace a failed) run in a single transaction."""
+        if record.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
+        accuracy = record.accuracy
+        if accuracy is not None and not math.isfinite(accuracy):
+            accuracy = None
+        row = (record.run_id, canonical_json(record.config), record.status, record.error,
+               accuracy, _json(record.features), _json(record.timings), record.started,
+               record.finished, record.host)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _read_rows(path: str | os.PathLike) -> list[tuple]:
+    path = os.fspath(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    conn = _connect(path)
+    try:
+        _check_meta(conn, path)
+        return conn.execute(
+            "SELECT run_id, config_json, status, error, accuracy, features_json, timings_json, "
+            "started, finished, host FROM runs"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def _feature_order(name: str) -> tuple[int, str]:
+    prefix = name.split(".", 1)[0]
+    return (FEATURE_PREFIXES.index(prefix) if prefix in FEATURE_PREFIXES else len(FEATURE_PREFIXES),
+            name)
+
+
+def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
+    run_id, config_json, status, error, accuracy, features_json, timings_json, started, finished, \
+        host = row
+    config = json.loads(config_json)
+    training = config.get("training", {})
+    data = config.get("data", {})
+    timings = json.loads(timings_json or "{}")
+    out: dict[str, Any] = {"run_id": run_id}
+    out.update({k: config.get(k) for k in CONFIG_COLUMNS})
+    out.update({k: training.get(k) for k in TRAINING_COLUMNS})
+    out["milestones"] = ",".join(str(m) for m in training.get("milestones", []))
+    out["train_subset"] = data.get("train_subset")
+    out["test_subset"] = data.get("test_subset")
+    out["identity_skips"] = config.get("metrics", {}).get("identity_skips")
+    out.update(status=status, error=error,
+               accuracy=np.nan if accuracy is None else accuracy,
+               prune_seconds=timings.get("prune", np.nan),
+               train_seconds=timings.get("train", np.nan),
+               metrics_seconds=timings.get("features", np.nan),
+               started=started, finished=finished, host=host)
+    features = {k: (np.nan if v is None else float(v))
+                for k, v in json.loads(features_json or "{}").items()}
+    baseline = hashed_part(config)
+    for key in ("method", "sparsity", "metrics"):
+        baseline.pop(key, None)
+    return out, features, canonical_json(baseline)
+
+
+def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFrame:
+    """Runs of a results file as a DataFrame, one row per run, sorted by model, dataset, method,
+    sparsity, seed.
+
+    Columns: ``run_id``, the configuration (model, dataset, method, sparsity, seed, epochs, lr,
+    momentum, weight_decay, batch_size, milestones, gamma, augment, train_subset, test_subset,
+    identity_skips), ``status``, ``error``, ``accuracy``, ``dense_accuracy``, ``accuracy_drop``
+    (= dense accuracy of the run with the same model, dataset, seed, training and data settings
+    minus ``accuracy``; NaN without a successful dense run), ``prune_seconds``,
+    ``train_seconds``, ``metrics_seconds``, ``started``, ``finished``, ``host``, then every
+    feature column (``density.*``, ``ramanujan.*``, ``rolled.*``, ``rolled_channel.*``,
+    ``mge.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
+    """
+    if status not in (None, "all", *STATUSES):
+        raise ValueError(f"status must be 'ok', 'failed' or 'all', got {status!r}")
+    flat = [_flat_row(r) for r in _read_rows(path)]
+    dense = {key: row["accuracy"] for row, _, key in flat
+             if row["method"] == DENSE and row["status"] == "ok"}
+    rows, feature_rows = [], []
+    for row, features, key in flat:
+        if status not in (None, "all") and row["status"] != status:
+            continue
+        row["dense_accuracy"] = dense.get(key, np.nan)
+        row["accuracy_drop"] = row["dense_accuracy"] - row["accuracy"]
+        rows.append(row)
+        feature_rows.append(features)
+    base_cols = (["run_id", *CONFIG_COLUMNS, *TRAINING_COLUMNS, *OTHER_CONFIG_COLUMNS, "status",
+                  "error", "accuracy", "dense_accuracy", "accuracy_drop", "prune_seconds",
+                  "train_seconds", "metrics_seconds", "started", "finished", "host"])
+    feature_cols = sorted({k for f in feature_rows for k in f}, key=_feature_order)
+    df = pd.DataFrame(rows, columns=base_cols)
+    feats = pd.DataFrame(feature_rows, columns=feature_cols, dtype=float, index=df.index)
+    df = pd.concat([df, feats], axis=1)
+    for col in ("sparsity", "accuracy", "dense_accuracy", "accuracy_drop", "lr", "momentum",
+                "weight_decay", "gamma", "prune_seconds", "train_seconds", "metrics_seconds"):
+        df[col] = df[col].astype(float)
+    df = df.sort_values(["model", "dataset", "method", "sparsity", "seed", "run_id"],
+                        kind="stable").reset_index(drop=True)
+    return df
+
+
+EXPORT_FORMATS = (".parquet", ".csv")
+
+
+def export(path: str | os.PathLike, out: str | os.PathLike, status: str | None = "all") -> Path:
+    """Write :func:`load_runs` (all runs by default) to ``out``, Parquet or CSV chosen by the
+    extension, atomically (temporary file in the same folder, then ``os.replace``)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise ValueError(f"cannot export to {out.name!r}: supported extensions are "
+                         f"{', '.join(EXPORT_FORMATS)}")
+    df = load_runs(path, status=status)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

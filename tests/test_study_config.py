@@ -1,0 +1,180 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sparsetopo.study.cli import app
+from sparsetopo.study.config import (
+    ConfigError,
+    expand_runs,
+    load_config,
+    load_preset,
+    parse_config,
+    preset_names,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grid(**over) -> dict:
+    g = {"models": ["mlp"], "datasets": ["digits"], "methods": ["uniform", "snip"],
+         "sparsities": [0.5, 0.9], "seeds": [0, 1]}
+    g.update(over)
+    return {"grid": g}
+
+
+def test_expand_adds_dense_baselines():
+    raw = grid(models=["mlp", "conv6"])
+    raw["training"] = {"epochs": 2}
+    runs = expand_runs(parse_config(raw))
+    assert len(runs) == 2 * (2 + 2 * 2 * 2)
+    dense = [r for r in runs if r.method == "dense"]
+    assert {(r.model, r.seed, r.sparsity) for r in dense} == {
+        ("mlp", 0, 0.0), ("mlp", 1, 0.0), ("conv6", 0, 0.0), ("conv6", 1, 0.0)}
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert {(r.method, r.sparsity) for r in runs if r.method != "dense"} == {
+        ("uniform", 0.5), ("uniform", 0.9), ("snip", 0.5), ("snip", 0.9)}
+
+
+def test_run_id_is_sha256_of_canonical_config():
+    raw = grid(methods=["snip"], sparsities=[0.9], seeds=[3])
+    raw["training"] = {"epochs": 16, "lr": 0.05}
+    raw["data"] = {"train_subset": 100, "data_dir": "/somewhere"}
+    run = [r for r in expand_runs(parse_config(raw)) if r.method == "snip"][0]
+    expected = {
+        "model": "mlp", "dataset": "digits", "method": "snip", "sparsity": 0.9, "seed": 3,
+        "training": {"epochs": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0001,
+                     "batch_size": 128, "milestones": [8, 12], "gamma": 0.1, "augment": False},
+        "data": {"train_subset": 100, "test_subset": 0, "image_size": 0},
+        "metrics": {"identity_skips": False},
+    }
+    text = json.dumps(expected, sort_keys=True, separators=(",", ":"))
+    assert run.run_id == hashlib.sha256(text.encode()).hexdigest()
+    assert run.to_dict()["data"]["data_dir"] == "/somewhere"  # kept, but not hashed
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("training", "epochs", 3), ("training", "lr", 0.2), ("training", "batch_size", 32),
+    ("data", "train_subset", 50), ("data", "test_subset", 10), ("data", "image_size", 8),
+    ("metrics", "identity_skips", True),
+])
+def test_run_id_changes_with_every_setting(section, key, value):
+    base = expand_runs(parse_config(grid()))
+    raw = grid()
+    raw[section] = {key: value}
+    changed = expand_runs(parse_config(raw))
+    assert [r.run_id for r in base] != [r.run_id for r in changed]
+    assert not {r.run_id for r in base} & {r.run_id for r in changed}
+
+
+def test_data_dir_does_not_change_run_id(tmp_path):
+    a = expand_runs(parse_config({**grid(), "data": {"data_dir": "/a"}}))
+    b = expand_runs(parse_config({**grid(), "data": {"data_dir": "/b"}}))
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+
+
+def test_training_overrides_and_paper_defaults():
+    raw = grid(models=["wrn28_2"], datasets=["tinyimagenet"])
+    raw["training"] = {"epochs": 10}
+    run = expand_runs(parse_config(raw))[0]
+    assert run.training.epochs == 10
+    assert run.training.milestones == (3, 6, 8)
+    assert run.training.weight_decay == 5e-4
+    assert run.training.augment is True
+    raw["training"] = {"epochs": 10, "milestones": [5], "weight_decay": 0}
+    run = expand_runs(parse_config(raw))[0]
+    assert run.training.milestones == (5,) and run.training.weight_decay == 0.0
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({**grid(), "grid2": {}}, ["unknown section [grid2]", "grid, training"]),
+    ({"grid": {**grid()["grid"], "model": ["mlp"]}}, ["grid.model", "models, datasets"]),
+    ({**grid(), "training": {"epoch": 3}}, ["training.epoch", "epochs"]),
+    ({**grid(), "data": {"subset": 3}}, ["data.subset", "train_subset"]),
+    (grid(methods=[]), ["grid.methods is empty"]),
+    (grid(seeds=[]), ["grid.seeds is empty"]),
+    ({}, ["missing [grid]"]),
+    ({"grid": {"models": ["mlp"]}}, ["missing grid.datasets"]),
+    (grid(sparsities=[0.5, 1.0]), ["sparsity 1.0", "(0, 1)"]),
+    (grid(sparsities=[0]), ["sparsity 0", "(0, 1)"]),
+    (grid(sparsities=[-0.2]), ["sparsity -0.2"]),
+    (grid(sparsities=["0.5"]), ["grid.sparsities", "numbers"]),
+    (grid(models=["resnet21"]), ["unknown model 'resnet21'", "resnet20"]),
+    (grid(methods=["snipp"]), ["unknown method 'snipp'", "synflow"]),
+    (grid(datasets=["mnist"]), ["unknown dataset 'mnist'", "digits"]),
+    (grid(methods=["dense"]), ["only 'dense'"]),
+    (grid(models="mlp"), ["grid.models must be a list"]),
+    (grid(seeds=[-1]), ["seed -1"]),
+    ({**grid(), "training": {"epochs": 0}}, ["epochs"]),
+    ({**grid(), "training": {"lr": "fast"}}, ["training.lr"]),
+    ({**grid(), "metrics": {"identity_skips": "no"}}, ["identity_skips"]),
+    ({**grid(), "data": {"train_subset": -5}}, ["data.train_subset"]),
+    ({**grid(), "data": {"image_size": 8.5}}, ["data.image_size"]),
+])
+def test_bad_configs_raise_one_clear_error(raw, words):
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, source="study.toml")
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_load_config_file_errors_and_relative_data_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grid\nmodels = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    good = tmp_path / "sub" / "good.toml"
+    good.parent.mkdir()
+    good.write_text('[grid]\nmodels=["mlp"]\ndatasets=["digits"]\nmethods=["er"]\n'
+                    'sparsities=[0.5]\nseeds=[0]\n[data]\ndata_dir="cifar"\n')
+    assert load_config(good).data.data_dir == str(tmp_path / "sub" / "cifar")
+
+
+def test_presets_and_example_are_valid():
+    assert {"digits", "smoke"} <= set(preset_names())
+    digits = load_preset("digits")
+    assert digits.models == ("conv6", "resnet20") and digits.datasets == ("digits",)
+    assert set(digits.methods) == {"uniform", "er", "erk", "snip", "grasp", "synflow", "prospr"}
+    assert digits.sparsities == (0.8, 0.9, 0.98) and len(digits.seeds) == 2
+    assert len(expand_runs(digits)) == 2 * (2 + 7 * 3 * 2)
+    smoke = load_preset("smoke")
+    assert len(smoke.methods) >= 2 and len(expand_runs(smoke)) <= 20
+    assert load_config(ROOT / "examples" / "study.toml").name == "example"
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; available: .*digits"):
+        load_preset("nope")
+
+
+def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text('[grid]\nmodels=["mlp"]\ndatasets=["digits"]\nmethods=["snip"]\n'
+                      'sparsities=[1.5]\nseeds=[0]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsetopo.study.cli", "run", str(config), "--results",
+         str(tmp_path / "r.sqlite")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {config}: sparsity 1.5 in grid.sparsities is outside (0, 1)"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.parametrize("args, word", [
+    (["run", "--preset", "nope"], "unknown preset"),
+    (["run"], "either a CONFIG file or --preset"),
+    (["run", "missing.toml"], "config file not found"),
+    (["run", "--preset", "smoke", "--backend", "slurm"], "unknown backend 'slurm'"),
+])
+def test_cli_errors(args, word, tmp_path):
+    result = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 1
+    assert word in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,0 +1,250 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sparsetopo.study.cli import app
+from sparsetopo.study.config import expand_runs, parse_config
+from sparsetopo.study.runner import run_study
+from sparsetopo.study.store import ResultsStore, load_runs
+
+VOLATILE = ["prune_seconds", "train_seconds", "metrics_seconds", "started", "finished", "host"]
+PREFIXES = ("density.", "ramanujan.", "rolled.", "rolled_channel.", "mge.")
+
+TINY = """
+[study]
+name = "tiny"
+[grid]
+models = ["mlp"]
+datasets = ["digits"]
+methods = {methods}
+sparsities = {sparsities}
+seeds = {seeds}
+[training]
+epochs = {epochs}
+lr = 0.05
+batch_size = 64
+[data]
+train_subset = {train_subset}
+test_subset = 128
+"""
+
+
+def tiny_config(tmp_path, methods=("uniform", "snip"), sparsities=(0.5,), seeds=(0,), epochs=1,
+                train_subset=256, name="study.toml"):
+    text = TINY.format(methods=list(methods), sparsities=list(sparsities), seeds=list(seeds),
+                       epochs=epochs, train_subset=train_subset).replace("'", '"')
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def stable(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def test_network_features_match_naive_counts():
+    from sparsetopo import models, pruning
+    from sparsetopo.study.features import FEATURE_SETS, network_features
+
+    model = models.create("mlp", num_classes=3, in_channels=1, input_size=4, hidden=(6, 5), seed=0)
+    pruning.prune(model, "uniform", 0.5, seed=1)
+    features = network_features(model, (1, 4, 4), seed=0)
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    present = [int(m.weight_mask.sum()) for _, m in layers]
+    sizes = [m.weight_mask.numel() for _, m in layers]
+    assert features["density.global"] == sum(present) / sum(sizes)
+    for (name, _), p, n in zip(layers, present, sizes, strict=True):
+        assert features[f"density.{name}"] == p / n
+    # an MLP's MGE has one edge per present weight and one node per activation element
+    assert features["mge.nodes"] == 16 + 6 + 5 + 3
+    assert features["mge.edges"] == sum(present)
+    # rolled and rolled-channel BGEs of a Linear layer: in + out nodes, one edge per weight
+    for prefix in ("rolled", "rolled_channel"):
+        assert features[f"{prefix}.edges"] == pytest.approx(sum(present) / 3)
+        assert features[f"{prefix}.nodes"] == pytest.approx((16 + 6 + 6 + 5 + 5 + 3) / 3)
+    assert features["ramanujan.density"] == pytest.approx(sum(p / n for p, n in zip(
+        present, sizes, strict=True)) / 3)
+    assert all(k.split(".", 1)[0] in FEATURE_SETS for k in features)
+    again = network_features(model, (1, 4, 4), seed=0)
+    assert list(again) == list(features)
+    assert all(again[k] == features[k] or (again[k] != again[k] and features[k] != features[k])
+               for k in features)
+
+
+def test_run_store_features_and_skip(tmp_path):
+    from sparsetopo.study.config import load_config
+
+    config = load_config(tiny_config(tmp_path))
+    results = tmp_path / "r.sqlite"
+    summary = run_study(config, results, progress=False)
+    assert (summary.total, summary.ok, summary.failed, summary.skipped) == (3, 3, 0, 0)
+    df = load_runs(results)
+    assert sorted(df["method"]) == ["dense", "snip", "uniform"]
+    assert df["accuracy"].between(0, 1).all()
+    pruned = df[df["method"] != "dense"]
+    for prefix in PREFIXES:
+        cols = [c for c in df.columns if c.startswith(prefix)]
+        assert cols, prefix
+        assert pruned[cols].notna().any(axis=1).all(), prefix
+    # oracle: exactly round(0.5 * total) weights kept over the three Linear layers of the mlp
+    total = 1024 * 128 + 128 * 64 + 64 * 10
+    assert (pruned["density.global"] == round(0.5 * total) / total).all()
+    assert pruned["mge.edges"].gt(0).all()
+    dense = df[df["method"] == "dense"].iloc[0]
+    assert pd.isna(dense["mge.edges"])  # baselines are trained only
+    assert (pruned["accuracy_drop"] == dense["accuracy"] - pruned["accuracy"]).all()
+    assert (df["train_seconds"] > 0).all() and (pruned["metrics_seconds"] > 0).all()
+
+    again = run_study(config, results, progress=False)
+    assert (again.ok, again.failed, again.skipped) == (0, 0, 3)
+    pd.testing.assert_frame_equal(load_runs(results), df)
+
+
+def test_failed_runs_are_kept_and_retried(tmp_path, monkeypatch):
+    import sparsetopo.training
+
+    config_path = tiny_config(tmp_path, methods=("uniform",))
+    results = tmp_path / "r.sqlite"
+    real_train = sparsetopo.training.train
+
+    def boom(model, *args, **kwargs):
+        if any(hasattr(m, "weight_mask") for m in model.modules()):
+            raise RuntimeError("simulated divergence")
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(sparsetopo.training, "train", boom)
+    result = CliRunner().invoke(app, ["run", str(config_path), "--results", str(results),
+                                      "--quiet"])
+    assert result.exit_code == 2
+    assert "1 failed" in result.stdout and "simulated divergence" in result.stderr
+    failed = load_runs(results, status="failed")
+    assert len(failed) == 1 and failed["method"][0] == "uniform"
+    assert failed["error"][0].startswith("RuntimeError: simulated divergence")
+    assert "Traceback" in failed["error"][0]  # kept for debugging
+    assert len(load_runs(results)) == 1  # the dense run is complete
+
+    monkeypatch.setattr(sparsetopo.training, "train", real_train)
+    from sparsetopo.study.config import load_config
+
+    config = load_config(config_path)
+    summary = run_study(config, results, progress=False)
+    assert (summary.ok, summary.skipped) == (0, 2)  # failed runs are not retried by default
+    summary = run_study(config, results, retry_failed=True, progress=False)
+    assert (summary.ok, summary.failed, summary.skipped) == (1, 0, 1)
+    df = load_runs(results, status="all")
+    assert sorted(df["status"]) == ["ok", "ok"] and len(df) == 2
+
+
+def test_bad_arguments(tmp_path):
+    config = parse_config({"grid": {"models": ["mlp"], "datasets": ["digits"],
+                                    "methods": ["er"], "sparsities": [0.5], "seeds": [0]}})
+    with pytest.raises(ValueError, match="unknown backend 'dask'"):
+        run_study(config, tmp_path / "r.sqlite", backend="dask")
+    with pytest.raises(ValueError, match="workers"):
+        run_study(config, tmp_path / "r.sqlite", workers=0)
+    with pytest.raises(ValueError, match="--ray-address needs --backend ray"):
+        run_study(config, tmp_path / "r.sqlite", ray_address="auto")
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def _count(path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_crash_safety(tmp_path):
+    """SIGKILL the runner once >= 1 run is stored, run again: same table as an uninterrupted
+    run, no run lost or duplicated."""
+    from sparsetopo.study.config import load_config
+
+    config_path = tiny_config(tmp_path, methods=("uniform", "er", "snip"), seeds=(0, 1))
+    config = load_config(config_path)
+    expected_ids = {r.run_id for r in expand_runs(config)}
+    total = len(expected_ids)
+
+    reference = tmp_path / "reference.sqlite"
+    run_study(config, reference, progress=False)
+
+    crashed = tmp_path / "crashed.sqlite"
+    cmd = [sys.executable, "-m", "sparsetopo.study.cli", "run", str(config_path), "--results",
+           str(crashed), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while _count(crashed) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    stored = _count(crashed)
+    assert 1 <= stored < total, f"{stored} of {total} runs stored when killed"
+
+    with ResultsStore(crashed) as store:  # the file survives the kill and holds whole runs
+        assert set(store.statuses()) <= expected_ids
+    partial = load_runs(crashed, status="all")
+    assert partial["status"].eq("ok").all() and partial["accuracy"].notna().all()
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{total - stored} done now" in proc.stdout and f"{stored} already" in proc.stdout
+
+    final = load_runs(crashed, status="all")
+    assert len(final) == total and set(final["run_id"]) == expected_ids
+    pd.testing.assert_frame_equal(stable(final), stable(load_runs(reference, status="all")))
+
+
+@pytest.mark.slow
+def test_local_process_pool_matches_sequential(tmp_path):
+    from sparsetopo.study.config import load_config
+
+    config = load_config(tiny_config(tmp_path, methods=("uniform", "snip")))
+    sequential, pooled = tmp_path / "seq.sqlite", tmp_path / "pool.sqlite"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the pool's workers each use cpu_count // workers threads
+    try:
+        run_study(config, sequential, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    summary = run_study(config, pooled, workers=2, progress=False)
+    assert (summary.ok, summary.failed) == (3, 0)
+    pd.testing.assert_frame_equal(stable(load_runs(pooled)), stable(load_runs(sequential)))
+
+
+@pytest.mark.slow
+def test_ray_backend_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    from sparsetopo.study.config import load_config
+
+    config = load_config(tiny_config(tmp_path, methods=("uniform", "snip"), seeds=(0, 1)))
+    reference, results = tmp_path / "ref.sqlite", tmp_path / "ray.sqlite"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # Ray tasks use one thread each
+    try:
+        run_study(config, reference, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    # run_study starts a local instance, ray.init(num_cpus=2, include_dashboard=False), and
+    # shuts it down afterwards
+    summary = run_study(config, results, backend="ray", workers=2, progress=False)
+    assert (summary.total, summary.ok, summary.failed) == (6, 6, 0)
+    assert not ray.is_initialized()
+    again = run_study(config, results, backend="ray", workers=2, progress=False)
+    assert (again.ok, again.skipped) == (0, 6)
+    got = load_runs(results)
+    assert len(got) == 6 and got["run_id"].is_unique
+    pd.testing.assert_frame_equal(stable(got), stable(load_runs(reference)))

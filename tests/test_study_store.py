@@ -1,0 +1,149 @@
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from sparsetopo.study.config import expand_runs, parse_config
+from sparsetopo.study.store import ResultsStore, RunRecord, StoreError, export, load_runs
+
+
+def specs(**training):
+    raw = {"grid": {"models": ["mlp"], "datasets": ["digits"], "methods": ["uniform", "snip"],
+                    "sparsities": [0.9], "seeds": [0, 1]},
+           "training": {"epochs": 2, **training}}
+    return {(r.method, r.seed): r for r in expand_runs(parse_config(raw))}
+
+
+def record(spec, accuracy, status="ok", features=None, error=None):
+    return RunRecord(spec.run_id, spec.to_dict(), status, error, accuracy,
+                     features if features is not None else {},
+                     {"prune": 0.1, "features": 0.2, "train": 1.5, "total": 2.0},
+                     "2024-01-01T00:00:00+00:00", "2024-01-01T00:00:02+00:00", "host")
+
+
+def test_load_runs_accuracy_drop_and_feature_columns(tmp_path):
+    path = tmp_path / "r.sqlite"
+    s = specs()
+    other = specs(lr=0.01)  # other training config: its dense run must not be used
+    with ResultsStore(path) as store:
+        store.write(record(s["dense", 0], 0.90))
+        store.write(record(s["uniform", 0], 0.70, features={"density.global": 0.1, "mge.edges": 5.0,
+                                                              "rolled.k_core": float("nan")}))
+        store.write(record(s["snip", 0], 0.80, features={"density.global": 0.1,
+                                                           "ramanujan.delta_r": 1.5}))
+        store.write(record(s["uniform", 1], 0.60))  # no dense run for seed 1
+        store.write(record(other["dense", 1], 0.99))
+        store.write(record(s["snip", 1], None, status="failed", error="ValueError: boom"))
+    df = load_runs(path)
+    assert len(df) == 5 and set(df["status"]) == {"ok"}
+    row = df.set_index(["method", "seed", "lr"])
+    assert row.loc[("uniform", 0, 0.1), "accuracy_drop"] == pytest.approx(0.20)
+    assert row.loc[("snip", 0, 0.1), "accuracy_drop"] == pytest.approx(0.10)
+    assert row.loc[("dense", 0, 0.1), "accuracy_drop"] == 0.0
+    assert math.isnan(row.loc[("uniform", 1, 0.1), "accuracy_drop"])
+    assert row.loc[("snip", 0, 0.1), "dense_accuracy"] == 0.90
+    feats = [c for c in df.columns if "." in c]
+    assert feats == ["density.global", "ramanujan.delta_r", "rolled.k_core", "mge.edges"]
+    assert math.isnan(row.loc[("uniform", 0, 0.1), "rolled.k_core"])
+    assert math.isnan(row.loc[("snip", 0, 0.1), "mge.edges"])
+    for col in ("run_id", "model", "dataset", "method", "sparsity", "seed", "epochs",
+                "milestones", "status", "error", "accuracy", "dense_accuracy", "accuracy_drop",
+                "train_seconds", "metrics_seconds"):
+        assert col in df.columns
+    assert row.loc[("uniform", 0, 0.1), "train_seconds"] == 1.5
+    failed = load_runs(path, status="failed")
+    assert list(failed["method"]) == ["snip"] and failed["error"][0] == "ValueError: boom"
+    assert len(load_runs(path, status="all")) == 6
+    with pytest.raises(ValueError, match="status"):
+        load_runs(path, status="done")
+
+
+def test_failed_run_is_replaced_not_duplicated(tmp_path):
+    path = tmp_path / "r.sqlite"
+    s = specs()
+    with ResultsStore(path) as store:
+        store.write(record(s["snip", 0], None, status="failed", error="boom"))
+    with ResultsStore(path) as store:
+        assert store.statuses() == {s["snip", 0].run_id: "failed"}
+        store.write(record(s["snip", 0], 0.5))
+        assert store.statuses() == {s["snip", 0].run_id: "ok"}
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+
+
+def test_schema_mismatch_and_foreign_files(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    for action in (lambda: ResultsStore(path), lambda: load_runs(path)):
+        with pytest.raises(StoreError, match="schema version 99.*version 1"):
+            action()
+
+    other = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(other)
+    with conn:
+        conn.execute("CREATE TABLE runs (x)")
+    conn.close()
+    with pytest.raises(StoreError, match="not a sparsetopo results file"):
+        load_runs(other)
+
+    text = tmp_path / "notes.sqlite"
+    text.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a sparsetopo results file"):
+        ResultsStore(text)
+    assert text.read_text().startswith("these are my notes")  # nothing overwritten
+
+    with pytest.raises(FileNotFoundError, match="missing.sqlite"):
+        load_runs(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_export_parquet_csv_atomic(tmp_path):
+    path = tmp_path / "r.sqlite"
+    s = specs()
+    with ResultsStore(path) as store:
+        store.write(record(s["dense", 0], 0.9))
+        store.write(record(s["uniform", 0], 0.7, features={"mge.edges": 3.0}))
+        store.write(record(s["snip", 0], None, status="failed", error="boom"))
+    expected = load_runs(path, status="all")
+    pq = export(path, tmp_path / "out" / "runs.parquet")
+    got = pd.read_parquet(pq)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    csv = export(path, tmp_path / "runs.csv", status="ok")
+    got = pd.read_csv(csv)
+    assert len(got) == 2 and got["accuracy_drop"].tolist() == pytest.approx([0.0, 0.2])
+    leftovers = [p.name for p in tmp_path.rglob("*") if "tmp" in p.name]
+    assert leftovers == []
+    with pytest.raises(ValueError, match=r"runs.xlsx.*\.parquet, \.csv"):
+        export(path, tmp_path / "runs.xlsx")
+    assert not (tmp_path / "runs.xlsx").exists()
+
+
+def test_cli_export_and_bad_results_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from sparsetopo.study.cli import app
+
+    path = tmp_path / "r.sqlite"
+    with ResultsStore(path) as store:
+        store.write(record(specs()["dense", 0], 0.9))
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(path), "--out", str(tmp_path / "runs.csv")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "runs.csv")) == 1
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("hello")
+    for args in (["export", str(bad), "--out", str(tmp_path / "x.csv")],
+                 ["fit", str(bad), "--out", str(tmp_path / "fit")],
+                 ["run", "--preset", "smoke", "--results", str(bad)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: ") and "not a sparsetopo results file" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert bad.read_text() == "hello"
