@@ -155,6 +155,30 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "r.sqlite").exists()
 
 
+def test_resize_dataset_block_means_and_preflight(tmp_path):
+    from sparsetopo import data
+    from sparsetopo.study.runner import resize_dataset
+
+    base = data.get_dataset("digits", "train")
+    small = resize_dataset(base, 8)
+    assert small.images.shape == (len(base), 1, 8, 8) and small.info.input_shape == (1, 8, 8)
+    blocks = base.images.reshape(len(base), 1, 8, 4, 8, 4).mean(dim=(3, 5))  # naive 4x4 means
+    torch.testing.assert_close(small.images, blocks)
+    assert torch.equal(small.labels, base.labels)
+    x, _ = small.batch(torch.tensor([0, 1]))
+    x0, _ = base.batch(torch.tensor([0, 1]))
+    torch.testing.assert_close(x.mean(dim=(1, 2, 3)), x0.mean(dim=(1, 2, 3)))  # same statistics
+    assert resize_dataset(base, 0) is base and resize_dataset(base, 32) is base
+
+    config = parse_config({"grid": {"models": ["conv6"], "datasets": ["digits"],
+                                    "methods": ["er"], "sparsities": [0.5], "seeds": [0]},
+                           "data": {"image_size": 12}})
+    with pytest.raises(ValueError, match=r"cannot build conv6 for digits images of shape "
+                                         r"\(1, 12, 12\).*divisible by 8"):
+        run_study(config, tmp_path / "r.sqlite", progress=False)
+    assert load_runs(tmp_path / "r.sqlite", status="all").empty
+
+
 def _count(path) -> int:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -248,3 +272,28 @@ def test_ray_backend_local_instance(tmp_path):
     got = load_runs(results)
     assert len(got) == 6 and got["run_id"].is_unique
     pd.testing.assert_frame_equal(stable(got), stable(load_runs(reference)))
+
+
+@pytest.mark.slow
+def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
+    """`study run --preset smoke`, export and fit, with the real encodings and metrics."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "--preset", "smoke", "--quiet"])
+    assert result.exit_code == 0, result.output
+    results = tmp_path / "sparsetopo-out" / "smoke.sqlite"
+    df = load_runs(results)
+    assert len(df) == 14 and df["status"].eq("ok").all()
+    pruned = df[df["method"] != "dense"]
+    assert pruned["accuracy_drop"].notna().all()
+    for prefix in PREFIXES:
+        assert pruned[[c for c in df.columns if c.startswith(prefix)]].notna().any(axis=1).all()
+    result = runner.invoke(app, ["export", str(results), "--out", "runs.parquet"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 14
+    result = runner.invoke(app, ["fit", str(results), "--out", "fit", "--trials", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    comparison = pd.read_csv(tmp_path / "fit" / "comparison.csv")
+    assert set(comparison["feature_set"]) == {"density", "ramanujan", "rolled", "rolled_channel",
+                                              "mge", "mge+density"}
+    assert (tmp_path / "fit" / "importance.csv").exists()

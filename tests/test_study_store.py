@@ -147,3 +147,24 @@ def test_cli_export_and_bad_results_file(tmp_path):
         assert result.stderr.startswith("error: ") and "not a sparsetopo results file" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert bad.read_text() == "hello"
+
+
+def test_cli_fit_needs_two_methods(tmp_path):
+    from typer.testing import CliRunner
+
+    from sparsetopo.study.cli import app
+
+    path = tmp_path / "r.sqlite"
+    s = specs()
+    with ResultsStore(path) as store:
+        store.write(record(s["dense", 0], 0.9))
+        store.write(record(s["dense", 1], 0.9))
+        store.write(record(s["uniform", 0], 0.7, features={"mge.edges": 3.0}))
+        store.write(record(s["uniform", 1], 0.6, features={"mge.edges": 4.0}))
+    result = CliRunner().invoke(app, ["fit", str(path), "--quiet"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: ranking needs at least 2 pruning methods, got 1: ['uniform']"]
+    assert not (tmp_path / "r-fit").exists()
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "none.sqlite")])
+    assert result.exit_code == 1 and "results file not found" in result.stderr

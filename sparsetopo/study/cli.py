@@ -50,7 +50,7 @@ def clean_errors(func):
 def run_command(
     config: Annotated[Path | None, typer.Argument(help="Study TOML file (or use --preset).")] = None,
     results: Annotated[Path | None, typer.Option(
-        "--results", help="SQLite results file [default: sparsetopo-out/<study name>.sqlite].")
+        "--results", help="SQLite results file (default: sparsetopo-out/STUDY-NAME.sqlite).")
     ] = None,
     preset: Annotated[str | None, typer.Option(help="Embedded study: digits or smoke.")] = None,
     backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
@@ -74,6 +74,8 @@ def run_command(
         f"{summary.total} runs: {summary.ok} done now, {summary.failed} failed, "
         f"{summary.skipped} already in {summary.results_path}"
     )
+    if not quiet and not summary.failures:
+        typer.echo(f"next: sparsetopo study fit {summary.results_path}")
     if summary.failures:
         for line in summary.failures[:10]:
             typer.echo(f"  failed: {line}", err=True)
@@ -102,7 +104,8 @@ def export_command(
 @clean_errors
 def fit_command(
     results: Annotated[Path, typer.Argument(help="SQLite results file.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = DEFAULT_OUT / "fit",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder (default: RESULTS-STEM-fit next to RESULTS).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the CV splits and the tuning.")] = 0,
     folds: Annotated[int, typer.Option(min=2, help="Outer cross-validation folds.")] = 5,
     trials: Annotated[int, typer.Option(min=1, help="Optuna trials per tuning.")] = 20,
@@ -117,6 +120,7 @@ def fit_command(
         raise ValueError(f"{results} holds no successful run to fit")
     from sparsetopo.study.fit import fit_study
 
+    out = out or default_fit_dir(results)
     fit_study(runs, out, target="accuracy_drop", seed=seed, folds=folds, n_trials=trials,
               progress=not quiet)
     typer.echo(f"wrote {out}")
@@ -127,12 +131,15 @@ def fit_command(
 def import_published_command(
     src: Annotated[Path, typer.Argument(help="Folder of the tables released with the paper.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = DEFAULT_OUT / "published",
+    seed: Annotated[int, typer.Option(help="Seed of the CV splits and the tuning.")] = 0,
+    folds: Annotated[int, typer.Option(min=2, help="Outer cross-validation folds.")] = 5,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per tuning.")] = 20,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run the feature-set comparison on the paper's published data (target: accuracy)."""
     from sparsetopo.study.published import import_published
 
-    import_published(src, out, progress=not quiet)
+    import_published(src, out, folds=folds, n_trials=trials, seed=seed, progress=not quiet)
     typer.echo(f"wrote {out}")
 
 
@@ -140,14 +147,23 @@ def import_published_command(
 @clean_errors
 def report_command(
     results: Annotated[Path, typer.Argument(help="SQLite results file.")],
-    out: Annotated[Path, typer.Option("--out", help="report.html")] = DEFAULT_OUT / "report.html",
-    fit_dir: Annotated[Path | None, typer.Option(help="Output folder of `study fit`.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="HTML file (default: RESULTS-STEM-report.html next to RESULTS).")] = None,
+    fit_dir: Annotated[Path | None, typer.Option(
+        help="Output folder of `study fit` (default: RESULTS-STEM-fit next to RESULTS).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Write an HTML report of a study."""
     from sparsetopo.report import build_report
 
-    build_report(results, out, fit_dir=fit_dir)
-    typer.echo(f"wrote {out}")
+    out = out or Path(results).with_name(f"{Path(results).stem}-report.html")
+    path = build_report(results, out, fit_dir=fit_dir, progress=not quiet)
+    typer.echo(f"wrote {path}")
+
+
+def default_fit_dir(results: Path) -> Path:
+    """``<results folder>/<results stem>-fit``: where ``study report`` looks for the fit."""
+    return Path(results).with_name(f"{Path(results).stem}-fit")
 
 
 def main() -> None:  # pragma: no cover - `python -m sparsetopo.study.cli`

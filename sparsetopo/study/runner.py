@@ -6,6 +6,11 @@ Backends: ``local`` runs sequentially (``workers=1``) or in a pool of ``workers`
 (``ray_address``) or to a local Ray instance with ``workers`` CPUs. In every case only this
 (driver) process writes the results file, one transaction per finished run, so a crash loses
 only the runs in flight, and running the same study again skips the complete runs.
+
+Threads: a pool or Ray worker runs with ``cpu_count // workers`` (Ray: 1) torch and BLAS
+threads, since oversubscribed cores slow small CPU kernels down several times. On a Ray
+cluster every node needs sparsetopo installed and, for file-based datasets, the data at the
+configured ``data_dir``; tasks run on CPU (one CPU each).
 """
 
 from __future__ import annotations
