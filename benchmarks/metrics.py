@@ -9,7 +9,8 @@ every metric separately (``timings_s``), plus the shared structures (``build:*``
 path sweeps). For graphs up to ``--igraph-max-edges`` edges it also times what igraph would cost:
 the CSR -> ``igraph.Graph`` conversion and igraph's coreness / bridges / articulation points on
 the converted graph (the measurement behind computing these on the CSR directly).
-Results: ``benchmarks/results/metrics.json`` (written atomically) and a printed table.
+Results: ``benchmarks/results/metrics.json`` (written atomically; a partial run replaces only
+its own rows) and a printed table.
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def main() -> None:
             row.update(target_s=t_target, target_gb=gb_target)
         rows.append(row)
         print(_fmt(row), flush=True)
+    order = [(m, s) for m, s, *_ in NETWORKS]
+    if OUT.exists():  # a partial run (--only, --quick) replaces its rows, keeps the others
+        done = {(r["model"], r["sparsity"]) for r in rows}
+        rows += [r for r in json.loads(OUT.read_text())["rows"]
+                 if (r["model"], r["sparsity"]) not in done]  # fmt: skip
+    rows.sort(key=lambda r: order.index((r["model"], r["sparsity"])))
     result = {
         "machine": platform.platform(),
         "cpus": os.cpu_count(),

@@ -34,7 +34,8 @@ def to_nx(g: LayeredGraph) -> nx.DiGraph:
     coo = g.adjacency.tocoo()
     d = nx.DiGraph()
     d.add_nodes_from(range(g.n_nodes))
-    d.add_weighted_edges_from(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True))
+    rows, cols, weights = coo.row.tolist(), coo.col.tolist(), coo.data.tolist()
+    d.add_weighted_edges_from(zip(rows, cols, weights, strict=True))
     return d
 
 
@@ -281,6 +282,8 @@ def test_effective_density_with_weight_ids():
     g.meta["n_weights"] = 3
     assert tm.effective_density(g, edge_weight_ids=ids) == pytest.approx(2 / 3)
     assert tm.effective_density(g) == pytest.approx(3 / 4)  # edge fallback: alive / edges
+    g2 = LayeredGraph(g.adjacency, parts, meta={"n_weights": 4}, edge_weight_ids=ids)
+    assert tm.effective_density(g2) == pytest.approx(2 / 4)  # ids read from the graph
     with pytest.raises(ValueError, match="edge_weight_ids"):
         tm.effective_density(g, edge_weight_ids=np.zeros(3, int))
 
@@ -308,6 +311,18 @@ def test_unsorted_csr_is_handled():
     assert not b.has_sorted_indices
     g2 = LayeredGraph(b, g.partitions, g.input_index, g.output_index)
     assert tm.topometrics(g2) == tm.topometrics(g)
+    # weight ids follow their edges through the re-sorting: id 0 on the dead edges only
+    view = tm.GraphView(g)
+    fwd, co = view.paths["forward"], view.paths["backward"]
+    alive = np.repeat(fwd, np.diff(a.indptr)) & co[a.indices]
+    assert alive.any() and not alive.all()
+    ids = np.where(alive, -1, 0)
+    rev = ids.copy()
+    for r in range(a.shape[0]):
+        s, e = a.indptr[r], a.indptr[r + 1]
+        rev[s:e] = ids[s:e][::-1]
+    assert tm.effective_density(g, edge_weight_ids=ids, n_weights=1) == 0.0
+    assert tm.effective_density(g2, edge_weight_ids=rev, n_weights=1) == 0.0
 
 
 def test_empty_graph():

@@ -7,9 +7,10 @@ is disabled) and costs 0.4-1.2 us per edge, i.e. seconds for a ResNet-20 MGE and
 (Batagelj-Zaversnik coreness, Tarjan's lowpoint DFS, ESU-equivalent motif counting) on the
 arrays we already have; the tests check them against igraph and networkx.
 
-All kernels take a symmetric, row-sorted, loop-free CSR (``uptr``, ``uidx``) where noted, or the
-directed CSR of a ``LayeredGraph`` (``indptr``, ``indices``, ``data``) whose node ids are a
-topological order (every edge goes from a lower to a higher id).
+Kernels take either the undirected graph as a symmetric, row-sorted, loop-free CSR (``uptr``,
+``uidx``, from ``symmetrize``) or the directed CSR of a ``LayeredGraph`` (``indptr``,
+``indices``, ``data``) whose node ids are a topological order (every edge goes from a lower to
+a higher id). ``parallel=True`` kernels split their work into chunks over numba's threads.
 """
 
 from __future__ import annotations
@@ -31,12 +32,6 @@ def _popcount(x):
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
     x = (x + (x >> np.uint64(4))) & _M4
     return np.int64((x * _H01) >> np.uint64(56))
-
-
-@nb.njit(**_OPTS)
-def _chunks(n, k):
-    """``k + 1`` boundaries splitting ``range(n)`` into ``k`` nearly equal chunks."""
-    return (np.arange(k + 1) * n) // k
 
 
 # --- undirected view -----------------------------------------------------------------------
@@ -99,6 +94,18 @@ def long_edge_nodes(indptr, indices, part):
                 flag[u] = True
                 flag[v] = True
     return flag
+
+
+@nb.njit(**_OPTS)
+def alternates_parity(indptr, indices, part):
+    """Whether every edge joins partitions of different parity (then the graph is bipartite
+    with the partition parity as colouring)."""
+    n = indptr.size - 1
+    for u in range(n):
+        for e in range(indptr[u], indptr[u + 1]):
+            if (part[indices[e]] - part[u]) % 2 == 0:
+                return False
+    return True
 
 
 @nb.njit(**_OPTS)
@@ -361,7 +368,7 @@ def _root_count(uptr, uidx, v, flag, tag, mcnt, mpos, d2):
     count = d * (d - 1) * (d - 2) // 6 + (d - 1) * sum_r + sum_r2
     for i in range(n_d2):
         z = d2[i]
-        m = mcnt[z]
+        m = np.int64(mcnt[z])  # scratch may be int32: keep the products in int64
         deg_hz = uptr[z + 1] - _lower(uptr, uidx, z, v)
         count += m * deg_hz - m * m - m * (m - 1) // 2
     if any_flag:
