@@ -62,8 +62,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                                  progress=progress)
         timings["encode_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        topo = metrics.topometrics(graph, seed=net.seed)
-        table = metrics.topometrics_table([graph], normalise=normalise)
+        topo = metrics.topometrics(graph, seed=net.seed, progress=progress)
+        table = metrics.topometrics_table([topo], normalise=normalise)
         shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
         layers_topo = None
     else:

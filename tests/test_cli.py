@@ -180,3 +180,15 @@ def test_prunable_layers_of_default_model_are_all_reported(tmp_path):
 
     for name, _ in prunable_layers(models.create("mlp")):
         assert name in r.output
+
+
+def test_draw_writes_picture_with_sampling_note(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "mge.png"
+    r = run("draw", *FAST, "--max-edges", "500", "--out", out)
+    assert r.exit_code == 0, r.output
+    img = Image.open(out)
+    assert img.size == (1600, 900)
+    pixels = list(img.convert("L").getdata())
+    assert max(pixels) - min(pixels) > 100  # not blank
