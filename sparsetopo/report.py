@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparsetopo import plot
+from sparsetopo.io import write_text
 from sparsetopo.plot.metrics import FEATURE_SET_ORDER, PROTOCOL_ORDER
 
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
@@ -160,15 +161,7 @@ def render_report(
         + "\n".join(body)
         + f"\n<script>{SCRIPT}</script></body></html>\n"
     )
-    out_html = Path(out_html)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_html.with_name(f".{out_html.name}.tmp-{os.getpid()}")
-    try:
-        tmp_path.write_text(page, encoding="utf-8")
-        os.replace(tmp_path, out_html)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    return out_html
+    return write_text(out_html, page)
 
 
 # -------------------------------------------------------------------------------- sections

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import pandas as pd
 import xgboost as xgb
 from tqdm.auto import tqdm
 
+from sparsetopo.io import write_text as write_atomic
 from sparsetopo.study.features_sets import FeatureSetsArg, feature_columns, resolve_feature_sets
 from sparsetopo.study.ranking import check_methods, ranking_cases, summarize_ranking
 
@@ -555,18 +555,6 @@ def fit_study(
 
 
 # ---------------------------------------------------------------------------------- output
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fmt(value: object) -> str:
     if isinstance(value, float | np.floating):
         return "n/a" if math.isnan(value) else f"{value:.3f}"

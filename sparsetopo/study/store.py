@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sparsetopo.io import atomic_path
 from sparsetopo.study.config import DENSE, canonical_json, hashed_part
 
 APPLICATION = "sparsetopo-results"
@@ -275,14 +276,9 @@ def export(path: str | os.PathLike, out: str | os.PathLike, status: str | None =
         raise ValueError(f"cannot export to {out.name!r}: supported extensions are "
                          f"{', '.join(EXPORT_FORMATS)}")
     df = load_runs(path, status=status)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         if suffix == ".parquet":
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
