@@ -127,8 +127,7 @@ def write_results(result: dict, out: Path, picture_path: Path | None = None, gra
         from . import plot
 
         net = result["network"]
-        title = (f"{net['model']} {net['pruning']} sparsity {net['sparsity']:.2f}: MGE, "
-                 f"{graph.n_nodes:,} nodes, {graph.n_edges:,} edges")
+        title = f"{net['model']}, {net['pruning']} at sparsity {net['sparsity']:.2f}"
         plot.mge(graph, picture_path, seed=net["seed"], title=title,
                  max_edges=PICTURE_MAX_EDGES, progress=progress)
         written.append(picture_path)

@@ -270,7 +270,7 @@ def draw(
                             input_size)
         g = encoding.multipartite(net.model, net.input_shape, identity_skips, force=force,
                                   progress=not quiet)
-        title = f"{model} {net.method} sparsity {net.sparsity:.2f}: MGE of {g.n_nodes:,} nodes"
+        title = f"{model}, {net.method} at sparsity {net.sparsity:.2f}"
         plot.mge(g, out, max_edges=max_edges, seed=seed, title=title, progress=not quiet)
         out_console.print(f"wrote {out} ({g.n_nodes:,} nodes, {g.n_edges:,} edges)")
 
