@@ -29,14 +29,6 @@ from sparsetopo.encoding import (
 mp = importlib.import_module("sparsetopo.encoding.multipartite")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def three_partitions() -> list[Partition]:
     return [Partition("input", 0, (2, 3)), Partition("a", 6, (4,)), Partition("b", 10, (5,))]
 

@@ -23,14 +23,6 @@ from sparsetopo import models
 from sparsetopo.encoding import EncodingError, multipartite, unrolled
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def rand(shape, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape)
 

@@ -20,15 +20,6 @@ from sparsetopo.pruning import scores as sc
 from sparsetopo.pruning.density import allocate_counts, target_densities
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The nets here are tiny: one intra-op thread is faster and avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_conv() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(

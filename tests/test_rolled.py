@@ -21,14 +21,6 @@ from sparsetopo import models
 from sparsetopo.encoding import rolled, rolled_channel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def biadjacency(g) -> np.ndarray:
     left, right = g.partitions
     return nets.block(g.adjacency, left, right).T.toarray()

@@ -17,16 +17,6 @@ from torch import nn
 from sparsetopo import models
 from sparsetopo.tracing import TracingError, trace
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the test machine is shared: intra-op threads only add contention for these tiny tensors
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # name -> (create kwargs, input shape, residual adds, pooling ops)
 ZOO = {
     "conv6": ({}, (3, 32, 32), 0, 3),
