@@ -35,6 +35,26 @@ DEFAULT_METHOD = "snip"
 DEFAULT_SPARSITY = 0.98
 
 
+# Options shared by prune, analyze and draw (one definition, one help text).
+ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `sparsetopo models`).")]
+PruningOpt = Annotated[str, typer.Option("--pruning", help="Pruning method.")]
+SparsityOpt = Annotated[float, typer.Option(
+    "--sparsity", help="Fraction of weights removed, in [0, 1).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of weights, masks and sampled metrics.")]
+DatasetOpt = Annotated[str, typer.Option(
+    "--dataset", help="Dataset: input shape, classes, pruning data.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Directory holding the dataset.")]
+WeightsOpt = Annotated[Path | None, typer.Option(
+    "--weights", help="Masked state_dict saved with torch.save (loaded with weights_only=True) "
+    "used instead of pruning.")]
+InputSizeOpt = Annotated[int | None, typer.Option(
+    "--input-size", help="Encode for HxW = SIZE inputs instead of the dataset's size (e.g. 224).")]
+IdentitySkipsOpt = Annotated[bool, typer.Option(
+    "--identity-skips", help="Encode identity shortcuts as weight-1 edges.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Build graphs even if memory looks short.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
 class CliError(Exception):
     """A user error reported as one line."""
 
@@ -153,16 +173,14 @@ def _density_table(net: Network) -> Table:
 # ---------------------------------------------------------------------------------------------
 @app.command()
 def prune(
-    model: Annotated[str, typer.Option(help="Model name (see `sparsetopo models`).")] = DEFAULT_MODEL,
-    pruning: Annotated[str, typer.Option(help="Pruning method.")] = DEFAULT_METHOD,
-    sparsity: Annotated[float, typer.Option(help="Fraction of weights removed, in [0, 1).")] = (
-        DEFAULT_SPARSITY),
-    seed: Annotated[int, typer.Option(help="Seed of weights and masks.")] = 0,
-    dataset: Annotated[str, typer.Option(help="Dataset (data-dependent methods, input shape).")] = (
-        DEFAULT_DATASET),
-    data_dir: Annotated[Path | None, typer.Option(help="Directory holding the dataset.")] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Prune a zoo model at initialization; write model.pt (masked state_dict) and masks.pt."""
     with _one_line_errors():
@@ -193,30 +211,24 @@ def list_models() -> None:
 
 @app.command()
 def analyze(
-    model: Annotated[str, typer.Option(help="Model name.")] = DEFAULT_MODEL,
-    pruning: Annotated[str, typer.Option(help="Pruning method.")] = DEFAULT_METHOD,
-    sparsity: Annotated[float, typer.Option(help="Fraction of weights removed, in [0, 1).")] = (
-        DEFAULT_SPARSITY),
-    seed: Annotated[int, typer.Option(help="Seed of weights, masks and sampled metrics.")] = 0,
-    dataset: Annotated[str, typer.Option(help="Dataset: input shape, classes, pruning data.")] = (
-        DEFAULT_DATASET),
-    data_dir: Annotated[Path | None, typer.Option(help="Directory holding the dataset.")] = None,
-    weights: Annotated[Path | None, typer.Option(
-        help="Masked state_dict saved with torch.save (loaded with weights_only=True) used "
-        "instead of pruning.")] = None,
-    input_size: Annotated[int | None, typer.Option(
-        help="Encode for HxW = SIZE inputs instead of the dataset's size (e.g. 224).")] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
+    weights: WeightsOpt = None,
+    input_size: InputSizeOpt = None,
     encoding: Annotated[str, typer.Option(
         help="Encoding whose topometrics are tabled: mge|unrolled|rolled|rolled-channel.")] = "mge",
-    identity_skips: Annotated[bool, typer.Option(
-        "--identity-skips", help="Encode identity shortcuts as weight-1 edges.")] = False,
+    identity_skips: IdentitySkipsOpt = False,
     normalise: Annotated[str | None, typer.Option(
         help="'paper' divides counts by nodes/edges as in the paper's tables.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     picture: Annotated[bool, typer.Option(help="Also draw the MGE to mge.png.")] = True,
-    force: Annotated[bool, typer.Option(help="Build graphs even if memory looks short.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
     metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
@@ -246,21 +258,19 @@ def analyze(
 
 @app.command()
 def draw(
-    model: Annotated[str, typer.Option(help="Model name.")] = DEFAULT_MODEL,
-    pruning: Annotated[str, typer.Option(help="Pruning method.")] = DEFAULT_METHOD,
-    sparsity: Annotated[float, typer.Option(help="Fraction of weights removed.")] = (
-        DEFAULT_SPARSITY),
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    dataset: Annotated[str, typer.Option(help="Dataset.")] = DEFAULT_DATASET,
-    data_dir: Annotated[Path | None, typer.Option(help="Dataset directory.")] = None,
-    weights: Annotated[Path | None, typer.Option(help="Masked state_dict to load.")] = None,
-    input_size: Annotated[int | None, typer.Option(help="Input HxW instead of the dataset's.")] = (
-        None),
-    identity_skips: Annotated[bool, typer.Option("--identity-skips")] = False,
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
+    weights: WeightsOpt = None,
+    input_size: InputSizeOpt = None,
+    identity_skips: IdentitySkipsOpt = False,
     max_edges: Annotated[int | None, typer.Option(help="Draw a uniform sample of edges.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file.")] = Path("mge.png"),
-    force: Annotated[bool, typer.Option(help="Build even if memory looks short.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Draw the MGE of a pruned network: partitions left to right, skip edges highlighted."""
     with _one_line_errors():
