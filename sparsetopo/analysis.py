@@ -172,7 +172,7 @@ def format_report(net, result: dict, console: Console, written: list[Path]) -> N
     for k, v in result["topometrics_shown"].items():
         t.add_row(k, _fmt(v), metrics.METRIC_DESCRIPTIONS.get(k, ""))
     console.print(t)
-    t = Table(title="Ramanujan metrics (rolled BGE, mean over layers with degrees >= 3)",
+    t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
               title_justify="left")
     t.add_column("metric")
     t.add_column("value", justify="right")

@@ -17,8 +17,8 @@ from torch.nn.utils import prune
 
 from sparsetopo.metrics.ramanujan import (
     COLUMNS,
-    _rolled_biadjacency,
     _top2_singular_values,
+    bge_biadjacency,
     layer_ramanujan,
     ramanujan,
     ramanujan_summary,
@@ -40,17 +40,26 @@ def magnitudes(b: np.ndarray) -> np.ndarray:
     return np.sort(np.abs(np.linalg.eigvalsh(a)))[::-1]
 
 
+def biadjacency(weight: torch.Tensor, mask: torch.Tensor) -> sp.csr_matrix:
+    """``C_out x (C_in*kh*kw)`` CSR of the weights where ``mask`` is set, explicit zeros kept
+    (a present weight of value 0 is still an edge)."""
+    w = (weight * mask).detach().reshape(weight.shape[0], -1).numpy().astype(np.float64)
+    m = mask.detach().reshape(mask.shape[0], -1).numpy().astype(bool)
+    rows, cols = np.nonzero(m)
+    return sp.csr_matrix((w[rows, cols], (rows, cols)), shape=m.shape)
+
+
 def oracle_graph(present: np.ndarray, absw: np.ndarray) -> dict[str, float] | None:
     """SPEC 5 metrics of one bipartite graph (rows = right nodes, columns = left nodes), None
-    when a mean degree is < 3. Zero-degree nodes are removed first."""
+    when it has 3 or fewer nodes once zero-degree nodes are removed."""
     rows = present.sum(axis=1) > 0
     cols = present.sum(axis=0) > 0
     b = present[rows][:, cols].astype(np.float64)
     w = absw[rows][:, cols].astype(np.float64)
+    if b.shape[0] + b.shape[1] <= 3:
+        return None
     edges = b.sum()
     d_left, d_right = edges / b.shape[1], edges / b.shape[0]
-    if d_left < 3 or d_right < 3:
-        return None
     mu_hat = magnitudes(b)[2]
     bound = math.sqrt(d_left - 1) + math.sqrt(d_right - 1)
     mags_w = magnitudes(w)
@@ -59,7 +68,7 @@ def oracle_graph(present: np.ndarray, absw: np.ndarray) -> dict[str, float] | No
         "d_right": d_right,
         "mu_hat": mu_hat,
         "delta_r": bound - mu_hat,
-        "delta_r_norm": (bound - mu_hat) / bound,
+        "delta_r_norm": (bound - mu_hat) / bound if bound > 0 else math.nan,
         "weighted_spectral_gap": mags_w[0] - mags_w[2],
         "bound": bound,
         "top": max(magnitudes(b)[0], mags_w[0]),
@@ -78,11 +87,10 @@ def oracle_layer(weight: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     res["d_left"] = present.sum() / (present.sum(axis=0) > 0).sum()
     res["d_right"] = present.sum() / (present.sum(axis=1) > 0).sum()
     whole = oracle_graph(present, absw)
-    if whole is None:
-        return res
-    res.update({k: whole[k] for k in ("mu_hat", "delta_r", "delta_r_norm")})
-    res["weighted_spectral_gap"] = whole["weighted_spectral_gap"]
-    res["bound"], res["top"] = whole["bound"], whole["top"]
+    if whole is not None:
+        res.update({k: whole[k] for k in ("mu_hat", "delta_r", "delta_r_norm")})
+        res["weighted_spectral_gap"] = whole["weighted_spectral_gap"]
+        res["bound"], res["top"] = whole["bound"], whole["top"]
     left_degree = present.sum(axis=0)
     gaps, norms = [], []
     for d in sorted(set(left_degree.tolist())):
@@ -90,7 +98,7 @@ def oracle_layer(weight: np.ndarray, mask: np.ndarray) -> dict[str, float]:
             continue
         cols = left_degree == d
         sub = oracle_graph(present[:, cols], absw[:, cols])
-        if sub is None:  # only dR can fail: dL = d >= 3
+        if sub is None or sub["d_right"] < 3:  # dL = d >= 3; the group needs dR >= 3 too
             continue
         assert sub["d_left"] == d
         gaps.append(sub["weighted_spectral_gap"])
@@ -106,6 +114,7 @@ def assert_matches(got: dict, want: dict) -> None:
     """Every metric to RTOL relative; values that are ~0 by cancellation against the scale of
     the quantities they were computed from (atol = 1e-9 * that scale)."""
     scale = max(want.get("top", 1.0), want.get("bound", 1.0), 1.0)
+    scale = 1.0 if math.isnan(scale) else scale
     for key in METRICS:
         g, w = got[key], want[key]
         if math.isnan(w):
@@ -141,12 +150,17 @@ CASES = [
 
 
 # --- biadjacency ------------------------------------------------------------------------------
-def test_rolled_biadjacency_layout_and_present_zero_weights():
+def test_bge_biadjacency_layout_and_present_zero_weights():
     weight = torch.arange(1.0, 2 * 3 * 2 * 2 + 1).reshape(2, 3, 2, 2)
     mask = torch.ones_like(weight, dtype=torch.bool)
     mask[1, 2, 1, 0] = False
     weight[0, 1, 0, 1] = 0.0  # present (mask 1) but zero: still an edge
-    b = _rolled_biadjacency(weight, mask)
+    conv = nn.Conv2d(3, 2, 2, bias=False)
+    conv.weight.data.copy_(weight)
+    prune.custom_from_mask(conv, "weight", mask.float())
+    from sparsetopo.encoding import rolled
+
+    b = bge_biadjacency(rolled(nn.Sequential(conv))[0])
     assert b.shape == (2, 12)
     assert b.nnz == 23
     dense = b.toarray()
@@ -158,8 +172,6 @@ def test_rolled_biadjacency_layout_and_present_zero_weights():
     pattern[np.repeat(np.arange(2), np.diff(b.indptr)), b.indices] = True
     np.testing.assert_array_equal(pattern, mask.reshape(2, -1).numpy())
     assert len(rows) == 22
-    with pytest.raises(ValueError, match="mask shape"):
-        _rolled_biadjacency(weight, mask[:1])
 
 
 # --- spectra: s2 is the third largest eigenvalue magnitude --------------------------------------
@@ -191,7 +203,7 @@ def test_top2_rank_one_gives_exact_zero_second_value():
 @pytest.mark.parametrize(("shape", "density", "seed"), CASES)
 def test_layer_matches_numpy_oracle(shape, density, seed):
     weight, mask = random_layer(shape, density, seed)
-    got = layer_ramanujan(_rolled_biadjacency(weight, mask))
+    got = layer_ramanujan(biadjacency(weight, mask))
     want = oracle_layer((weight * mask).numpy(), mask.numpy())
     assert_matches(got, want)
 
@@ -217,7 +229,7 @@ def test_iterative_skips_groups_with_small_right_degree():
         present[[(j + k) % 6 for k in range(4)], j] = True
     weight = torch.from_numpy(np.where(present, np.linspace(-2, 2, 42).reshape(6, 7), 0.0))
     mask = torch.from_numpy(present)
-    got = layer_ramanujan(_rolled_biadjacency(weight.float(), mask))
+    got = layer_ramanujan(biadjacency(weight.float(), mask))
     want = oracle_layer(weight.float().numpy(), present)
     assert want["n_groups"] == 1
     assert_matches(got, want)
@@ -236,7 +248,7 @@ def test_iterative_ignores_left_degrees_below_three():
     present[:, 15:] = True
     weight = np.where(present, np.random.default_rng(5).standard_normal((6, 21)), 0.0)
     weight = weight.astype(np.float32)
-    got = layer_ramanujan(_rolled_biadjacency(torch.from_numpy(weight), torch.from_numpy(present)))
+    got = layer_ramanujan(biadjacency(torch.from_numpy(weight), torch.from_numpy(present)))
     assert_matches(got, oracle_layer(weight, present))
     assert got["iterative_delta_r_norm"] == pytest.approx(1.0, rel=RTOL)  # mu_hat(K_6,6) = 0
     full = oracle_graph(present[:, 15:], np.abs(weight[:, 15:]))
@@ -250,7 +262,7 @@ def test_iterative_nan_when_no_group_qualifies():
     for j, d in enumerate((3, 4, 5, 6)):
         present[:d, j] = True
     mask = torch.from_numpy(present)
-    got = layer_ramanujan(_rolled_biadjacency(torch.ones(6, 4), mask))
+    got = layer_ramanujan(biadjacency(torch.ones(6, 4), mask))
     assert not math.isnan(got["delta_r"])
     assert math.isnan(got["iterative_spectral_gap"]) and math.isnan(got["iterative_delta_r_norm"])
 
@@ -259,18 +271,62 @@ def test_iterative_nan_when_no_group_qualifies():
     ("shape", "density"),
     [((16, 4, 3, 3), 0.05), ((40, 40), 0.04), ((2, 8, 3, 3), 1.0), ((30, 2), 1.0)],
 )
-def test_nan_when_a_mean_degree_is_below_three(shape, density):
+def test_whole_layer_values_defined_when_a_mean_degree_is_below_three(shape, density):
+    """SPEC 5: no degree gate on the whole-layer values (the public code has none)."""
     weight, mask = random_layer(shape, density, 7)
     want = oracle_layer((weight * mask).numpy(), mask.numpy())
-    got = layer_ramanujan(_rolled_biadjacency(weight, mask))
+    got = layer_ramanujan(biadjacency(weight, mask))
     assert min(want["d_left"], want["d_right"]) < 3
     assert_matches(got, want)
-    for key in METRICS[3:]:
-        assert math.isnan(got[key])
+    for key in ("mu_hat", "delta_r", "delta_r_norm", "weighted_spectral_gap"):
+        assert not math.isnan(got[key]), key
+
+
+def _layer_from_edges(n_right: int, n_left: int, edges: list[tuple[int, int]]) -> dict:
+    rows, cols = zip(*edges, strict=True) if edges else ((), ())
+    w = np.linspace(0.5, 1.5, max(len(edges), 1))[: len(edges)]
+    return layer_ramanujan(sp.csr_matrix((w, (rows, cols)), shape=(n_right, n_left)))
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [[(0, 0)], [(0, 0), (0, 1)], [(0, 0), (1, 0)], [(0, 0), (0, 1), (0, 2)][:2]],
+)
+def test_three_or_fewer_nodes_leave_whole_layer_values_undefined(edges):
+    got = _layer_from_edges(5, 7, edges)
+    assert not math.isnan(got["d_left"])
+    for key in ("mu_hat", "delta_r", "delta_r_norm", "weighted_spectral_gap",
+                "iterative_spectral_gap", "iterative_delta_r_norm"):
+        assert math.isnan(got[key]), key
+
+
+def test_four_nodes_are_enough_and_a_matching_has_no_bound():
+    """A star on 4 nodes: dL = 1, dR = 3, defined. Two disjoint edges: dL = dR = 1, bound 0,
+    so delta_r_norm is NaN while mu_hat, delta_r and the weighted gap are defined."""
+    star = _layer_from_edges(5, 7, [(0, 0), (0, 1), (0, 2)])
+    assert star["mu_hat"] == pytest.approx(0.0, abs=1e-12)
+    assert star["delta_r_norm"] == pytest.approx(1.0)  # bound sqrt(2), mu_hat 0
+    matching = _layer_from_edges(5, 7, [(0, 0), (1, 1)])
+    assert matching["mu_hat"] == pytest.approx(1.0)
+    assert matching["delta_r"] == pytest.approx(-1.0)
+    assert math.isnan(matching["delta_r_norm"])
+    assert not math.isnan(matching["weighted_spectral_gap"])
+
+
+def test_iterative_group_whose_right_side_falls_below_three():
+    """Three left nodes of degree 3 all on right nodes 0..2 (dR = 3: kept) and, in a second
+    layer, one left node of degree 3 (dR = 1: skipped, so the iterative means are NaN while
+    the whole layer is defined)."""
+    kept = _layer_from_edges(4, 5, [(r, c) for c in range(3) for r in range(3)])
+    assert not math.isnan(kept["iterative_delta_r_norm"])
+    skipped = _layer_from_edges(4, 5, [(0, 0), (1, 0), (2, 0), (3, 1)])
+    assert not math.isnan(skipped["delta_r"])
+    assert math.isnan(skipped["iterative_spectral_gap"])
+    assert math.isnan(skipped["iterative_delta_r_norm"])
 
 
 def test_empty_layer():
-    got = layer_ramanujan(_rolled_biadjacency(torch.ones(4, 5), torch.zeros(4, 5, dtype=bool)))
+    got = layer_ramanujan(biadjacency(torch.ones(4, 5), torch.zeros(4, 5, dtype=bool)))
     assert got["density"] == 0.0
     assert all(math.isnan(got[k]) for k in METRICS[1:])
 
@@ -291,7 +347,7 @@ def test_other_routes_match_numpy_oracle(route, monkeypatch):
     for setting, value in ROUTE_SETTINGS[route].items():
         monkeypatch.setattr(mod, setting, value)
     assert mod._route(16, 288, 100) != "dense"
-    assert_matches(layer_ramanujan(_rolled_biadjacency(weight, mask)), want)
+    assert_matches(layer_ramanujan(biadjacency(weight, mask)), want)
 
 
 @pytest.mark.parametrize("shape", [(2, 30), (30, 2), (1, 5)])
@@ -345,13 +401,13 @@ def test_model_rows_match_oracle():
         weight = (module.weight_orig.detach() * module.weight_mask).numpy()
         assert row["density"] == pytest.approx(mask.mean(), rel=1e-12)
         assert_matches(row.to_dict(), oracle_layer(weight, mask))
-    assert math.isnan(df.loc[4, "delta_r"])  # 5% of a 10x12 layer: degrees < 3
-    assert df["delta_r"].notna().sum() >= 3
+    assert df.loc[4, "d_left"] < 3  # 5% of a 10x12 layer: defined all the same (SPEC 5)
+    assert df["delta_r"].notna().all()
 
 
-def test_biadjacency_agrees_with_rolled_encoding():
-    """Cross-check with ``sparsetopo.encoding.rolled`` (SPEC 3.2, written separately): the
-    edge ``left j -> right i`` of weight ``w`` is entry ``(i, j)`` of our biadjacency."""
+def test_bge_biadjacency_agrees_with_masked_weights():
+    """The edge ``left j -> right i`` of weight ``w`` of ``encoding.rolled`` is entry ``(i, j)``
+    of the biadjacency the metrics use, present zero weights included."""
     from sparsetopo.encoding import rolled
 
     model, _ = tiny_model()
@@ -361,14 +417,13 @@ def test_biadjacency_agrees_with_rolled_encoding():
     assert [g.layer for g in graphs] == ["0", "2", "3", "6", "7"]
     for g in graphs:
         module = model.get_submodule(g.layer)
-        ours = _rolled_biadjacency(module.weight_orig * module.weight_mask, module.weight_mask)
-        left, right = g.partitions[0], g.partitions[1]
-        block = g.adjacency[left.offset : left.stop][:, right.offset : right.stop].T.tocsr()
-        block.sort_indices()
-        assert block.shape == ours.shape
-        np.testing.assert_array_equal(block.indptr, ours.indptr)
-        np.testing.assert_array_equal(block.indices, ours.indices)
-        np.testing.assert_array_equal(block.data, ours.data)
+        want = biadjacency(module.weight_orig, module.weight_mask.bool())
+        got = bge_biadjacency(g)
+        got.sort_indices()
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-7)
 
 
 def test_unmasked_model_uses_nonzero_weights():
@@ -422,7 +477,7 @@ def test_summary_aggregates():
     assert s["iterative_spectral_gap"] == pytest.approx(3.0)
     assert math.isnan(s["iterative_delta_r_norm"])
     assert s["frac_ramanujan"] == pytest.approx(2 / 3)  # 0.5 and 0.0 of three defined
-    assert s["n_layers"] == 4 and s["n_defined"] == 3
+    assert s["n_layers"] == 4 and s["n_defined"] == 3 and s["n_defined_iterative"] == 0
     assert set(COLUMNS[3:]) <= set(s)
 
 

@@ -38,15 +38,16 @@ import math
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from scipy.sparse.linalg import svds
 from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
-from sparsetopo.pruning.masks import prunable_layers, weight_and_mask
+from sparsetopo.encoding import LayeredGraph, rolled
+from sparsetopo.pruning.masks import prunable_layers
 
-MIN_DEGREE = 3
+MIN_DEGREE = 3  # IMDB: left-degree groups and their mean right degree
+MIN_NODES = 3  # whole-layer values need more than this many non-isolated nodes
 GRAM_MAX_DIM = 1024  # smaller side above this: svds
 DENSE_MAX_ENTRIES = 1 << 24  # densify B (float64, 128 MiB) only up to this many entries
 SVDS_MIN_DIM = 256  # smaller side above this and density below SVDS_MAX_DENSITY: svds
@@ -68,31 +69,6 @@ COLUMNS = [
     "iterative_delta_r_norm",
 ]
 METRIC_COLUMNS = COLUMNS[3:]
-
-
-def _rolled_biadjacency(weight: torch.Tensor, mask: torch.Tensor) -> sp.csr_matrix:
-    """Biadjacency of the rolled BGE, ``out x in`` CSR (float32 signed weights): row ``i`` =
-    output channel / feature, column ``j`` = index into ``C_in/groups*kh*kw`` (or ``in``).
-
-    One stored entry per present weight (``mask`` true), explicit zeros included, so the
-    sparsity pattern is exactly the edge set.
-    """
-    if weight.shape != mask.shape:
-        raise ValueError(f"weight shape {tuple(weight.shape)} != mask shape {tuple(mask.shape)}")
-    if weight.dim() not in (2, 4):
-        raise ValueError(
-            f"expected a Linear (2-d) or Conv2d (4-d) weight, got shape {tuple(weight.shape)}"
-        )
-    n_out = int(weight.shape[0])
-    w = weight.detach().to("cpu", torch.float32).reshape(n_out, -1).numpy()
-    m = mask.detach().to("cpu").bool().reshape(n_out, -1).numpy()
-    rows, cols = np.nonzero(m)  # row-major: rows sorted, columns sorted within each row
-    idx = np.int32 if max(m.shape) < np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(n_out + 1, dtype=np.int64)
-    np.cumsum(m.sum(axis=1), out=indptr[1:])
-    if indptr[-1] < np.iinfo(np.int32).max:
-        indptr = indptr.astype(np.int32)
-    return sp.csr_matrix((w[rows, cols], cols.astype(idx), indptr), shape=m.shape)
 
 
 def _route(n_rows: int, n_cols: int, nnz: int) -> str:
@@ -158,7 +134,7 @@ def _gap_and_delta(pattern, weighted, d_left: float, d_right: float):
     w1, w2 = _top2_singular_values(weighted)
     bound = _bound(d_left, d_right)
     delta_r = bound - mu_hat
-    return mu_hat, delta_r, delta_r / bound, w1 - w2
+    return mu_hat, delta_r, delta_r / bound if bound > 0 else math.nan, w1 - w2
 
 
 def _group_biadjacency(rows: np.ndarray, values: np.ndarray, n_rows: int, d: int):
@@ -182,9 +158,8 @@ def _iterative(weighted: sp.csc_matrix) -> tuple[float, float]:
     nodes and all right nodes (zero-degree right nodes then removed; its mean degrees are
     ``dL = d`` and ``dR = edges / right nodes kept``) gets the ``|w|``-weighted spectral gap
     (``s_1 - s_2`` of ``|B_sub|``, the weighted variant of the paper's iterative mean) and the
-    unweighted ``delta_r_norm``. Groups with ``dR < 3`` are skipped (the bound is defined for
-    degrees >= 3 only, as for whole layers); the two metrics are the plain means over the
-    remaining groups, NaN when none remains.
+    unweighted ``delta_r_norm``. Groups with ``dR < 3`` are skipped (as the public code does);
+    the two metrics are the plain means over the remaining groups, NaN when none remains.
     """
     n_rows = weighted.shape[0]
     degree = np.diff(weighted.indptr)
@@ -216,19 +191,20 @@ def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
     is an edge, explicit zeros included; its value the weight ``w``).
 
     On the undirected graph with zero-degree nodes removed, ``dL`` / ``dR`` are the mean
-    left / right degrees (``edges / nodes`` of each side) and, when both are >= 3 (else NaN):
+    left / right degrees (``edges / nodes`` of each side, both >= 1). Whenever that graph has
+    more than 3 nodes (:data:`MIN_NODES`), whatever its degrees (as the paper's public code):
 
     - ``mu_hat``: third largest eigenvalue magnitude of the unweighted adjacency (``= s_2`` of
       the 0/1 biadjacency, see the module docstring);
     - ``delta_r = sqrt(dL-1) + sqrt(dR-1) - mu_hat``, ``delta_r_norm = delta_r /
-      (sqrt(dL-1) + sqrt(dR-1))`` (``>= 0``: the layer graph is Ramanujan);
+      (sqrt(dL-1) + sqrt(dR-1))`` (``>= 0``: the layer graph is Ramanujan; NaN when the bound
+      is 0, i.e. ``dL = dR = 1``);
     - ``weighted_spectral_gap``: largest minus third largest eigenvalue magnitude of the
-      ``|w|``-weighted adjacency (``= s_1 - s_2`` of ``|B|``);
-    - ``iterative_spectral_gap``, ``iterative_delta_r_norm``: see ``_iterative`` (also NaN
-      when the whole layer has ``dL`` or ``dR`` < 3).
+      ``|w|``-weighted adjacency (``= s_1 - s_2`` of ``|B|``).
 
-    ``density`` = edges / (rows * columns); ``d_left`` / ``d_right`` are reported whenever
-    the graph has an edge.
+    ``iterative_spectral_gap``, ``iterative_delta_r_norm`` (IMDB): see ``_iterative``; no
+    whole-layer gate applies to them. ``density`` = edges / (rows * columns); ``d_left`` /
+    ``d_right`` are reported whenever the graph has an edge. Everything else is NaN.
     """
     b = sp.csr_matrix(biadjacency, dtype=np.float64, copy=True)
     b.sum_duplicates()  # keeps explicit zeros: they are present weights
@@ -243,28 +219,28 @@ def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
     col_keep = np.flatnonzero(np.bincount(b.indices, minlength=n_cols))
     d_left, d_right = n_edges / len(col_keep), n_edges / len(row_keep)
     out["d_left"], out["d_right"] = d_left, d_right
-    if d_left < MIN_DEGREE or d_right < MIN_DEGREE:
-        return out
     weighted = b[row_keep][:, col_keep]
-    pattern = weighted.copy()
-    pattern.data = np.ones(pattern.nnz)
-    mu_hat, delta_r, delta_r_norm, gap = _gap_and_delta(pattern, weighted, d_left, d_right)
-    out.update(mu_hat=mu_hat, delta_r=delta_r, delta_r_norm=delta_r_norm)
-    out["weighted_spectral_gap"] = gap
+    if len(row_keep) + len(col_keep) > MIN_NODES:
+        pattern = weighted.copy()
+        pattern.data = np.ones(pattern.nnz)
+        mu_hat, delta_r, delta_r_norm, gap = _gap_and_delta(pattern, weighted, d_left, d_right)
+        out.update(mu_hat=mu_hat, delta_r=delta_r, delta_r_norm=delta_r_norm)
+        out["weighted_spectral_gap"] = gap
     it_gap, it_norm = _iterative(weighted.tocsc())
     out["iterative_spectral_gap"], out["iterative_delta_r_norm"] = it_gap, it_norm
     return out
 
 
 def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
-    """Ramanujan metrics (SPEC 5) of the rolled BGE of every ``Conv2d`` / ``Linear`` layer.
+    """Ramanujan metrics (SPEC 5) of the rolled BGE (``encoding.rolled``) of every ``Conv2d`` /
+    ``Linear`` layer.
 
     One row per layer in ``prunable_layers`` order, columns ``layer`` (module path), ``kind``
     (``Conv2d`` / ``Linear``), ``shape`` (weight shape), ``density`` (present / total
     weights), ``d_left``, ``d_right``, ``mu_hat``, ``delta_r``, ``delta_r_norm``,
     ``weighted_spectral_gap``, ``iterative_spectral_gap``, ``iterative_delta_r_norm`` (see
-    ``layer_ramanujan``; NaN where ``dL`` or ``dR`` < 3). Present weights are those of
-    ``masks.weight_and_mask`` (mask, or non-zero weights for an unmasked layer).
+    ``layer_ramanujan``; NaN where undefined). Present weights are those of the mask, or the
+    non-zero weights of an unmasked layer.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"ramanujan expects a torch.nn.Module, got {type(model).__name__}")
@@ -272,24 +248,35 @@ def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
     if not layers:
         raise ValueError("the model has no Conv2d or Linear layer: nothing to measure")
     rows = []
+    graphs = rolled(model)
     # Many small Gram matrices: threads cost more than they save (module docstring).
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, module in tqdm(layers, desc="ramanujan", unit="layer", disable=not progress):
-            weight, mask = weight_and_mask(module)
-            biadjacency = _rolled_biadjacency(weight, mask)
+        pairs = zip(layers, graphs, strict=True)
+        for (name, module), graph in tqdm(pairs, total=len(layers), desc="ramanujan",
+                                          unit="layer", disable=not progress):
+            biadjacency = bge_biadjacency(graph)
             if not np.isfinite(biadjacency.data).all():
                 raise ValueError(f"layer {name!r} has NaN or inf weights")
-            row = {"layer": name, "kind": type(module).__name__, "shape": tuple(weight.shape)}
+            shape = tuple(module.weight.shape)
+            row = {"layer": name, "kind": type(module).__name__, "shape": shape}
             rows.append(row | layer_ramanujan(biadjacency))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def bge_biadjacency(graph: LayeredGraph) -> sp.csr_matrix:
+    """The ``right x left`` biadjacency of a bipartite ``LayeredGraph`` (left partition first,
+    as ``encoding.rolled`` builds it), explicit zero-weight edges kept."""
+    n_left = graph.partitions[0].size
+    return sp.csr_matrix(graph.adjacency[:n_left, n_left:].T)
 
 
 def ramanujan_summary(df: pd.DataFrame) -> dict[str, float]:
     """Per-network aggregates of a ``ramanujan`` table: for every metric column the mean over
     the layers where it is defined (NaN-skipping mean; NaN if defined nowhere), plus
     ``frac_ramanujan`` = fraction of layers with ``delta_r >= 0`` among those where
-    ``delta_r`` is defined (NaN if none), ``n_layers`` and ``n_defined`` (layers with a
-    defined ``delta_r``)."""
+    ``delta_r`` is defined (NaN if none), ``n_layers``, ``n_defined`` (layers with a defined
+    ``delta_r``) and ``n_defined_iterative`` (layers with a defined
+    ``iterative_delta_r_norm``)."""
     missing = [c for c in METRIC_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"not a ramanujan() table: missing columns {missing}")
@@ -303,4 +290,5 @@ def ramanujan_summary(df: pd.DataFrame) -> dict[str, float]:
     out["frac_ramanujan"] = float(np.mean(defined >= 0)) if defined.size else math.nan
     out["n_layers"] = float(len(df))
     out["n_defined"] = float(defined.size)
+    out["n_defined_iterative"] = float(df["iterative_delta_r_norm"].notna().sum())
     return out
