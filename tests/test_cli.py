@@ -102,8 +102,8 @@ def test_analyze_loads_weights(tmp_path):
         (["analyze", "--dataset", "mnist"], ["unknown dataset", "cifar10"]),
         (["analyze", "--dataset", "cifar10", "--data-dir", "/nonexistent"], ["cifar-10-batches-py"]),
         (["analyze", "--encoding", "dense"], ["unknown encoding"]),
-        (["analyze", "--model", "conv6", "--input-size", "8", "--pruning", "uniform"],
-         ["cannot take an input of shape"]),
+        (["analyze", "--model", "conv6", "--input-size", "12", "--pruning", "uniform"],
+         ["conv6 needs an input size divisible by 8"]),
     ],
 )
 def test_bad_arguments_are_one_line(tmp_path, args, needles):

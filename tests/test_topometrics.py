@@ -339,14 +339,29 @@ def test_table_and_paper_normalisation():
     raw = tm.topometrics_table(graphs)
     assert list(raw.columns) == SPEC_KEYS and list(raw.index) == ["a", "b"]
     paper = tm.topometrics_table({k: raw.loc[k].to_dict() for k in raw.index}, normalise="paper")
-    per_node = ["sink_nodes", "source_nodes", "disconnected_nodes", "one_hop", "two_hop",
-                "strength", "k_core", "mean_component_size"]  # fmt: skip
-    per_edge = ["removable_out_edges", "removable_in_edges", "cut_edges", "cut_nodes"]
+    # SPEC 4: the four means are divided by edges (published rows: 1-hop_nei * edges == 1 +
+    # edges / nodes), the dead-end node counts and the component size by nodes
+    per_node = ["sink_nodes", "source_nodes", "disconnected_nodes", "mean_component_size"]
+    per_edge = ["removable_out_edges", "removable_in_edges", "cut_edges", "cut_nodes",
+                "one_hop", "two_hop", "strength", "k_core"]  # fmt: skip
     for k in SPEC_KEYS:
         div = raw["nodes"] if k in per_node else raw["edges"] if k in per_edge else 1
         pd.testing.assert_series_equal(paper[k], raw[k] / div, check_names=False)
+    np.testing.assert_allclose(paper["one_hop"] * raw["edges"], 1 + raw["edges"] / raw["nodes"])
     with pytest.raises(ValueError, match="normalise"):
         tm.topometrics_table(graphs, normalise="nodes")
+
+
+def test_topometrics_subset_of_keys():
+    g = random_layered_graph(5)
+    full = tm.topometrics(g)
+    some = tm.topometrics(g, keys=["log10_paths", "nodes", "cut_edges"])
+    assert list(some) == ["nodes", "cut_edges", "log10_paths"]
+    assert all(some[k] == full[k] for k in some)
+    assert set(tm.PAPER_METRICS) | set(tm.PATH_METRICS) | {"nodes", "edges"} == set(tm.METRICS)
+    assert len(tm.PAPER_METRICS) == 16
+    with pytest.raises(ValueError, match="unknown topometric"):
+        tm.topometrics(g, keys=["nope"])
 
 
 def test_layerwise_on_bipartite_graphs():

@@ -9,6 +9,7 @@ from .multipartite import (
     check_memory,
     estimate,
     multipartite,
+    multipartite_pair,
 )
 from .rolled import rolled, rolled_channel
 from .unrolled import unrolled, unrolled_size
@@ -27,6 +28,7 @@ __all__ = [
     "estimate",
     "from_edges",
     "multipartite",
+    "multipartite_pair",
     "rolled",
     "rolled_channel",
     "unrolled",

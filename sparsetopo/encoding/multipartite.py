@@ -342,7 +342,9 @@ def multipartite(
 
     Refuses (``GraphTooLargeError``) to build a graph that would not fit in available memory
     unless ``force``. Edges carry the index of the present weight that created them
-    (``edge_weight_ids``; ``meta["n_weights"]`` present weights in all)."""
+    (``edge_weight_ids``; ``meta["n_weights"]`` present weights in all);
+    ``meta["identity_edges"]`` counts the identity-skip edges (0: the graph is the same with
+    or without ``identity_skips``)."""
     try:
         plan = _plan(model, input_shape, identity_skips)
     except TracingError as exc:
@@ -366,9 +368,27 @@ def multipartite(
         pos += n
         del s, d, w, ids
     meta = {"identity_skips": bool(identity_skips), "input_shape": list(input_shape),
-            "n_weights": plan.n_weights}
+            "n_weights": plan.n_weights,
+            "identity_edges": sum(j.n_edges for j in plan.jobs if j.op is None)}
     return from_edges(src, dst, weight, plan.partitions, weight_ids=wid, kind="mge",
                       output_index=plan.output_index, meta=meta, merge=plan.may_merge)
+
+
+def multipartite_pair(
+    model: nn.Module,
+    input_shape,
+    identity_skips: bool = False,
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> tuple[LayeredGraph, LayeredGraph]:
+    """``(multipartite(model, input_shape, identity_skips), multipartite(model, input_shape,
+    True))``: the encoding asked for and the one whose paths are the real network's (SPEC 4),
+    built once when they are the same graph (no identity shortcut, or ``identity_skips``)."""
+    with_skips = multipartite(model, input_shape, True, force=force, progress=progress)
+    if identity_skips or with_skips.meta["identity_edges"] == 0:
+        return with_skips, with_skips
+    return multipartite(model, input_shape, False, force=force, progress=progress), with_skips
 
 
 def _job_edges(job: _Job):

@@ -1,9 +1,13 @@
-"""Graph metrics: topometrics of layered graphs (SPEC 4) and Ramanujan metrics (SPEC 5)."""
+"""Graph metrics: topometrics of layered graphs (SPEC 4), where their paths narrow or stop, and
+Ramanujan metrics (SPEC 5)."""
 
+from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
 from .ramanujan import ramanujan, ramanujan_summary
 from .topometrics import (
     METRIC_DESCRIPTIONS,
     METRICS,
+    PAPER_METRICS,
+    PATH_METRICS,
     GraphView,
     layer_mean,
     layerwise,
@@ -13,8 +17,14 @@ from .topometrics import (
 )
 
 __all__ = [
+    "alive_channels",
+    "alive_nodes",
+    "path_bottlenecks",
+    "signal_cut",
     "METRICS",
     "METRIC_DESCRIPTIONS",
+    "PAPER_METRICS",
+    "PATH_METRICS",
     "GraphView",
     "layer_mean",
     "layerwise",

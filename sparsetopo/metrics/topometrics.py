@@ -33,8 +33,14 @@ from . import _csr_kernels as K
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-#: Graphs with at most this many nodes get exact dense spectra (``numpy.linalg.eigvalsh``).
+#: Spectral operators with at most this many nodes get exact dense spectra
+#: (``numpy.linalg.eigvalsh``). The size that counts is the operator's: the nodes with at least
+#: one edge (isolated nodes only add zero eigenvalues), never the graph's node count.
 DENSE_SPECTRUM_MAX = 1500
+#: ARPACK (``eigsh``) only runs on operators larger than this, whatever ``dense_max`` says:
+#: it needs ``k < N`` (``k >= N`` warns, then raises for a ``LinearOperator``) and is no faster
+#: than a dense ``eigvalsh`` on a few dozen rows.
+ARPACK_MIN_SIZE = 32
 #: ARPACK relative residual tolerance for the sparse spectra: it bounds the relative error of
 #: each eigenvalue by 1e-6 (measured errors on zoo MGEs: below 1e-12). Looser is faster (1e-5:
 #: 0.6x the Lanczos steps on ResNet-50 @224) but lets ARPACK settle on the wrong member of a
@@ -68,18 +74,41 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "log10_path_norm": "log10 of 1^T |W_L|...|W_1| 1 (sum over paths of the product of |w|)",
 }
 
-#: Columns divided by ``nodes`` / by ``edges`` in ``topometrics_table(..., normalise="paper")``.
-PAPER_PER_NODE = (
+#: The 16 topometrics of the paper (SPEC 4 table without ``nodes`` and ``edges``).
+PAPER_METRICS = (
     "sink_nodes",
     "source_nodes",
     "disconnected_nodes",
+    "removable_out_edges",
+    "removable_in_edges",
+    "one_hop",
+    "two_hop",
+    "motifs",
+    "strength",
+    "k_core",
+    "cut_edges",
+    "cut_nodes",
+    "connected_components",
+    "mean_component_size",
+    "spectral_gap",
+    "spectral_radius",
+)
+#: Beyond the paper: metrics of the input->output paths (SPEC 4).
+PATH_METRICS = ("effective_density", "alive_edges", "log10_paths", "log10_path_norm")
+
+#: Columns divided by ``nodes`` / by ``edges`` in ``topometrics_table(..., normalise="paper")``
+#: (the published tables: ``1-hop_nei * edges == 1 + edges/nodes`` on every row).
+PAPER_PER_NODE = ("sink_nodes", "source_nodes", "disconnected_nodes", "mean_component_size")
+PAPER_PER_EDGE = (
+    "removable_out_edges",
+    "removable_in_edges",
+    "cut_edges",
+    "cut_nodes",
     "one_hop",
     "two_hop",
     "strength",
     "k_core",
-    "mean_component_size",
 )
-PAPER_PER_EDGE = ("removable_out_edges", "removable_in_edges", "cut_edges", "cut_nodes")
 
 
 class GraphView:
@@ -170,6 +199,16 @@ class GraphView:
     def coreness(self) -> np.ndarray:
         uptr, uidx = self.undirected
         return self._timed("coreness", lambda: K.coreness(uptr, uidx))
+
+    @cached_property
+    def active(self) -> np.ndarray:
+        """Boolean mask of the nodes with at least one edge (the spectral operators' nodes)."""
+        return (self.out_degree > 0) | (self.in_degree > 0)
+
+    @cached_property
+    def n_active(self) -> int:
+        """Number of nodes with at least one edge (= ``spectral_operators.size``)."""
+        return int(self.active.sum())
 
     @cached_property
     def spectral_operators(self) -> _SymOperators:
@@ -366,8 +405,29 @@ def mean_component_size(g: LayeredGraph | GraphView) -> float:
 
 
 def _abs_sym_dense(v: GraphView) -> np.ndarray:
-    a = np.abs(v.adjacency.toarray().astype(np.float64))
-    return a + a.T
+    """Dense float64 ``S = |A| + |A|^T`` restricted to the nodes with an edge (in node order):
+    ``n_active x n_active``, however many isolated nodes the graph has."""
+    a = v.adjacency
+    if v.n_active == v.n:
+        d = np.abs(a.toarray().astype(np.float64))
+    else:
+        new_id = np.cumsum(v.active) - 1  # node -> row of the kept nodes (valid where active)
+        rows = np.repeat(new_id, np.diff(a.indptr))
+        d = np.zeros((v.n_active, v.n_active))
+        d[rows, new_id[a.indices]] = np.abs(a.data.astype(np.float64))  # no duplicate pairs
+    return d + d.T
+
+
+def _dense_spectrum(v: GraphView, dense_max: int) -> bool:
+    """Whether the spectra of ``v`` are computed densely: decided on the size of the operator
+    that would be solved (nodes with an edge), never on the graph's node count."""
+    return v.n_active <= max(dense_max, ARPACK_MIN_SIZE)
+
+
+def _no_spectrum(v: GraphView) -> bool:
+    """``S = 0`` (no edge, or only edges of weight 0): every eigenvalue is 0. ARPACK cannot
+    start on a zero operator ("starting vector is zero")."""
+    return v.m == 0 or not np.any(v.adjacency.data)
 
 
 #: From this many nodes on, the spectra run on a copy of the graph relabelled channel-minor
@@ -386,8 +446,8 @@ class _SymOperators:
 
     def __init__(self, v: GraphView):
         a = v.adjacency
-        keep = (v.out_degree > 0) | (v.in_degree > 0)
-        self.size = int(keep.sum())
+        keep = v.active
+        self.size = v.n_active
         if self.size >= RELABEL_MIN_NODES:
             order = np.argsort(v.node_permutation())  # new position -> node
             order = order[keep[order]]
@@ -450,6 +510,15 @@ def _start_vector(n: int, seed: int) -> np.ndarray:
 
 
 def _eigsh(op: LinearOperator, k: int, which: str, seed: int, ncv: int) -> np.ndarray:
+    """``k`` eigenvalues (``which`` = "LM" or "LA") of the symmetric ``op`` by ARPACK. The
+    callers only send operators of more than ``ARPACK_MIN_SIZE`` rows; a smaller one (where
+    ARPACK needs ``k < ncv <= N`` and scipy would warn ``k >= N`` and raise) is solved densely
+    instead."""
+    n = op.shape[0]
+    if n <= max(ARPACK_MIN_SIZE, k):
+        vals = np.linalg.eigvalsh(op.matmat(np.eye(n)))
+        order = np.argsort(-np.abs(vals) if which == "LM" else -vals, kind="stable")
+        return vals[order[:k]]
     try:  # ARPACK's BLAS calls are small and memory-bound: BLAS threads only contend
         with threadpool_limits(1, user_api="blas"):
             return eigsh(op, k=k, which=which, tol=ARPACK_TOL, v0=_start_vector(op.shape[0], seed),
@@ -467,23 +536,25 @@ def _top_magnitudes_sparse(v: GraphView, seed: int) -> np.ndarray:
     classes = ops.colour_classes()
     if classes is not None:
         side, other = sorted(classes, key=lambda c: c.stop - c.start)
-        if side.stop - side.start > 32:
+        if side.stop - side.start > ARPACK_MIN_SIZE:  # the Gram operator's own size
             mu = np.sort(_eigsh(ops.gram(side, other), 2, "LA", seed, ncv=16))[::-1]
             sigma = np.sqrt(np.clip(mu, 0.0, None))
             return np.array([sigma[0], sigma[0], sigma[1]])
-    return np.abs(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16))
+    return np.abs(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16))  # ops.size > ARPACK_MIN_SIZE
 
 
 def spectral_gap(
     g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
 ) -> float:
     """On ``S = |A| + |A|^T``: largest minus third largest eigenvalue magnitude. With fewer than
-    three nodes the missing magnitudes count as 0. Exact dense eigenvalues up to ``dense_max``
-    nodes, ARPACK (which="LM", float64, relative tolerance ``ARPACK_TOL``) above."""
+    three nodes the missing magnitudes count as 0. Exact dense eigenvalues when the operator
+    (the nodes with an edge; isolated nodes only add zeros) has at most
+    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes, ARPACK (which="LM", float64, relative tolerance
+    ``ARPACK_TOL``) above."""
     v = _view(g)
-    if v.m == 0:
+    if _no_spectrum(v):
         return 0.0
-    if v.n <= max(dense_max, 32):
+    if _dense_spectrum(v, dense_max):
         mags = np.abs(np.linalg.eigvalsh(_abs_sym_dense(v)))
     else:
         mags = _top_magnitudes_sparse(v, seed)
@@ -495,11 +566,12 @@ def spectral_radius(
     g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
 ) -> float:
     """Largest eigenvalue of the Laplacian ``diag(S 1) - S``, ``S = |A| + |A|^T`` (dense up to
-    ``dense_max`` nodes, ARPACK which="LA" above)."""
+    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes with an edge, ARPACK which="LA" above; isolated
+    nodes only add zero eigenvalues)."""
     v = _view(g)
-    if v.m == 0:
+    if _no_spectrum(v):
         return 0.0
-    if v.n <= max(dense_max, 32):
+    if _dense_spectrum(v, dense_max):
         s = _abs_sym_dense(v)
         return float(np.linalg.eigvalsh(np.diag(s.sum(axis=1)) - s)[-1])
     vals = _eigsh(v.spectral_operators.laplacian(), 1, "LA", seed, ncv=12)
@@ -600,17 +672,24 @@ def topometrics(
     seed: int = 0,
     progress: bool = False,
     timings: dict[str, float] | None = None,
+    keys: Iterable[str] | None = None,
 ) -> dict[str, float]:
-    """Every SPEC 4 topometric of ``graph``, keys in SPEC order.
+    """Every SPEC 4 topometric of ``graph`` (or only ``keys``), keys in SPEC order.
 
     ``seed`` draws the motif sample (and the ARPACK start vectors). ``progress`` shows a
     progress bar over the metrics. If ``timings`` is a dict it receives the seconds spent per
     metric (``metric``) and per shared structure (``build:undirected``, ``build:dfs``, ...;
     these are excluded from the metric that first needed them)."""
+    wanted = list(METRICS)
+    if keys is not None:
+        keys = set(keys)
+        unknown = sorted(keys - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown topometric(s) {unknown}; supported: {', '.join(METRICS)}")
+        wanted = [k for k in METRICS if k in keys]
     v = GraphView(graph)
     out: dict[str, float] = {}
-    keys = tqdm(METRICS, desc="topometrics", disable=not progress, leave=False)
-    for key in keys:
+    for key in tqdm(wanted, desc="topometrics", disable=not progress, leave=False):
         fn = METRICS[key]
         before = sum(v.timings.values())
         t = time.perf_counter()
