@@ -16,7 +16,6 @@ its own rows) and a printed table.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -70,9 +69,8 @@ def igraph_costs(graph) -> dict:
 def child(model: str, sparsity: float, size: int, classes: int, igraph_max: int) -> dict:
     import torch
 
+    import sparsetopo.metrics._topometrics as tm
     from sparsetopo import encoding, models, pruning
-
-    tm = importlib.import_module("sparsetopo.metrics.topometrics")
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from random_graphs import random_layered_graph
 

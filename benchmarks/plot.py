@@ -1,4 +1,4 @@
-"""Time and peak memory of the MGE picture (``sparsetopo.plot.mge``; issue 6 targets: a
+"""Time and peak memory of the MGE picture (``sparsetopo.plot._mge``; issue 6 targets: a
 5M-edge graph in <= 15 s and <= 4 GB).
 
     .venv/bin/python benchmarks/plot.py [--only CASE ...] [--quick] [--check] [--out PATH]

@@ -1,22 +1,110 @@
-"""The ``analyze`` main job: encode one sparse network, compute its metrics, report them."""
+"""The ``analyze`` main job as a library: build a pruned network from options, encode it,
+compute its metrics, report them."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
+from . import data, metrics, models, pruning
 from . import encoding as enc
-from . import metrics
-from .io import atomic_path, write_text
-from .pruning.masks import count_weights, layer_densities
+from .errors import UsageError
+from .io import atomic_path, ensure_dir, write_text
+from .pruning.masks import count_weights, layer_densities, load_weights
+from .pruning.masks import sparsity as measured_sparsity
+from .tracing import trace
 
 PICTURE_MAX_EDGES = 5_000_000  # larger MGEs are drawn from a uniform sample (noted on the picture)
+
+
+@dataclass
+class Network:
+    """A pruned (or loaded) model with the input shape it is analysed on."""
+
+    model: nn.Module
+    name: str
+    dataset: str
+    method: str
+    sparsity: float
+    seed: int
+    input_shape: tuple[int, int, int]
+    weights: str | None = None
+
+
+def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
+    """:class:`UsageError` naming the first unknown model, method or dataset, or a sparsity
+    outside [0, 1), with what is supported."""
+    if model not in models.names():
+        raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}")
+    if method not in pruning.METHODS:
+        raise UsageError(f"unknown pruning method {method!r}; valid: "
+                         f"{', '.join(pruning.METHODS)}")
+    if not (0.0 <= sparsity < 1.0) or math.isnan(sparsity):
+        raise UsageError(f"sparsity must be in [0, 1), got {sparsity}")
+    if dataset not in data.DATASETS:
+        raise UsageError(f"unknown dataset {dataset!r}; valid: {', '.join(data.DATASETS)}")
+
+
+def build_network(
+    model: str,
+    method: str,
+    sparsity: float,
+    seed: int,
+    dataset: str,
+    data_dir: Path | None,
+    weights: Path | None = None,
+    quiet: bool = False,
+    input_size: int | None = None,
+) -> Network:
+    """Create zoo model ``model`` for the dataset, then prune it at initialization with
+    ``method`` (or load ``weights``). ``input_size`` overrides the dataset's image size
+    (H = W): the encodings use it, a model whose layers depend on it is built for it, and the
+    pruning data are resized to it when the model needs that."""
+    check_options(model, method, sparsity, dataset)
+    info = data.dataset_info(dataset)
+    size = info.image_size if input_size is None else input_size
+    if size < 1:
+        raise UsageError(f"--input-size must be a positive number of pixels, got {size}")
+    torch.manual_seed(seed)
+    net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
+                        image_size=size)
+    input_shape = (info.in_channels, size, size)
+    trace(net, input_shape)  # fail early, before pruning, on shapes or layers we cannot encode
+    if weights is not None:
+        load_weights(net, weights)
+        return Network(net, model, dataset, "weights", measured_sparsity(net), seed,
+                       input_shape, str(weights))
+    loader = None
+    if method in pruning.DATA_METHODS:
+        sized = size != info.image_size and "input_size" in models.options(model)
+        loader = data.make_loader(dataset, "train", batch_size=128, data_dir=data_dir,
+                                  shuffle=True, augment=False, seed=seed,
+                                  image_size=size if sized else 0)
+    pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=input_shape,
+                  progress=not quiet)
+    return Network(net, model, dataset, method, sparsity, seed, input_shape)
+
+
+def density_table(net: Network) -> Table:
+    """The per-layer densities of ``net`` as a printable table."""
+    present, total = count_weights(net.model)
+    t = Table(title=f"{net.name} - {net.method} - sparsity {1 - present / total:.4f} "
+              f"({present:,} of {total:,} weights present)", title_justify="left")
+    for col in ("layer", "type", "shape", "present", "total", "density"):
+        t.add_column(col, justify="right" if col in ("present", "total", "density") else "left")
+    for row in layer_densities(net.model):
+        t.add_row(row.layer, row.kind, "x".join(map(str, row.shape)), f"{row.present:,}",
+                  f"{row.total:,}", f"{row.density:.4f}")
+    return t
 
 
 def encoding_sizes(model, input_shape, identity_skips: bool = False) -> dict[str, dict]:
@@ -42,39 +130,62 @@ def _finite(x):
     return x
 
 
+def path_summary(model, graph_with_skips) -> dict:
+    """Path metrics (SPEC 4) and bottlenecks of the MGE with identity skips, the layers that
+    keep no weight, and ``headline``: one line when the network has no input->output path,
+    naming the layer that cut it (``None`` otherwise)."""
+    view = metrics.GraphView(graph_with_skips)
+    out = {k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS}
+    out.update(metrics.path_bottlenecks(view))
+    empty = [r.layer for r in layer_densities(model) if r.present == 0]
+    cut = metrics.signal_cut(view)
+    out["empty_layers"] = empty
+    out["signal_cut"] = cut
+    if cut is None:
+        out["headline"] = None
+    elif cut in empty:
+        out["headline"] = f"layer collapse: {cut} keeps no weight (no input->output path)"
+    else:
+        out["headline"] = (f"layer collapse: no input->output path; the signal stops at {cut}, "
+                           "whose present weights are all cut off from the input")
+    return out
+
+
 def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     normalise: str | None = None, force: bool = False,
                     progress: bool = True) -> dict:
     """Everything ``analyze`` reports, as a JSON-serialisable dict (plus ``_graph``: the MGE
-    when it was built, for the picture)."""
+    when it was built, for the picture). Path metrics always come from the MGE with identity
+    skips (SPEC 4); the other topometrics from the chosen encoding."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     present, total = count_weights(net.model)
     sizes = encoding_sizes(net.model, net.input_shape, identity_skips)
-    if sizes["mge"]["graph_bytes"] and encoding == "mge":
-        enc.check_memory(enc.estimate(net.model, net.input_shape, identity_skips), force)
+    enc.check_memory(enc.estimate(net.model, net.input_shape, True), force)
     timings["sizes_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    graph = None
+    graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
+                                              force=force, progress=progress)
+    timings["encode_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    paths = path_summary(net.model, with_skips)
     if encoding == "mge":
-        graph = enc.multipartite(net.model, net.input_shape, identity_skips, force=force,
-                                 progress=progress)
-        timings["encode_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        topo = metrics.topometrics(graph, seed=net.seed, progress=progress)
-        table = metrics.topometrics_table([topo], normalise=normalise)
-        shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
+        topo = metrics.topometrics(graph, seed=net.seed, progress=progress,
+                                   keys=("nodes", "edges", *metrics.PAPER_METRICS))
         layers_topo = None
     else:
         graphs = {"unrolled": lambda: enc.unrolled(net.model, net.input_shape),
                   "rolled": lambda: enc.rolled(net.model),
                   "rolled-channel": lambda: enc.rolled_channel(net.model)}[encoding]()
-        timings["encode_s"] = time.perf_counter() - t
-        t = time.perf_counter()
         topo = metrics.layer_mean(graphs)
-        shown = dict(topo)
         layers_topo = metrics.layerwise(graphs).to_dict(orient="records")
+        topo = {k: v for k, v in topo.items() if k not in metrics.PATH_METRICS}
+    topo.update({k: paths[k] for k in metrics.PATH_METRICS})
+    shown = dict(topo)
+    if encoding == "mge" and normalise:
+        table = metrics.topometrics_table([topo], normalise=normalise)
+        shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
     timings["topometrics_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -94,6 +205,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         "encodings": sizes,
         "topometrics": {k: _finite(float(v)) for k, v in topo.items()},
         "topometrics_shown": {k: _finite(float(v)) for k, v in shown.items()},
+        "paths": {k: _finite(v) if isinstance(v, float) else v for k, v in paths.items()},
         "ramanujan": {"summary": {k: _finite(float(v)) for k, v in ram_summary.items()},
                       "layers": json.loads(ram.to_json(orient="records"))},
         "timings": timings,
@@ -111,6 +223,8 @@ def flat_row(result: dict) -> dict:
     row["input_shape"] = "x".join(map(str, result["network"]["input_shape"]))
     row["encoding"] = result["options"]["encoding"]
     row.update({f"topo.{k}": v for k, v in result["topometrics"].items()})
+    row.update({f"paths.{k}": v for k, v in result["paths"].items()
+                if k not in ("empty_layers", "headline")})
     row.update({f"ramanujan.{k}": v for k, v in result["ramanujan"]["summary"].items()})
     row.update({f"time.{k}": v for k, v in result["timings"].items()})
     return row
@@ -120,14 +234,13 @@ def write_results(result: dict, out: Path, picture_path: Path | None = None, gra
                   progress: bool = True) -> list[Path]:
     """Write metrics.json, metrics.csv (and the MGE picture), each atomically; the picture is
     drawn first so that a failure leaves no partial set of new files."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     written = []
     if picture_path is not None and graph is not None:
-        from . import plot
+        from . import plot  # the picture is the only part that needs matplotlib
 
         net = result["network"]
-        title = f"{net['model']}, {net['pruning']} at sparsity {net['sparsity']:.2f}"
+        title = picture_title(net["model"], net["pruning"], net["sparsity"], result["paths"])
         plot.mge(graph, picture_path, seed=net["seed"], title=title,
                  max_edges=PICTURE_MAX_EDGES, progress=progress)
         written.append(picture_path)
@@ -136,6 +249,18 @@ def write_results(result: dict, out: Path, picture_path: Path | None = None, gra
         csv.to_csv(tmp, index=False)
     write_text(out / "metrics.json", json.dumps(result, indent=2, default=float) + "\n")
     return [*written, out / "metrics.csv", out / "metrics.json"]
+
+
+def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
+    """Title of the MGE picture: the network and its real paths (with identity skips)."""
+    title = f"{model}, {method} at sparsity {sparsity:.2f}"
+    if paths.get("headline"):
+        return f"{title}: {paths['headline']}"
+    log10 = paths.get("log10_paths")
+    if log10 is None or not math.isfinite(log10):
+        return title
+    return (f"{title}: 10^{log10:.1f} input->output paths, effective density "
+            f"{paths['effective_density']:.3f} (identity skips included)")
 
 
 def _fmt(v) -> str:
@@ -152,9 +277,10 @@ def _fmt(v) -> str:
 
 def format_report(net, result: dict, console: Console, written: list[Path]) -> None:
     """Print the readable summary of ``analyze``."""
-    from .cli import _density_table
-
-    console.print(_density_table(net))
+    headline = result.get("paths", {}).get("headline")
+    if headline:
+        console.print(f"[bold red]{headline}[/]")
+    console.print(density_table(net))
     t = Table(title="Encodings", title_justify="left")
     for c in ("encoding", "nodes", "edges", "layers"):
         t.add_column(c, justify="left" if c == "encoding" else "right")
@@ -170,7 +296,20 @@ def format_report(net, result: dict, console: Console, written: list[Path]) -> N
     t.add_column("value", justify="right")
     t.add_column("meaning")
     for k, v in result["topometrics_shown"].items():
-        t.add_row(k, _fmt(v), metrics.METRIC_DESCRIPTIONS.get(k, ""))
+        meaning = metrics.METRIC_DESCRIPTIONS.get(k, "")
+        if k in metrics.PATH_METRICS:
+            meaning += " (with identity skips)"
+        t.add_row(k, _fmt(v), meaning)
+    console.print(t)
+    paths = result["paths"]
+    t = Table(title="Bottlenecks of the input->output paths (MGE with identity skips)",
+              title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
+        t.add_row(k, _fmt(paths[k]))
+    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none")
+    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)")
     console.print(t)
     t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
               title_justify="left")

@@ -34,7 +34,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
+
+from sparsetopo.errors import DataError
+from sparsetopo.io import show_progress
 
 DATASETS = ("cifar10", "cifar100", "tinyimagenet", "digits", "synthetic")
 SPLITS = ("train", "test")
@@ -67,10 +70,6 @@ _LAYOUT = {
 }
 
 _CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-class DataError(ValueError):
-    """A dataset that is missing or malformed on disk."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +105,24 @@ def _synthetic_shape(shape) -> tuple[int, int, int]:
 
 
 def dataset_info(
-    name: str, shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10
+    name: str, shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+    image_size: int = 0,
 ) -> DatasetInfo:
     """Channels, classes and image size of dataset ``name`` (``shape`` and ``num_classes``
-    only matter for ``synthetic``)."""
+    only matter for ``synthetic``); ``image_size`` > 0: the images as :func:`resize_dataset`
+    gives them (square)."""
     _check_name(name)
     if name == "synthetic":
         c, h, w = _synthetic_shape(shape)
-        return DatasetInfo(name, c, int(num_classes), h, w)
-    fixed = {"cifar10": (3, 10), "cifar100": (3, 100), "tinyimagenet": (3, 200), "digits": (1, 10)}
-    channels, classes = fixed[name]
-    return DatasetInfo(name, channels, classes, 32)
+        info = DatasetInfo(name, c, int(num_classes), h, w)
+    else:
+        fixed = {"cifar10": (3, 10), "cifar100": (3, 100), "tinyimagenet": (3, 200),
+                 "digits": (1, 10)}
+        channels, classes = fixed[name]
+        info = DatasetInfo(name, channels, classes, 32)
+    if image_size:
+        info = replace(info, image_size=int(image_size), width=None)
+    return info
 
 
 # ---------------------------------------------------------------- CIFAR pickles
@@ -242,7 +248,7 @@ def _read_tinyimagenet(root: Path, split: str, quiet: bool) -> tuple[np.ndarray,
                 pool.map(lambda p: _decode_resized(p, 32), files),
                 total=len(files),
                 desc=f"tinyimagenet {split}",
-                disable=quiet,
+                disable=not show_progress(not quiet),
             )
         )
     images = np.stack(decoded).transpose(0, 3, 1, 2)
@@ -387,6 +393,32 @@ class ImageDataset(Dataset):
         return x[0], int(y[0])
 
 
+def resize_dataset(dataset: ImageDataset, size: int) -> ImageDataset:
+    """``dataset`` with every image resized to ``size x size`` before normalisation: block
+    means (``F.interpolate(mode="area")``) when shrinking, bilinear interpolation
+    (``align_corners=False``) when enlarging. The normalisation statistics are kept. ``size``
+    0 or equal to the current size: ``dataset`` itself."""
+    if not size or tuple(dataset.images.shape[-2:]) == (size, size):
+        return dataset
+    x = dataset.images
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if size <= min(x.shape[-2:]):
+        x = F.interpolate(x, size=(size, size), mode="area")
+    else:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    info = replace(dataset.info, image_size=size, width=None)
+    return ImageDataset(x.contiguous(), dataset.labels, tuple(dataset.mean.flatten().tolist()),
+                        tuple(dataset.std.flatten().tolist()), info, augment=dataset.augment)
+
+
+def subset_indices(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """The first ``size`` of a permutation of ``range(n)`` drawn from ``seed`` (all of
+    ``range(n)`` when ``size`` is 0 or at least ``n``)."""
+    if not size or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+
+
 def _resolve_root(data_dir: str | os.PathLike | None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get("SPARSETOPO_DATA_DIR", "data")
@@ -405,11 +437,13 @@ def get_dataset(
     num_classes: int = 10,
     n: int = 256,
     data_seed: int = 0,
+    image_size: int = 0,
 ) -> ImageDataset:
     """Dataset ``name`` (see ``DATASETS`` and the module docstring), split ``train`` or ``test``.
 
     ``seed`` seeds per-item augmentation; ``quiet`` silences progress bars; ``shape``,
-    ``num_classes``, ``n`` and ``data_seed`` configure ``synthetic`` only. Files are read from
+    ``num_classes``, ``n`` and ``data_seed`` configure ``synthetic`` only; ``image_size`` > 0
+    resizes the images (:func:`resize_dataset`, cached). Files are read from
     ``data_dir`` (cifar10, cifar100, tinyimagenet); a missing file raises :class:`DataError`.
     """
     _check_name(name)
@@ -430,7 +464,19 @@ def get_dataset(
             reader = lambda: _read_cifar(name, root, split)  # noqa: E731
         images, labels = _cached((name, split, str(root)), reader)
         mean, std = NORMALISATION[name]
-    return ImageDataset(images, labels, mean, std, info, augment=augment, seed=seed)
+    dataset = ImageDataset(images, labels, mean, std, info, augment=augment, seed=seed)
+    if image_size and tuple(images.shape[-2:]) != (image_size, image_size):
+        key = ("resized", name, split, str(data_dir), image_size, shape, num_classes, n,
+               data_seed)
+        small = _cached(key, lambda: _resized_arrays(dataset, image_size))
+        dataset = ImageDataset(*small, mean, std, replace(info, image_size=image_size,
+                                                          width=None), augment=augment, seed=seed)
+    return dataset
+
+
+def _resized_arrays(dataset: ImageDataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    small = resize_dataset(dataset, size)
+    return small.images, small.labels
 
 
 class _EpochPlan(Sampler):
@@ -439,9 +485,12 @@ class _EpochPlan(Sampler):
     reproducible for any ``num_workers``."""
 
     def __init__(
-        self, n: int, batch_size: int, shuffle: bool, augment: bool, seed: int, drop_last: bool
+        self, n: int, batch_size: int, shuffle: bool, augment: bool, seed: int, drop_last: bool,
+        indices: torch.Tensor | None = None,
     ):
-        self.n, self.batch_size = n, batch_size
+        self.indices = indices
+        self.n = n if indices is None else len(indices)
+        self.batch_size = batch_size
         self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -450,6 +499,8 @@ class _EpochPlan(Sampler):
 
     def __iter__(self) -> Iterator[tuple]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        if self.indices is not None:
+            order = self.indices[order]
         offsets = flips = None
         if self.augment:
             offsets, flips = random_crop_flip_params(self.n, self.generator)
@@ -464,12 +515,13 @@ class _EpochPlan(Sampler):
 class _Batches(Dataset):
     """Adapter: item = a batch plan from :class:`_EpochPlan`; ``len`` = number of samples."""
 
-    def __init__(self, base: ImageDataset):
+    def __init__(self, base: ImageDataset, n: int | None = None):
         self.base = base
         self.info = base.info
+        self.n = len(base) if n is None else n
 
     def __len__(self) -> int:
-        return len(self.base)
+        return self.n
 
     def __getitem__(self, plan):
         if isinstance(plan, tuple):
@@ -487,6 +539,7 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
+    indices: torch.Tensor | None = None,
     **kw,
 ) -> DataLoader:
     """DataLoader of batches ``(x: B x C x H x W float32, y: B int64)`` of :func:`get_dataset`.
@@ -495,7 +548,8 @@ def make_loader(
     cifar100 and tinyimagenet. The sample order and augmentation of every epoch come from
     ``torch.Generator().manual_seed(seed)``: two loaders with the same arguments yield the same
     batches, whatever ``num_workers``. ``len(loader.dataset)`` is the number of samples.
-    ``kw`` goes to :func:`get_dataset`.
+    ``indices`` restricts the loader to those samples (e.g. :func:`subset_indices`); ``kw``
+    goes to :func:`get_dataset` (``image_size`` resizes the images).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -504,5 +558,7 @@ def make_loader(
         shuffle = split == "train"
     if augment is None:
         augment = split == "train" and name in AUGMENTED_BY_DEFAULT
-    plan = _EpochPlan(len(base), batch_size, bool(shuffle), bool(augment), seed, drop_last)
-    return DataLoader(_Batches(base), batch_size=None, sampler=plan, num_workers=num_workers)
+    plan = _EpochPlan(len(base), batch_size, bool(shuffle), bool(augment), seed, drop_last,
+                      indices)
+    return DataLoader(_Batches(base, plan.n), batch_size=None, sampler=plan,
+                      num_workers=num_workers)

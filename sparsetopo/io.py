@@ -1,26 +1,73 @@
-"""Atomic file output: a result file is either complete or absent, never half-written."""
+"""Files out, and progress bars: a result file is either complete or absent, never half-written;
+its permissions are what the user's umask gives any new file; an output location that cannot
+be used is one clear error (:class:`sparsetopo.errors.OutputError`)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sparsetopo.errors import OutputError
+
+#: Set to 1 to show progress bars when stderr is not a terminal (0 hides them everywhere).
+PROGRESS_ENV = "SPARSETOPO_PROGRESS"
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError | NotADirectoryError) or exc.errno in (errno.EEXIST,
+                                                                              errno.ENOTDIR):
+        return "a file is in the way (not a folder)"
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or type(exc).__name__
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` (and its parents) if needed; :class:`OutputError` naming the
+    location and why when it cannot be created or written to."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {path}: {_reason(exc)}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into the output folder {path}: permission denied or "
+                          "read-only file system")
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's directory; on success it replaces ``path``
-    atomically (``os.replace``), on error it is removed and ``path`` is untouched."""
+    """Yield a temporary path in the target's folder; on success it replaces ``path``
+    atomically (``os.replace``) with the permissions a new file gets under the umask (0644 by
+    default; a temporary file is 0600), on error it is removed and ``path`` is untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                   dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except IsADirectoryError:
+        raise OutputError(f"cannot write {path}: a folder is in the way") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -31,3 +78,23 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def show_progress(requested: bool = True) -> bool:
+    """Whether to draw progress bars: when ``requested`` and stderr is a terminal (a log file
+    gets no carriage-return noise), unless ``SPARSETOPO_PROGRESS`` forces them on (1) or off
+    (0)."""
+    forced = os.environ.get(PROGRESS_ENV)
+    if not requested or forced == "0":
+        return False
+    if forced == "1":
+        return True
+    stream = sys.stderr
+    return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())

@@ -23,8 +23,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparsetopo import plot
-from sparsetopo.io import write_text
-from sparsetopo.plot.metrics import FEATURE_SET_ORDER, PROTOCOL_ORDER
+from sparsetopo.io import show_progress, write_text
+from sparsetopo.study.ranking import kendall_tau, method_ranks
+from sparsetopo.study.vocabulary import PROTOCOLS, SET_ORDER
 
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
@@ -149,7 +150,7 @@ def render_report(
     ]
     body = []
     with tempfile.TemporaryDirectory(prefix="sparsetopo-report-") as tmp:
-        for _, step in tqdm(steps, desc="report", disable=not progress, leave=False):
+        for _, step in tqdm(steps, desc="report", disable=not show_progress(progress), leave=False):
             body.append(step(Path(tmp)))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = (
@@ -189,18 +190,17 @@ def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | 
     if failed:
         out.append(f"<p class=\"warn\">{failed:,} run(s) failed: see "
                    "<a href=\"#runs\">the run list</a> for their errors.</p>")
-    if comparison is not None and {"r2", "protocol", "feature_set"} <= set(comparison.columns):
-        pooled = comparison
-        if "model" in comparison.columns:
-            pooled = comparison[comparison["model"].astype(str) == "all"]
-        for protocol in _ordered(pooled["protocol"], PROTOCOL_ORDER):
-            part = pooled[pooled["protocol"] == protocol].dropna(subset=["r2"])
-            if part.empty:
-                continue
-            best = part.loc[part["r2"].idxmax()]
-            mae = f", MAE {_fmt(best['mae'])}" if "mae" in part.columns else ""
-            out.append(f"<p>Best predictor of the accuracy drop ({_e(protocol)}, all runs): "
-                       f"<b>{_e(best['feature_set'])}</b> (R&sup2; {_fmt(best['r2'])}{mae}).</p>")
+    if comparison is not None and {"model", "protocol", "feature_set",
+                                   "beats_sparsity"} <= set(comparison.columns):
+        from sparsetopo.study.summary import verdict
+
+        out.append("<p>Does topology beat global sparsity alone? (mean over (model, dataset) "
+                   "pairs; a gain counts only beyond its spread over the outer folds)</p><ul>")
+        for protocol in _ordered(comparison["protocol"], PROTOCOLS):
+            line = _e(verdict(comparison, protocol))
+            line = line.replace("**", "").replace("`", "")
+            out.append(f"<li>{line}</li>")
+        out.append("</ul>")
     return "\n".join(out)
 
 
@@ -213,18 +213,22 @@ def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
         return "\n".join(out)
     frame = comparison.copy()
     if "protocol" in frame.columns and "feature_set" in frame.columns:
-        frame["_p"] = frame["protocol"].map(_rank_of(frame["protocol"], PROTOCOL_ORDER))
-        frame["_f"] = frame["feature_set"].map(_rank_of(frame["feature_set"], FEATURE_SET_ORDER))
-        keys = ["_p"] + [c for c in ("model", "dataset") if c in frame.columns] + ["_f"]
-        frame = frame.sort_values(keys, kind="stable").drop(columns=["_p", "_f"])
+        frame["_p"] = frame["protocol"].map(_rank_of(frame["protocol"], PROTOCOLS))
+        frame["_f"] = frame["feature_set"].map(_rank_of(frame["feature_set"], SET_ORDER))
+        frame["_m"] = frame["model"].astype(str) != "mean" if "model" in frame.columns else 0
+        keys = ["_m", "_p"] + [c for c in ("model", "dataset") if c in frame.columns] + ["_f"]
+        frame = frame.sort_values(keys, kind="stable").drop(columns=["_p", "_f", "_m"])
     best = pd.Series(False, index=frame.index)
-    group = [c for c in ("protocol", "model", "dataset") if c in frame.columns]
-    if "r2" in frame.columns and group:
-        best = frame["r2"] == frame.groupby(group)["r2"].transform("max")
-    out.append("<p>R&sup2; and MAE of the out-of-fold predictions of the accuracy drop; "
-               "Kendall &tau; and top-1 hit rate of the predicted ranking of pruning methods. "
-               "Best R&sup2; per protocol and scope in bold.</p>")
-    out.append(_table(frame, bold=best, bold_columns={"feature_set", "r2"}))
+    if "beats_sparsity" in frame.columns:
+        best = frame["beats_sparsity"].astype(bool)
+    out.append("<p>R&sup2; and MAE of the out-of-fold predictions of the accuracy drop, one "
+               "regressor per (model, dataset); the rows with model <i>mean</i> average the "
+               "pairs (the headline). <i>gain_over_sparsity</i>: R&sup2; minus that of global "
+               "sparsity alone on the same runs and folds, with its spread over the outer "
+               "folds; sets that beat sparsity beyond that spread in bold. Kendall &tau; and "
+               "top-1 hit rate of the predicted ranking of pruning methods, next to the same "
+               "figures of the sparsity predictor (<i>null_</i>).</p>")
+    out.append(_table(frame, bold=best, bold_columns={"feature_set", "gain_over_sparsity"}))
     return "\n".join(out)
 
 
@@ -272,7 +276,7 @@ def _ranking_section(runs: pd.DataFrame, predictions: pd.DataFrame | None) -> st
     out = ["<h2 id=\"ranking\">Ranking of pruning methods</h2>"]
     source = predictions if predictions is not None else runs
     try:
-        table = plot.ranking_table(source)
+        table = method_ranks(source)
     except ValueError as exc:
         out.append(f"<p class=\"note\">No ranking: {_e(exc)}</p>")
         return "\n".join(out)
@@ -295,7 +299,7 @@ def _ranking_section(runs: pd.DataFrame, predictions: pd.DataFrame | None) -> st
                "measured order": _order(case, "measured_drop")}
         if has_pred:
             row["predicted order"] = _order(case, "predicted_drop")
-            row["Kendall tau"] = _kendall(case["measured_drop"], case["predicted_drop"])
+            row["Kendall tau"] = kendall_tau(case["measured_drop"], case["predicted_drop"])
         rows.append(row)
     out.append(_table(pd.DataFrame(rows)))
     return "\n".join(out)
@@ -369,15 +373,6 @@ def _order(case: pd.DataFrame, column: str) -> str:
     ordered = case.sort_values([column, "method"])
     return " < ".join(f"{m} ({_fmt(v)})" for m, v in zip(ordered["method"], ordered[column],
                                                           strict=True))
-
-
-def _kendall(a: pd.Series, b: pd.Series) -> float:
-    """Kendall tau-b (``scipy.stats.kendalltau``); NaN for fewer than 2 methods."""
-    from scipy.stats import kendalltau
-
-    if len(a) < 2:
-        return float("nan")
-    return float(kendalltau(a.to_numpy(float), b.to_numpy(float)).statistic)
 
 
 def _fmt(value) -> str:

@@ -19,10 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-
-class TracingError(ValueError):
-    """The model cannot be traced or contains an op the encodings do not support."""
-
+from sparsetopo.errors import TracingError
 
 SUPPORTED_OPS = (
     "Conv2d, Linear, MaxPool2d/AvgPool2d/AdaptiveAvgPool2d/AdaptiveMaxPool2d (module or "

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sparsetopo.data import AUGMENTED_BY_DEFAULT
+from sparsetopo.io import show_progress
+
 CIFAR_SCHEDULE = (160, (80, 120))
 TINYIMAGENET_SCHEDULE = (100, (30, 60, 80))
 WIDE_WEIGHT_DECAY_MODELS = ("wrn28_2",)
-AUGMENTED_DATASETS = ("cifar10", "cifar100", "tinyimagenet")
 
 
 def scale_milestones(milestones: Iterable[int], base_epochs: int, epochs: int) -> tuple[int, ...]:
@@ -89,7 +91,7 @@ class TrainConfig:
             epochs=base_epochs,
             milestones=base_milestones,
             weight_decay=5e-4 if model_name in WIDE_WEIGHT_DECAY_MODELS else 1e-4,
-            augment=dataset in AUGMENTED_DATASETS,
+            augment=dataset in AUGMENTED_BY_DEFAULT,
         )
         if epochs is not None:
             config = config.with_epochs(epochs)
@@ -202,7 +204,7 @@ def train(
     loss_fn = nn.CrossEntropyLoss()
     history: list[float] = []
     with deterministic(device, deterministic_algorithms):
-        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress,
+        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not show_progress(progress),
                    leave=False)
         for _ in bar:
             model.train()

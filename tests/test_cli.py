@@ -154,16 +154,14 @@ class _Unsupported(nn.Module):
 def test_unsupported_layer_is_one_line(tmp_path, monkeypatch):
     from sparsetopo import models
 
-    monkeypatch.setattr(models, "create", lambda name, num_classes, in_channels: _Unsupported(
+    monkeypatch.setattr(models, "create", lambda name, num_classes, in_channels, **kw: _Unsupported(
         in_channels, num_classes))
     r = run("analyze", *FAST, "--out", tmp_path / "o")
     one_line_error(r, "Upsample", "module path 'upsample'")
 
 
 def test_graph_too_large_is_one_line(tmp_path, monkeypatch):
-    import importlib
-
-    mp = importlib.import_module("sparsetopo.encoding.multipartite")
+    import sparsetopo.encoding._multipartite as mp
 
     class Tiny:
         available = 1024

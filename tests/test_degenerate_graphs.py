@@ -15,7 +15,6 @@ dense oracles written from the SPEC text.
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import igraph as ig
@@ -26,11 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+import sparsetopo.metrics._topometrics as tm
 from sparsetopo import encoding, metrics
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
-
-# the package exports the function `topometrics`, which shadows the module of that name
-tm = importlib.import_module("sparsetopo.metrics.topometrics")
 
 pytestmark = pytest.mark.filterwarnings("error")
 

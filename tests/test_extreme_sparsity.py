@@ -5,7 +5,6 @@ collapsed network (SPEC 4 and 5: defined value, or NaN where undefined)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import warnings
@@ -13,6 +12,7 @@ import warnings
 import pytest
 from typer.testing import CliRunner
 
+import sparsetopo.pruning._prune as pruning_impl
 from sparsetopo import cli
 from sparsetopo.study.config import DataSettings, RunSpec
 from sparsetopo.study.runner import execute_run
@@ -35,8 +35,7 @@ def fewer_synflow_rounds(monkeypatch):
     # 20 instead of SPEC's 100 SynFlow rounds (the last round still keeps exactly
     # round((1-s) * total) weights): 100 rounds of conv6 take ~18 s per run on the 2-core
     # machine, and what is under test here is the metrics on the collapsed network
-    # (the package exports the function `prune`, which shadows the module of that name)
-    monkeypatch.setattr(importlib.import_module("sparsetopo.pruning.prune"), "SYNFLOW_ROUNDS", 20)
+    monkeypatch.setattr(pruning_impl, "SYNFLOW_ROUNDS", 20)
 
 
 @pytest.mark.parametrize("model,method,sparsity", CASES, ids=map(_id, CASES))

@@ -3,7 +3,6 @@ guard (exact size estimate from masks and shapes; refusal before allocating)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from types import SimpleNamespace
 
@@ -14,6 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+import sparsetopo.encoding._multipartite as mp
 from sparsetopo import models
 from sparsetopo.encoding import (
     GraphTooLargeError,
@@ -24,9 +24,6 @@ from sparsetopo.encoding import (
     multipartite,
     rolled_channel,
 )
-
-# the module (``sparsetopo.encoding.multipartite`` as an attribute is the function)
-mp = importlib.import_module("sparsetopo.encoding.multipartite")
 
 
 def three_partitions() -> list[Partition]:

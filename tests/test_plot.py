@@ -19,16 +19,16 @@ from sparsetopo.plot import (
     metric_vs_sparsity,
     mge,
     predicted_vs_measured,
-    ranking_table,
     shap_summary,
 )
-from sparsetopo.plot.mge import (
+from sparsetopo.plot._mge import (
     axes_box,
     edge_endpoints,
     header_lines,
     node_layout,
     rasterize_segments,
 )
+from sparsetopo.study.ranking import method_ranks as ranking_table
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("uniform", "erk", "snip", "synflow")
@@ -99,7 +99,7 @@ def fake_study_tables(seed: int = 0, models=("resnet20",)):
     runs["density.conv1"] = np.where(ok, density, np.nan)
     pruned = runs[ok & (runs.method != "dense").to_numpy()]
     predictions = []
-    for feature_set, noise in (("density", 1.5), ("mge", 0.5), ("mge+density", 0.4)):
+    for feature_set, noise in (("density", 1.5), ("mge", 0.5), ("paths", 0.4)):
         for protocol in ("grouped", "leave-one-method-out"):
             p = pruned[["run_id", "model", "dataset", "method", "sparsity", "seed"]].copy()
             p.insert(0, "protocol", protocol)
@@ -109,19 +109,24 @@ def fake_study_tables(seed: int = 0, models=("resnet20",)):
             predictions.append(p)
     predictions = pd.concat(predictions, ignore_index=True)
     importance = []
-    for feature_set in ("density", "mge", "mge+density"):
+    for feature_set in ("density", "mge", "paths"):
         features = [f"mge.{k}" for k in MGE_KEYS] if feature_set.startswith("mge") else []
         features += ["density.conv1"] if "density" in feature_set else []
+        features += ["paths.log10_paths", "sparsity"] if feature_set == "paths" else []
         for scope, value in (("overall", "all"), ("sparsity", "0.9")):
             importance += [dict(feature_set=feature_set, feature=f, scope=scope,
                                 scope_value=value, mean_abs_shap=float(rng.gamma(1.0)))
                            for f in features]
     importance = pd.DataFrame(importance)
     comparison = pd.DataFrame([
-        dict(feature_set=fs, protocol=pr, model="all", dataset="all", n=len(pruned),
-             r2=r2, mae=1 - r2, kendall_tau=0.5, top1_hit=0.5)
-        for fs, r2 in (("density", 0.6), ("mge", 0.8), ("mge+density", 0.85))
+        dict(feature_set=fs, protocol=pr, model=scope, dataset=scope, n=len(pruned),
+             r2=r2, mae=1 - r2, kendall_tau=0.5, top1_hit=0.5, ranking_cases=3,
+             tau_undefined=0, gain_over_sparsity=r2 - 0.5, gain_spread=0.1,
+             beats_sparsity=r2 - 0.5 > 0.1, null_kendall_tau=-0.9, null_top1_hit=0.0,
+             null_tau_undefined=0)
+        for fs, r2 in (("sparsity", 0.5), ("density", 0.6), ("mge", 0.8), ("paths", 0.55))
         for pr in ("grouped", "leave-one-method-out")
+        for scope in ("mean", "conv6")
     ])
     return runs, predictions, importance, comparison
 

@@ -129,7 +129,7 @@ def test_find_fit_dir(tmp_path):
 
 
 def test_build_report_from_results_file(tmp_path):
-    store = pytest.importorskip("sparsetopo.study.store")
+    import sparsetopo.study.store as store
     from sparsetopo.report import build_report
 
     runs, predictions, importance, comparison = fake_study_tables()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sparsetopo.study.cli import app
+from sparsetopo.cli.study import app
 from sparsetopo.study.config import (
     ConfigError,
     expand_runs,
@@ -143,8 +143,8 @@ def test_presets_and_example_are_valid():
     digits = load_preset("digits")
     assert digits.models == ("conv6", "resnet20") and digits.datasets == ("digits",)
     assert set(digits.methods) == {"uniform", "er", "erk", "snip", "grasp", "synflow", "prospr"}
-    assert digits.sparsities == (0.8, 0.9, 0.98) and len(digits.seeds) == 2
-    assert len(expand_runs(digits)) == 2 * (2 + 7 * 3 * 2)
+    assert digits.sparsities == (0.9, 0.98, 0.99, 0.995, 0.998) and len(digits.seeds) == 2
+    assert len(expand_runs(digits)) == 2 * (2 + 7 * 5 * 2)
     smoke = load_preset("smoke")
     assert len(smoke.methods) >= 2 and len(expand_runs(smoke)) <= 20
     assert load_config(ROOT / "examples" / "study.toml").name == "example"
@@ -157,7 +157,7 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
     config.write_text('[grid]\nmodels=["mlp"]\ndatasets=["digits"]\nmethods=["snip"]\n'
                       'sparsities=[1.5]\nseeds=[0]\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "sparsetopo.study.cli", "run", str(config), "--results",
+        [sys.executable, "-m", "sparsetopo", "study", "run", str(config), "--results",
          str(tmp_path / "r.sqlite")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
@@ -174,7 +174,7 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
 ])
 def test_cli_errors(args, word, tmp_path):
     result = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r.sqlite")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert word in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,8 +1,11 @@
-"""Tests of the study analysis: feature sets, splits, ranking, metrics, SHAP, fit_study."""
+"""Tests of ``sparsetopo.study.fit.fit_study`` (SPEC 6) end to end on synthetic runs tables:
+output files, the comparison recomputed from predictions.csv with sklearn and scipy, the verdict
+against global sparsity, the training parts, saved regressors, reproducibility, bad input."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -12,403 +15,427 @@ from scipy.stats import kendalltau
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from sparsetopo.study import fit as fit_module
-from sparsetopo.study.features_sets import FEATURE_SETS, feature_columns, resolve_feature_sets
+from sparsetopo.study import predictor
 from sparsetopo.study.fit import (
     COMPARISON_COLUMNS,
     IMPORTANCE_COLUMNS,
     PREDICTION_COLUMNS,
     fit_study,
-    grouped_fold_ids,
-    leave_one_method_out_splits,
-    predict,
-    regression_metrics,
-    shap_values,
+    variance_decomposition,
 )
-from sparsetopo.study.ranking import ranking_cases, summarize_ranking, top1_hit
+from sparsetopo.study.vocabulary import PROTOCOLS
 
 METHODS = ["snip", "grasp", "synflow", "er"]
+CONFIG = ["model", "dataset", "method", "sparsity"]
+NO_WIN = "no feature set beats global sparsity alone"
 
 
-def synthetic_runs(
-    models=("conv6", "resnet20"),
-    methods=METHODS,
-    sparsities=(0.8, 0.9, 0.98),
-    seeds=(0, 1),
-    with_dense=True,
-    seed=0,
-) -> pd.DataFrame:
-    """Runs whose drop is a known function of ``mge.x``; ``rolled.z`` is pure noise."""
+def synthetic_runs(models=("conv6", "resnet20"), methods=METHODS, sparsities=(0.8, 0.9, 0.98),
+                   seeds=(0, 1), with_dense=True, noise_only=False, seed=0) -> pd.DataFrame:
+    """Runs whose drop is a known function of ``mge.spectral_gap`` (a configuration-level
+    signal shared by the seeds); ``mge.motifs`` is noise. ``noise_only``: the drop is
+    independent of every feature."""
     rng = np.random.default_rng(seed)
     rows = []
     for model in models:
         for method, sparsity in itertools.product(methods, sparsities):
-            level = rng.normal()  # configuration-level signal shared by the seeds
+            level = rng.normal()
             for s in seeds:
                 x = level + 0.05 * rng.normal()
-                rows.append(
-                    {
-                        "run_id": f"{model}/digits/{method}/{sparsity}/{s}",
-                        "model": model,
-                        "dataset": "digits",
-                        "method": method,
-                        "sparsity": sparsity,
-                        "seed": s,
-                        "mge.x": x,
-                        "mge.unused": rng.normal(),
-                        "rolled.z": rng.normal(),
-                        "rolled_channel.w": rng.normal(),
-                        "density.global": 1 - sparsity,
-                        "accuracy_drop": 0.2 * x**2 + x + 0.02 * rng.normal(),
-                    }
-                )
+                drop = rng.normal() if noise_only else 0.2 * x**2 + x + 0.02 * rng.normal()
+                rows.append({"run_id": f"{model}/digits/{method}/{sparsity}/{s}", "model": model,
+                             "dataset": "digits", "method": method, "sparsity": sparsity,
+                             "seed": s, "mge.spectral_gap": x, "mge.motifs": rng.normal(),
+                             "accuracy_drop": drop})
         if with_dense:
             for s in seeds:
-                rows.append(
-                    {
-                        "run_id": f"{model}/digits/dense/0/{s}",
-                        "model": model,
-                        "dataset": "digits",
-                        "method": "dense",
-                        "sparsity": 0.0,
-                        "seed": s,
-                        "mge.x": 0.0,
-                        "mge.unused": 0.0,
-                        "rolled.z": 0.0,
-                        "rolled_channel.w": 0.0,
-                        "density.global": 1.0,
-                        "accuracy_drop": 0.0,
-                    }
-                )
+                rows.append({"run_id": f"{model}/digits/dense/0/{s}", "model": model,
+                             "dataset": "digits", "method": "dense", "sparsity": 0.0, "seed": s,
+                             "mge.spectral_gap": 0.0, "mge.motifs": 0.0, "accuracy_drop": 0.0})
     frame = pd.DataFrame(rows)
     frame["accuracy"] = 0.9 - frame["accuracy_drop"]
-    frame["dense_accuracy"] = 0.9
     return frame
 
 
-# ---------------------------------------------------------------------------------- sets
-def test_feature_sets_select_exact_prefixes():
-    columns = [
-        "mge.a",
-        "rolled.b",
-        "rolled_channel.c",
-        "density.conv1",
-        "density.global",
-        "ramanujan.d",
-        "accuracy",
-        "sparsity",
-    ]
-    assert feature_columns(columns, FEATURE_SETS["rolled"]) == ["rolled.b"]
-    assert feature_columns(columns, FEATURE_SETS["rolled_channel"]) == ["rolled_channel.c"]
-    assert feature_columns(columns, FEATURE_SETS["mge+density"]) == [
-        "density.conv1",
-        "density.global",
-        "mge.a",
-    ]
-    assert list(resolve_feature_sets()) == [
-        "density",
-        "ramanujan",
-        "rolled",
-        "rolled_channel",
-        "mge",
-        "mge+density",
-    ]
-    with pytest.raises(ValueError, match="unknown feature set.*supported"):
-        resolve_feature_sets(["mge", "topology"])
-
-
-# ---------------------------------------------------------------------------------- splits
-def test_grouped_folds_keep_configurations_together():
-    runs = synthetic_runs(with_dense=False)
-    folds = grouped_fold_ids(runs, n_folds=5, seed=3)
-    config = ["model", "dataset", "method", "sparsity"]
-    per_config = runs.assign(fold=folds).groupby(config)["fold"].nunique()
-    assert (per_config == 1).all()  # no configuration split across folds
-    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
-    configs_per_fold = runs.assign(fold=folds).drop_duplicates(config)["fold"].value_counts()
-    assert configs_per_fold.max() - configs_per_fold.min() <= 1
-    # independent of the row order, dependent on the seed
-    shuffled = runs.sample(frac=1.0, random_state=1)
-    refolded = pd.Series(grouped_fold_ids(shuffled, 5, seed=3), index=shuffled.index)
-    assert (refolded.sort_index().to_numpy() == folds).all()
-    assert not np.array_equal(grouped_fold_ids(runs, 5, seed=4), folds)
-
-
-def test_grouped_folds_fewer_configurations_than_folds():
-    runs = synthetic_runs(
-        models=("conv6",), methods=["snip", "er"], sparsities=(0.9,), with_dense=False
-    )
-    assert sorted(set(grouped_fold_ids(runs, n_folds=5))) == [0, 1]
-    with pytest.raises(ValueError, match="at least 2 configurations"):
-        grouped_fold_ids(runs[runs["method"] == "snip"], n_folds=5)
-    with pytest.raises(ValueError, match="folds must be >= 2"):
-        grouped_fold_ids(runs, n_folds=1)
-
-
-def test_leave_one_method_out_excludes_held_out_method():
-    runs = synthetic_runs(with_dense=False)
-    splits = leave_one_method_out_splits(runs)
-    assert [name for name, _, _ in splits] == sorted(METHODS)
-    for method, train, test in splits:
-        assert method not in set(runs["method"].iloc[train])
-        assert set(runs["method"].iloc[test]) == {method}
-        assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(runs)
-    with pytest.raises(ValueError, match="at least 2 pruning methods"):
-        leave_one_method_out_splits(runs[runs["method"] == "er"])
-
-
-# ---------------------------------------------------------------------------------- ranking
-def _pairs_tau(a, b):
-    """Kendall tau-a by counting pairs (no ties in the hand examples)."""
-    pairs = list(itertools.combinations(range(len(a)), 2))
-    signs = [np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs]
-    return sum(signs) / len(pairs)
-
-
-def test_ranking_hand_example_against_scipy_and_pair_count():
-    measured = {"m0": 0.1, "m1": 0.3, "m2": 0.2, "m3": 0.4}
-    predicted = {"m0": 0.15, "m1": 0.25, "m2": 0.35, "m3": 0.45}
-    rows = []
-    for method in measured:  # two seeds whose mean is the value above
-        for delta in (-0.01, 0.01):
-            rows.append(
-                {
-                    "model": "a",
-                    "dataset": "d",
-                    "sparsity": 0.9,
-                    "method": method,
-                    "measured": measured[method] + delta,
-                    "predicted": predicted[method] - delta,
-                }
-            )
-    # a second case where the predicted first method (m1) is not the measured best (m0)
-    for method, meas, pred in [("m0", 0.1, 0.2), ("m1", 0.2, 0.1), ("m3", 0.3, 0.3)]:
-        rows.append(
-            {
-                "model": "a",
-                "dataset": "d",
-                "sparsity": 0.98,
-                "method": method,
-                "measured": meas,
-                "predicted": pred,
-            }
-        )
-    cases = ranking_cases(pd.DataFrame(rows))
-    first, second = cases.iloc[0], cases.iloc[1]
-    values = list(measured.values()), list(predicted.values())
-    assert first["kendall_tau"] == pytest.approx(kendalltau(*values).statistic)
-    assert first["kendall_tau"] == pytest.approx(_pairs_tau(*values)) == pytest.approx(4 / 6)
-    assert first["top1_hit"] == 1.0 and second["top1_hit"] == 0.0
-    assert second["kendall_tau"] == pytest.approx(1 / 3)
-    score = summarize_ranking(cases)
-    assert score.kendall_tau == pytest.approx((4 / 6 + 1 / 3) / 2) and score.top1_hit == 0.5
-    # accuracy target: higher is better; in the second case m3 is then best and predicted first
-    flipped = ranking_cases(pd.DataFrame(rows), lower_is_better=False)
-    assert flipped.iloc[1]["top1_hit"] == 1.0 and flipped.iloc[0]["top1_hit"] == 1.0
-    assert flipped.iloc[1]["kendall_tau"] == pytest.approx(1 / 3)
-
-
-def test_top1_ties_count_as_random_tie_break():
-    assert (
-        top1_hit(np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.5, 0.9]), lower_is_better=True) == 0.5
-    )
-
-
-def test_ranking_needs_two_methods():
-    frame = pd.DataFrame(
-        {
-            "model": "a",
-            "dataset": "d",
-            "sparsity": [0.9, 0.9],
-            "method": "snip",
-            "measured": [0.1, 0.2],
-            "predicted": [0.1, 0.2],
-        }
-    )
-    with pytest.raises(ValueError, match=r"ranking needs at least 2 pruning methods, got 1"):
-        ranking_cases(frame)
-    runs = synthetic_runs(methods=["snip"], with_dense=False)
-    with pytest.raises(ValueError, match=r"ranking needs at least 2 pruning methods, got 1"):
-        fit_study(runs, "unused", progress=False)
-
-
-# ---------------------------------------------------------------------------------- metrics
-def test_regression_metrics_match_sklearn():
-    rng = np.random.default_rng(0)
-    y, p = rng.normal(size=30), rng.normal(size=30)
-    r2, mae = regression_metrics(y, p)
-    assert r2 == pytest.approx(r2_score(y, p)) and mae == pytest.approx(mean_absolute_error(y, p))
-    assert np.isnan(regression_metrics(np.ones(4), p[:4])[0])
-
-
-def test_train_model_is_the_xgbregressor_model():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(100, 5))
-    x[rng.random(x.shape) < 0.1] = np.nan
-    y = np.nan_to_num(x[:, 0]) + 0.1 * rng.normal(size=100)
-    params = {
-        "n_estimators": 40,
-        "max_depth": 3,
-        "learning_rate": 0.2,
-        "subsample": 0.7,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 2.0,
-        "reg_lambda": 0.5,
-    }
-    ours = predict(fit_module.train_model(x, y, params, seed=3), x)
-    reference = xgboost.XGBRegressor(tree_method="hist", n_jobs=1, random_state=3, **params)
-    np.testing.assert_allclose(ours, reference.fit(x, y).predict(x), rtol=1e-6)
-
-
-def test_shap_values_equal_xgboost_pred_contribs():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(80, 4))
-    x[rng.random(x.shape) < 0.1] = np.nan
-    y = np.nan_to_num(x[:, 0]) ** 2 + 0.5 * np.nan_to_num(x[:, 1])
-    params = {**fit_module.DEFAULT_PARAMS, "n_estimators": 30, "subsample": 0.8}
-    model = fit_module.train_model(x, y, params, seed=0)
-    values = shap_values(model, x)
-    contribs = model.predict(xgboost.DMatrix(x, missing=np.nan), pred_contribs=True)
-    np.testing.assert_allclose(values, contribs[:, :-1], atol=1e-5)
-    np.testing.assert_allclose(values.sum(axis=1) + contribs[:, -1], predict(model, x), atol=1e-4)
-
-
-# ---------------------------------------------------------------------------------- fit_study
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     out = tmp_path_factory.mktemp("fit")
     runs = synthetic_runs()
-    runs.loc[3, "mge.unused"] = np.inf  # read as missing, with a note
-    result = fit_study(
-        runs,
-        out,
-        feature_sets=["mge", "rolled", "ramanujan"],
-        folds=3,
-        n_trials=2,
-        seed=0,
-        progress=False,
-    )
+    runs.loc[3, "mge.motifs"] = np.inf  # read as missing, with a note
+    result = fit_study(runs, out, feature_sets=["mge", "ramanujan"], n_trials=2, jobs=1,
+                       progress=False, seed=0)
     return runs, result, out
 
 
-def test_fit_study_signal_beats_noise(fitted):
+def _verdicts(summary: str) -> list[str]:
+    """The verdict lines of summary.md, one per protocol, in report order."""
+    lines = [line for line in summary.splitlines()
+             if any(line.startswith(f"- **{p}**:") for p in PROTOCOLS)]
+    assert len(lines) == len(PROTOCOLS), summary
+    return lines
+
+
+def _pair(frame, set_name, protocol, model, dataset="digits"):
+    return frame[(frame["feature_set"] == set_name) & (frame["protocol"] == protocol)
+                 & (frame["model"] == model) & (frame["dataset"] == dataset)]
+
+
+# ---------------------------------------------------------------------------------- files
+def test_output_files(fitted):
+    _, result, out = fitted
+    for name in ("comparison.csv", "importance.csv", "predictions.csv", "summary.md",
+                 "models/index.json"):
+        assert (out / name).is_file(), name
+    assert list(pd.read_csv(out / "comparison.csv").columns) == COMPARISON_COLUMNS
+    assert list(pd.read_csv(out / "importance.csv").columns) == IMPORTANCE_COLUMNS
+    assert list(pd.read_csv(out / "predictions.csv").columns) == PREDICTION_COLUMNS
+    assert (out / "summary.md").read_text() == result.summary
+    index = json.loads((out / "models" / "index.json").read_text())
+    entries = index["regressors"]
+    assert {(e["model"], e["dataset"], e["feature_set"]) for e in entries} == {
+        (m, "digits", s) for m in ("conv6", "resnet20") for s in ("sparsity", "mge")}
+    for entry in entries:
+        with open(out / "models" / entry["file"]) as handle:
+            assert "learner" in json.load(handle)  # XGBoost JSON
+    assert len(list((out / "models").glob("*.json"))) == len(entries) + 1
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_skipped_set_is_noted(fitted):
     _, result, _ = fitted
-    pooled = result.comparison[result.comparison["model"] == "all"].set_index(
-        ["feature_set", "protocol"]
-    )
-    for protocol in ("grouped", "leave-one-method-out"):
-        assert pooled.loc[("mge", protocol), "r2"] > 0.7
-        assert pooled.loc[("rolled", protocol), "r2"] < 0.3
-        assert pooled.loc[("mge", protocol), "mae"] < pooled.loc[("rolled", protocol), "mae"]
-        assert (
-            pooled.loc[("mge", protocol), "kendall_tau"]
-            > pooled.loc[("rolled", protocol), "kendall_tau"]
-        )
-    overall = result.importance[
-        (result.importance["scope"] == "overall") & (result.importance["feature_set"] == "mge")
-    ]
-    assert overall.sort_values("mean_abs_shap")["feature"].iloc[-1] == "mge.x"
+    assert "ramanujan" not in set(result.comparison["feature_set"])
+    assert any("ramanujan skipped" in note for note in result.notes), result.notes
+    assert "ramanujan skipped" in result.summary
+    assert "4 dense run(s)" in " ".join(result.notes)
+    assert "conv6 / digits, mge: 1 infinite value(s) treated as missing." in result.notes
 
 
-def test_fit_study_files_and_tables(fitted):
+def test_comparison_rows(fitted):
     runs, result, out = fitted
     comparison = pd.read_csv(out / "comparison.csv")
-    assert list(comparison.columns) == COMPARISON_COLUMNS
-    assert list(pd.read_csv(out / "importance.csv").columns) == IMPORTANCE_COLUMNS
-    predictions = pd.read_csv(out / "predictions.csv")
-    assert list(predictions.columns) == PREDICTION_COLUMNS
-    assert "ramanujan" not in set(comparison["feature_set"])  # no column: skipped with a note
-    assert any("ramanujan skipped" in note for note in result.notes)
-    assert "feature set mge: 1 infinite value(s) treated as missing." in result.notes
-    assert "ramanujan skipped" in (out / "summary.md").read_text()
-    summary = (out / "summary.md").read_text()
-    assert "## Best feature set per protocol" in summary and "mge" in summary
-    assert set(comparison["protocol"]) == {"grouped", "leave-one-method-out"}
-    pairs = set(zip(comparison["model"], comparison["dataset"], strict=True))
-    assert pairs == {("conv6", "digits"), ("resnet20", "digits"), ("all", "all")}
+    keys = list(comparison[["feature_set", "protocol", "model", "dataset"]].itertuples(
+        index=False, name=None))
+    assert len(keys) == len(set(keys))
+    expected = {(s, p, m, d) for s in ("sparsity", "mge") for p in PROTOCOLS
+                for m, d in (("conv6", "digits"), ("resnet20", "digits"), ("mean", "mean"))}
+    assert set(keys) == expected
     pruned = runs[runs["method"] != "dense"]
+    pair_rows = comparison[comparison["model"] != "mean"]
+    assert (pair_rows["n"] == len(pruned) // 2).all()
+    assert (comparison.loc[comparison["model"] == "mean", "n"] == len(pruned)).all()
+    base = comparison[comparison["feature_set"] == "sparsity"]
+    assert (base["gain_over_sparsity"] == 0).all() and (base["gain_spread"] == 0).all()
+    assert not base["beats_sparsity"].any()
+
+
+def test_every_set_scored_on_the_runs_of_the_baseline(fitted):
+    runs, _, out = fitted
+    predictions = pd.read_csv(out / "predictions.csv")
+    pruned_ids = set(runs.loc[runs["method"] != "dense", "run_id"])
     assert "dense" not in set(predictions["method"])
-    assert set(comparison["n"]) == {len(pruned), len(pruned) // 2}
-    scopes = pd.read_csv(out / "importance.csv").groupby("scope")["scope_value"].unique()
-    assert sorted(scopes["sparsity"].astype(str)) == ["0.8", "0.9", "0.98"]
-    assert sorted(scopes["model"]) == ["conv6", "resnet20"]
-
-    # every comparison row recomputed from predictions.csv with sklearn and scipy
-    for row in comparison.itertuples():
-        part = predictions[
-            (predictions["feature_set"] == row.feature_set)
-            & (predictions["protocol"] == row.protocol)
-        ]
-        if row.model != "all":
-            part = part[(part["model"] == row.model) & (part["dataset"] == row.dataset)]
-        assert row.n == len(part)
-        assert row.r2 == pytest.approx(r2_score(part["measured"], part["predicted"]))
-        assert row.mae == pytest.approx(mean_absolute_error(part["measured"], part["predicted"]))
-        means = part.groupby(["model", "dataset", "sparsity", "method"])[
-            ["measured", "predicted"]
-        ].mean()
-        taus, hits = [], []
-        for _, case in means.groupby(level=[0, 1, 2]):
-            taus.append(kendalltau(case["measured"], case["predicted"]).statistic)
-            first = case["predicted"] == case["predicted"].min()  # ties: random tie-break
-            hits.append(float((case["measured"][first] == case["measured"].min()).mean()))
-        assert row.kendall_tau == pytest.approx(np.nanmean(taus))
-        assert row.top1_hit == pytest.approx(np.mean(hits))
+    for protocol in PROTOCOLS:
+        of = predictions[predictions["protocol"] == protocol]
+        base = of[of["feature_set"] == "sparsity"]
+        assert base["run_id"].is_unique and set(base["run_id"]) == pruned_ids
+        for name, part in of.groupby("feature_set"):
+            assert part["run_id"].is_unique, name
+            assert set(part["run_id"]) == set(base["run_id"]), name
+            folds = part.set_index("run_id")["fold"].sort_index()
+            assert folds.equals(base.set_index("run_id")["fold"].sort_index())  # same folds
+    lomo = predictions[predictions["protocol"] == "leave-one-method-out"]
+    assert (lomo["fold"] == lomo["method"]).all()
+    measured = runs.set_index("run_id").loc[predictions["run_id"], "accuracy_drop"]
+    np.testing.assert_allclose(predictions["measured"], measured)
 
 
-def test_fit_study_trains_without_the_held_out_runs(monkeypatch, tmp_path):
-    runs = synthetic_runs(
-        models=("conv6",), methods=["snip", "grasp", "er"], sparsities=(0.8, 0.98), with_dense=False
-    )
+def _hand_contributions(part, base):
+    """K (SSE_base,k - SSE_set,k) / SS for every outer fold of one pair."""
+    y = part["measured"].to_numpy()
+    ss = np.sum((y - y.mean()) ** 2)
+    folds = part["fold"].to_numpy()
+    names = sorted(set(folds))
+    err_set = (y - part["predicted"].to_numpy()) ** 2
+    err_base = (y - base["predicted"].to_numpy()) ** 2
+    return np.array([len(names) * (err_base[folds == f].sum() - err_set[folds == f].sum()) / ss
+                     for f in names])
+
+
+def _hand_ranking(part):
+    means = part.groupby(["sparsity", "method"])[["measured", "predicted"]].mean()
+    taus, hits = [], []
+    for _, case in means.groupby(level=0):
+        taus.append(kendalltau(case["measured"], case["predicted"]).statistic)
+        first = case["predicted"] == case["predicted"].min()  # ties: random tie-break
+        hits.append(float((case["measured"][first] == case["measured"].min()).mean()))
+    return np.array(taus), np.array(hits)
+
+
+def test_comparison_recomputed_from_predictions(fitted):
+    _, _, out = fitted
+    comparison = pd.read_csv(out / "comparison.csv")
+    predictions = pd.read_csv(out / "predictions.csv")
+    for protocol in PROTOCOLS:
+        for name in ("sparsity", "mge"):
+            rows, contributions = [], []
+            for model in ("conv6", "resnet20"):
+                part = _pair(predictions, name, protocol, model).sort_values("run_id")
+                base = _pair(predictions, "sparsity", protocol, model).sort_values("run_id")
+                assert list(part["run_id"]) == list(base["run_id"])
+                row = _pair(comparison, name, protocol, model).iloc[0]
+                y, p = part["measured"], part["predicted"]
+                assert row["n"] == len(part)
+                assert row["r2"] == pytest.approx(r2_score(y, p), abs=1e-9)
+                assert row["mae"] == pytest.approx(mean_absolute_error(y, p), abs=1e-9)
+                gain = r2_score(y, p) - r2_score(base["measured"], base["predicted"])
+                assert row["gain_over_sparsity"] == pytest.approx(gain, abs=1e-9)
+                c = _hand_contributions(part, base)
+                assert c.mean() == pytest.approx(gain, abs=1e-9)
+                if name == "mge":
+                    assert row["gain_spread"] == pytest.approx(np.std(c, ddof=1), abs=1e-9)
+                    assert bool(row["beats_sparsity"]) == (gain > np.std(c, ddof=1))
+                taus, hits = _hand_ranking(part)
+                assert row["kendall_tau"] == pytest.approx(np.nanmean(taus), abs=1e-9)
+                assert row["top1_hit"] == pytest.approx(hits.mean(), abs=1e-9)
+                assert row["ranking_cases"] == 3
+                assert row["tau_undefined"] == int(np.isnan(taus).sum())
+                null = _pair(comparison, "sparsity", protocol, model).iloc[0]
+                assert row["null_kendall_tau"] == pytest.approx(null["kendall_tau"], nan_ok=True)
+                assert row["null_top1_hit"] == pytest.approx(null["top1_hit"])
+                rows.append(row)
+                contributions.append(c)
+            mean = _pair(comparison, name, protocol, "mean", "mean").iloc[0]
+            pairs = pd.DataFrame(rows)
+            assert mean["r2"] == pytest.approx(pairs["r2"].mean(), abs=1e-12)
+            assert mean["mae"] == pytest.approx(pairs["mae"].mean(), abs=1e-12)
+            assert mean["gain_over_sparsity"] == pytest.approx(
+                pairs["gain_over_sparsity"].mean(), abs=1e-12)
+            if name == "mge":
+                spread = np.std(np.concatenate(contributions), ddof=1)
+                assert mean["gain_spread"] == pytest.approx(spread, abs=1e-9)
+            assert mean["ranking_cases"] == 6
+
+
+def test_signal_set_beats_sparsity_and_the_verdict_says_so(fitted):
+    _, result, out = fitted
+    comparison = pd.read_csv(out / "comparison.csv")
+    head = comparison[(comparison["model"] == "mean") & (comparison["feature_set"] == "mge")]
+    assert head["beats_sparsity"].all()
+    assert (head["r2"] > 0.7).all()
+    summary = (out / "summary.md").read_text()
+    assert NO_WIN not in summary
+    verdicts = _verdicts(summary)
+    for protocol, line in zip(PROTOCOLS, verdicts, strict=True):
+        assert line.startswith(f"- **{protocol}**: `mge` (+"), line
+        assert "beat(s) global sparsity alone" in line
+    overall = result.importance[(result.importance["scope"] == "overall")
+                                & (result.importance["feature_set"] == "mge")]
+    assert overall.sort_values("mean_abs_shap")["feature"].iloc[-1] == "mge.spectral_gap"
+
+
+def test_saved_regressors_reproduce_importance(fitted):
+    runs, result, out = fitted
+    index = json.loads((out / "models" / "index.json").read_text())
+    pruned = runs[runs["method"] != "dense"]
+    contribs = []
+    for entry in index["regressors"]:
+        if entry["feature_set"] != "mge":
+            continue
+        assert entry["features"] == ["mge.motifs", "mge.spectral_gap"]
+        assert entry["n_train"] == 24 and entry["target"] == "accuracy_drop"
+        assert entry["methods_seen"] == sorted(METHODS)
+        assert entry["sparsity_range"] == [0.8, 0.98]
+        assert set(entry["cv"]) == set(PROTOCOLS)
+        row = _pair(result.comparison, "mge", "grouped", entry["model"]).iloc[0]
+        assert entry["cv"]["grouped"]["r2"] == pytest.approx(row["r2"])
+        pair = pruned[pruned["model"] == entry["model"]]
+        x = pair[entry["features"]].to_numpy(np.float64, copy=True)
+        x[~np.isfinite(x)] = np.nan  # the fit reads infinite values as missing
+        model = predictor.load_model(out / "models" / entry["file"])
+        predicted = predictor.predict(model, x)
+        assert predicted.shape == (len(pair),) and np.isfinite(predicted).all()
+        values = model.predict(xgboost.DMatrix(x, missing=np.nan), pred_contribs=True)
+        np.testing.assert_allclose(values.sum(axis=1), predicted, atol=1e-4)
+        contribs.append(pd.DataFrame(np.abs(values[:, :-1]), columns=entry["features"]).assign(
+            sparsity=pair["sparsity"].to_numpy()))
+    table = pd.concat(contribs, ignore_index=True)
+    importance = result.importance[result.importance["feature_set"] == "mge"]
+    overall = importance[importance["scope"] == "overall"].set_index("feature")["mean_abs_shap"]
+    for feature in ("mge.motifs", "mge.spectral_gap"):
+        assert overall[feature] == pytest.approx(table[feature].mean(), rel=1e-4, abs=1e-6)
+    per_sparsity = importance[importance["scope"] == "sparsity"]
+    assert sorted(per_sparsity["scope_value"].astype(str).unique()) == ["0.8", "0.9", "0.98"]
+    at = per_sparsity[(per_sparsity["scope_value"].astype(str) == "0.9")
+                      & (per_sparsity["feature"] == "mge.spectral_gap")]["mean_abs_shap"]
+    assert float(at.iloc[0]) == pytest.approx(
+        table.loc[table["sparsity"] == 0.9, "mge.spectral_gap"].mean(), rel=1e-4, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------- noise
+def test_noise_only_table_beats_nothing(tmp_path):
+    runs = synthetic_runs(models=("conv6",), seeds=(0, 1, 2), noise_only=True, seed=1)
+    result = fit_study(runs, tmp_path, feature_sets=["mge"], n_trials=1, jobs=1,
+                       progress=False)
+    verdicts = _verdicts(result.summary)
+    for protocol, line in zip(PROTOCOLS, verdicts, strict=True):
+        assert line.startswith(f"- **{protocol}**: {NO_WIN}"), line
+    assert not result.comparison["beats_sparsity"].any()
+
+
+# ---------------------------------------------------------------------------------- training
+def test_outer_training_part_never_contains_the_test_runs(monkeypatch, tmp_path):
+    runs = synthetic_runs(models=("conv6",), methods=["snip", "grasp", "er"],
+                          sparsities=(0.8, 0.98), with_dense=False)
     calls = []
-    original = fit_module.fit_tuned
+    original = fit_module._outer_task
 
-    def recording(x, y, part, **kwargs):
-        calls.append(part.copy())
-        return original(x, y, part, **kwargs)
+    def recording(x, y, train, test, inner, *args):
+        calls.append((x, train, test, inner))
+        return original(x, y, train, test, inner, *args)
 
-    monkeypatch.setattr(fit_module, "fit_tuned", recording)
-    fit_study(runs, tmp_path, feature_sets=["mge"], folds=2, n_trials=1, progress=False)
-    assert len(calls) == 2 + 3 + 1  # grouped folds, held-out methods, final SHAP model
-    folds = grouped_fold_ids(runs, 2, seed=0)
-    config = ["model", "dataset", "method", "sparsity"]
-    for k, part in enumerate(calls[:2]):
-        test_configs = runs[folds == k][config].drop_duplicates()
-        assert part.merge(test_configs, on=config).empty  # tuned and fitted without the fold
-        assert len(part) == int((folds != k).sum())
-    for method, part in zip(["er", "grasp", "snip"], calls[2:5], strict=True):
-        assert set(part["method"]) == {"er", "grasp", "snip"} - {method}
-    assert len(calls[5]) == len(runs)
+    monkeypatch.setattr(fit_module, "_outer_task", recording)
+    fit_study(runs, tmp_path, feature_sets=["mge"], folds=3, n_trials=1, jobs=1,
+              progress=False)
+    # protocols x sets: random 3 + grouped 3 + lomo 3 folds, for sparsity and mge
+    assert len(calls) == 2 * (3 + 3 + 3)
+    by_motifs = {v: i for i, v in enumerate(runs["mge.motifs"])}
+    mge_calls = [c for c in calls if c[0].shape[1] == 2]
+    assert len(mge_calls) == 9
+    protocols = ["random"] * 3 + ["grouped"] * 3 + ["leave-one-method-out"] * 3
+    for protocol, (x, train, test, inner) in zip(protocols, mge_calls, strict=True):
+        # rows of x identified by their (unique) noise feature, column 0 (mge.motifs)
+        rows_train = runs.iloc[[by_motifs[v] for v in x[train, 0]]]
+        rows_test = runs.iloc[[by_motifs[v] for v in x[test, 0]]]
+        assert not set(rows_train["run_id"]) & set(rows_test["run_id"])
+        assert len(rows_train) + len(rows_test) == len(runs)
+        configs_test = set(rows_test[CONFIG].itertuples(index=False, name=None))
+        configs_train = set(rows_train[CONFIG].itertuples(index=False, name=None))
+        if protocol == "grouped":
+            assert not configs_train & configs_test
+        if protocol == "leave-one-method-out":
+            (held,) = set(rows_test["method"])
+            assert held not in set(rows_train["method"])
+            assert len(inner) == 2
+            for itr, ite in inner:
+                assert max(itr.max(), ite.max()) < len(train)  # positions into the part
+                assert held not in set(rows_train.iloc[itr]["method"])
+                assert len(set(rows_train.iloc[ite]["method"])) == 1
+                assert not set(rows_train.iloc[ite]["method"]) & set(
+                    rows_train.iloc[itr]["method"])
+        if protocol == "grouped":
+            assert inner
+            for itr, ite in inner:
+                a = set(rows_train.iloc[itr][CONFIG].itertuples(index=False, name=None))
+                b = set(rows_train.iloc[ite][CONFIG].itertuples(index=False, name=None))
+                assert not a & b
+    # each protocol tests every run once
+    for k in range(3):
+        tested = np.concatenate([c[2] for c in mge_calls[3 * k:3 * k + 3]])
+        assert sorted(tested) == list(range(len(runs)))
 
 
-def test_fit_study_reproducible(tmp_path):
-    runs = synthetic_runs(
-        models=("conv6",), methods=["snip", "grasp", "er"], sparsities=(0.8, 0.98)
-    )
-    for name in ("a", "b"):
-        fit_study(
-            runs, tmp_path / name, feature_sets=["mge"], folds=2, n_trials=2, seed=7, progress=False
-        )
-    for file in ("comparison.csv", "importance.csv", "predictions.csv", "summary.md"):
-        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
-    assert not list(tmp_path.glob("*/*.tmp"))
+def test_pooled_fit_gets_architecture_one_hot(tmp_path):
+    runs = synthetic_runs(methods=["snip", "grasp", "er"], sparsities=(0.8, 0.98))
+    result = fit_study(runs, tmp_path, feature_sets=["mge"], protocols=["random"], folds=3,
+                       n_trials=1, jobs=1, pooled=True, progress=False)
+    index = json.loads((tmp_path / "models" / "index.json").read_text())
+    assert index["config"]["pooled"] is True
+    assert len(index["regressors"]) == 2
+    for entry in index["regressors"]:
+        assert entry["model"] == "pooled"
+        assert {"arch.model=conv6", "arch.model=resnet20", "arch.dataset=digits"} <= set(
+            entry["features"]), entry["features"]
+        assert entry["models_seen"] == ["conv6", "resnet20"]
+    sparsity_entry = next(e for e in index["regressors"] if e["feature_set"] == "sparsity")
+    assert sparsity_entry["features"][0] == "sparsity"
+    assert set(result.comparison["protocol"]) == {"random"}
+    assert set(result.comparison["model"]) == {"conv6", "resnet20", "mean"}
+    assert "pooled" in result.summary
 
 
-def test_fit_study_bad_input(tmp_path):
+def test_monotone_set_for_an_accuracy_target(tmp_path):
+    """``/monotone``: the accuracy can only fall as the sparsity grows (SPEC 6 direction +1 of
+    the drop, so -1 of the accuracy), whatever the other features."""
+    runs = synthetic_runs(models=("conv6",), sparsities=(0.5, 0.7, 0.8, 0.9, 0.98),
+                          with_dense=False)
+    runs["accuracy"] = 0.9 - runs["accuracy_drop"] + 0.3 * np.sin(30 * runs["sparsity"])
+    fit_study(runs, tmp_path, target="accuracy", feature_sets=["mge+sparsity/monotone"],
+              protocols=["random"], folds=2, n_trials=1, jobs=1, progress=False)
+    index = json.loads((tmp_path / "models" / "index.json").read_text())
+    entry = next(e for e in index["regressors"] if e["feature_set"] == "mge+sparsity/monotone")
+    assert entry["features"] == ["mge.motifs", "mge.spectral_gap", "sparsity"]
+    assert entry["monotone"] == [0, 0, -1]
+    assert "/" not in entry["file"] and (tmp_path / "models" / entry["file"]).is_file()
+    model = predictor.load_model(tmp_path / "models" / entry["file"])
+    grid = np.linspace(0.4, 1.0, 61)
+    for _, run in runs.iloc[::7].iterrows():
+        x = np.column_stack([np.full_like(grid, run["mge.motifs"]),
+                             np.full_like(grid, run["mge.spectral_gap"]), grid])
+        assert (np.diff(predictor.predict(model, x)) <= 1e-9).all()
+    free = next(e for e in index["regressors"] if e["feature_set"] == "sparsity")
+    assert free["monotone"] is None
+
+
+# ---------------------------------------------------------------------------------- repro
+def test_results_identical_for_jobs_and_repeated_seed(tmp_path):
+    runs = synthetic_runs(models=("conv6",), methods=["snip", "grasp", "er"],
+                          sparsities=(0.8, 0.98))
+    for name, jobs in (("a", 1), ("b", 1), ("c", 2)):
+        fit_study(runs, tmp_path / name, feature_sets=["mge"], folds=3, n_trials=2, seed=7,
+                  jobs=jobs, progress=False)
+    for file in ("comparison.csv", "importance.csv", "predictions.csv", "summary.md",
+                 "models/index.json"):
+        a = (tmp_path / "a" / file).read_text()
+        assert a == (tmp_path / "b" / file).read_text(), file
+        assert a == (tmp_path / "c" / file).read_text(), file
+    other = fit_study(runs, tmp_path / "d", feature_sets=["mge"], folds=3, n_trials=2, seed=8,
+                      jobs=1, progress=False)
+    assert not other.predictions.equals(pd.read_csv(tmp_path / "a" / "predictions.csv"))
+
+
+# ---------------------------------------------------------------------------------- variance
+def test_variance_decomposition_by_hand():
+    frame = pd.DataFrame({
+        "model": ["a"] * 5 + ["b"] * 4,
+        "dataset": "d",
+        "method": ["snip", "snip", "er", "er", "er", "snip", "snip", "er", "er"],
+        "sparsity": [0.9, 0.9, 0.9, 0.9, 0.8, 0.9, 0.9, 0.9, 0.9],
+        "drop": [1.0, 3.0, 4.0, 6.0, 10.0, 0.5, 0.7, 0.1, 0.2],
+    })
+    table = variance_decomposition(frame, "drop").set_index("model")
+    a, b = table.loc["a"], table.loc["b"]
+    # a: configurations (snip, .9) = [1, 3], (er, .9) = [4, 6], (er, .8) = [10]
+    assert a["configurations"] == 3
+    assert a["between"] == pytest.approx(np.var([2.0, 5.0, 10.0], ddof=1))
+    assert a["within"] == pytest.approx(np.mean([np.var([1, 3], ddof=1), np.var([4, 6], ddof=1)]))
+    assert a["ratio"] == pytest.approx(a["between"] / a["within"])
+    assert b["between"] == pytest.approx(np.var([0.6, 0.15], ddof=1))
+    assert b["within"] == pytest.approx(np.mean([np.var([0.5, 0.7], ddof=1),
+                                                 np.var([0.1, 0.2], ddof=1)]))
+
+
+# ---------------------------------------------------------------------------------- errors
+def test_bad_input(tmp_path):
     runs = synthetic_runs(models=("conv6",), methods=["snip", "er"], sparsities=(0.9,))
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['accuracy_drop'\]"):
-        fit_study(runs.drop(columns="accuracy_drop"), tmp_path, progress=False)
-    with pytest.raises(ValueError, match="unknown feature set"):
-        fit_study(runs, tmp_path, feature_sets=["nope"], progress=False)
-    with pytest.raises(ValueError, match="folds must be >= 2"):
-        fit_study(runs, tmp_path, folds=1, progress=False)
-    with pytest.raises(ValueError, match="n_trials must be >= 1"):
-        fit_study(runs, tmp_path, n_trials=0, progress=False)
-    with pytest.raises(ValueError, match="no feature set has usable columns"):
-        fit_study(runs, tmp_path, feature_sets=["ramanujan"], progress=False)
-    with pytest.raises(ValueError, match="needs a successful dense run"):
-        fit_study(runs.assign(accuracy_drop=np.nan), tmp_path, progress=False)
-    with pytest.raises(ValueError, match="no pruned run"):
-        fit_study(runs[runs["method"] == "dense"], tmp_path, progress=False)
-    with pytest.raises(ValueError, match="must be numeric"):
-        fit_study(runs.assign(**{"mge.x": "high"}), tmp_path, feature_sets=["mge"], progress=False)
-    assert not list(tmp_path.iterdir())  # nothing written on bad input
+    out = tmp_path / "out"
+    cases = [
+        (dict(runs=runs.drop(columns="accuracy_drop")), r"lacks column\(s\) \['accuracy_drop'\]"),
+        (dict(runs=runs.drop(columns=["method", "seed"])), r"lacks column\(s\) \['method', 'seed'\]"),
+        (dict(runs=runs.assign(accuracy_drop=np.nan)),
+         "no pruned run with a value of accuracy_drop.*needs a successful dense run"),
+        (dict(runs=runs[runs["method"] == "dense"]), "no pruned run"),
+        (dict(runs=runs[runs["method"].isin(["snip", "dense"])]),
+         r"at least 2 pruning methods, got 1: \['snip'\]"),
+        (dict(folds=1), "folds must be >= 2, got 1"),
+        (dict(n_trials=0), "n_trials must be >= 1, got 0"),
+        (dict(protocols=["random", "loo"]), "unknown protocol 'loo'"),
+        (dict(protocols=[]), "no protocol given"),
+        (dict(feature_sets=["nope"]), r"unknown feature set\(s\) \['nope'\]"),
+        (dict(runs=runs.assign(**{"mge.spectral_gap": "high"}), feature_sets=["mge"]),
+         "feature columns must be numeric"),
+    ]
+    for kwargs, message in cases:
+        frame = kwargs.pop("runs", runs)
+        kwargs = {"n_trials": 1, "jobs": 1, "progress": False, **kwargs}
+        with pytest.raises(ValueError, match=message):
+            fit_study(frame, out, **kwargs)
+    assert not out.exists()  # nothing written on bad input

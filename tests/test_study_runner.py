@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import sqlite3
@@ -5,18 +6,20 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from sparsetopo.study.cli import app
+from sparsetopo.cli.study import app
 from sparsetopo.study.config import expand_runs, parse_config
 from sparsetopo.study.runner import run_study
 from sparsetopo.study.store import ResultsStore, load_runs
 
 VOLATILE = ["prune_seconds", "train_seconds", "metrics_seconds", "started", "finished", "host"]
-PREFIXES = ("density.", "ramanujan.", "rolled.", "rolled_channel.", "mge.")
+PREFIXES = ("density.", "ramanujan.", "rolled.", "rolled_channel.", "mge.", "paths.",
+            "bottleneck.")
 
 TINY = """
 [study]
@@ -52,7 +55,8 @@ def stable(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_network_features_match_naive_counts():
     from sparsetopo import models, pruning
-    from sparsetopo.study.features import FEATURE_SETS, network_features
+    from sparsetopo.study.features import network_features
+    from sparsetopo.study.vocabulary import FEATURE_PREFIXES
 
     model = models.create("mlp", num_classes=3, in_channels=1, input_size=4, hidden=(6, 5), seed=0)
     pruning.prune(model, "uniform", 0.5, seed=1)
@@ -72,7 +76,23 @@ def test_network_features_match_naive_counts():
         assert features[f"{prefix}.nodes"] == pytest.approx((16 + 6 + 6 + 5 + 5 + 3) / 3)
     assert features["ramanujan.density"] == pytest.approx(sum(p / n for p, n in zip(
         present, sizes, strict=True)) / 3)
-    assert all(k.split(".", 1)[0] in FEATURE_SETS for k in features)
+    assert all(k.split(".", 1)[0] in FEATURE_PREFIXES for k in features)
+    # paths (an MLP has no identity shortcut): forward and backward reachability by hand
+    masks = [m.weight_mask.numpy() > 0 for _, m in layers]
+    forward = [np.ones(16, bool)]
+    for m in masks:
+        forward.append((m.astype(int) @ forward[-1]) > 0)
+    backward = [np.ones(3, bool)]
+    for m in reversed(masks):
+        backward.insert(0, (m.T.astype(int) @ backward[0]) > 0)
+    alive = sum(int((m & np.outer(backward[i + 1], forward[i])).sum())
+                for i, m in enumerate(masks))
+    assert features["paths.alive_edges"] == alive
+    count = np.ones(16)
+    for m in masks:
+        count = m.astype(float) @ count
+    assert features["paths.log10_paths"] == pytest.approx(np.log10(count.sum()))
+    assert "mge.log10_paths" not in features
     again = network_features(model, (1, 4, 4), seed=0)
     assert list(again) == list(features)
     assert all(again[k] == features[k] or (again[k] != again[k] and features[k] != features[k])
@@ -157,7 +177,7 @@ def test_bad_arguments(tmp_path):
 
 def test_resize_dataset_block_means_and_preflight(tmp_path):
     from sparsetopo import data
-    from sparsetopo.study.runner import resize_dataset
+    from sparsetopo.data import resize_dataset
 
     base = data.get_dataset("digits", "train")
     small = resize_dataset(base, 8)
@@ -169,6 +189,11 @@ def test_resize_dataset_block_means_and_preflight(tmp_path):
     x0, _ = base.batch(torch.tensor([0, 1]))
     torch.testing.assert_close(x.mean(dim=(1, 2, 3)), x0.mean(dim=(1, 2, 3)))  # same statistics
     assert resize_dataset(base, 0) is base and resize_dataset(base, 32) is base
+    cached = data.get_dataset("digits", "train", image_size=8)
+    assert torch.equal(cached.images, small.images) and cached.info.input_shape == (1, 8, 8)
+    loader = data.make_loader("digits", "train", 64, image_size=8, indices=torch.arange(100))
+    assert len(loader.dataset) == 100 and len(loader) == 2
+    assert next(iter(loader))[0].shape == (64, 1, 8, 8)
 
     config = parse_config({"grid": {"models": ["conv6"], "datasets": ["digits"],
                                     "methods": ["er"], "sparsities": [0.5], "seeds": [0]},
@@ -205,7 +230,7 @@ def test_crash_safety(tmp_path):
     run_study(config, reference, progress=False)
 
     crashed = tmp_path / "crashed.sqlite"
-    cmd = [sys.executable, "-m", "sparsetopo.study.cli", "run", str(config_path), "--results",
+    cmd = [sys.executable, "-m", "sparsetopo", "study", "run", str(config_path), "--results",
            str(crashed), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -250,7 +275,8 @@ def test_local_process_pool_matches_sequential(tmp_path):
 
 @pytest.mark.slow
 def test_ray_backend_local_instance(tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray  # a declared dependency: never skipped
+
     from sparsetopo.study.config import load_config
 
     config = load_config(tiny_config(tmp_path, methods=("uniform", "snip"), seeds=(0, 1)))
@@ -294,6 +320,11 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     result = runner.invoke(app, ["fit", str(results), "--out", "fit", "--trials", "3", "--quiet"])
     assert result.exit_code == 0, result.output
     comparison = pd.read_csv(tmp_path / "fit" / "comparison.csv")
-    assert set(comparison["feature_set"]) == {"density", "ramanujan", "rolled", "rolled_channel",
-                                              "mge", "mge+density"}
+    from sparsetopo.study.vocabulary import FEATURE_SETS
+
+    assert set(comparison["feature_set"]) == set(FEATURE_SETS)
+    assert set(comparison["protocol"]) == {"random", "grouped", "leave-one-method-out"}
+    assert (comparison["model"] == "mean").any()
     assert (tmp_path / "fit" / "importance.csv").exists()
+    index = json.loads((tmp_path / "fit" / "models" / "index.json").read_text())
+    assert {r["feature_set"] for r in index["regressors"]} == set(FEATURE_SETS)

@@ -128,7 +128,7 @@ def test_export_parquet_csv_atomic(tmp_path):
 def test_cli_export_and_bad_results_file(tmp_path):
     from typer.testing import CliRunner
 
-    from sparsetopo.study.cli import app
+    from sparsetopo.cli.study import app
 
     path = tmp_path / "r.sqlite"
     with ResultsStore(path) as store:
@@ -143,7 +143,7 @@ def test_cli_export_and_bad_results_file(tmp_path):
                  ["fit", str(bad), "--out", str(tmp_path / "fit")],
                  ["run", "--preset", "smoke", "--results", str(bad)]):
         result = runner.invoke(app, args)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert result.stderr.startswith("error: ") and "not a sparsetopo results file" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert bad.read_text() == "hello"
@@ -152,7 +152,7 @@ def test_cli_export_and_bad_results_file(tmp_path):
 def test_cli_fit_needs_two_methods(tmp_path):
     from typer.testing import CliRunner
 
-    from sparsetopo.study.cli import app
+    from sparsetopo.cli.study import app
 
     path = tmp_path / "r.sqlite"
     s = specs()
@@ -162,9 +162,9 @@ def test_cli_fit_needs_two_methods(tmp_path):
         store.write(record(s["uniform", 0], 0.7, features={"mge.edges": 3.0}))
         store.write(record(s["uniform", 1], 0.6, features={"mge.edges": 4.0}))
     result = CliRunner().invoke(app, ["fit", str(path), "--quiet"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: ranking needs at least 2 pruning methods, got 1: ['uniform']"]
     assert not (tmp_path / "r-fit").exists()
     result = CliRunner().invoke(app, ["fit", str(tmp_path / "none.sqlite")])
-    assert result.exit_code == 1 and "results file not found" in result.stderr
+    assert result.exit_code == 2 and "results file not found" in result.stderr

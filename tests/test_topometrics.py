@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 
@@ -14,11 +13,9 @@ import pytest
 import scipy.sparse as sp
 from random_graphs import bipartite_graph, chain_graph, random_layered_graph
 
+import sparsetopo.metrics._topometrics as tm
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
 from sparsetopo.metrics._csr_kernels import long_edge_nodes, motif_root_counts
-
-# the package exports the function `topometrics`, which shadows the module of that name
-tm = importlib.import_module("sparsetopo.metrics.topometrics")
 
 SPEC_KEYS = [
     "nodes", "edges", "sink_nodes", "source_nodes", "disconnected_nodes",

@@ -1,18 +1,16 @@
 """Graph encodings of sparse networks (SPEC 3); all produce :class:`LayeredGraph`."""
 
-from .graph import LayeredGraph, Partition, from_edges
-from .multipartite import (
-    EncodingError,
+from ..errors import EncodingError, GraphTooLargeError, UnsupportedModelError
+from ._multipartite import (
     EncodingEstimate,
-    GraphTooLargeError,
-    UnsupportedModelError,
     check_memory,
     estimate,
     multipartite,
     multipartite_pair,
 )
-from .rolled import rolled, rolled_channel
-from .unrolled import unrolled, unrolled_size
+from ._rolled import rolled, rolled_channel
+from ._unrolled import unrolled, unrolled_size
+from .graph import LayeredGraph, Partition, from_edges
 
 ENCODINGS = ("mge", "unrolled", "rolled", "rolled-channel")
 

@@ -1,9 +1,8 @@
 """Graph metrics: topometrics of layered graphs (SPEC 4), where their paths narrow or stop, and
 Ramanujan metrics (SPEC 5)."""
 
-from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
-from .ramanujan import ramanujan, ramanujan_summary
-from .topometrics import (
+from ._ramanujan import ramanujan, ramanujan_summary
+from ._topometrics import (
     METRIC_DESCRIPTIONS,
     METRICS,
     PAPER_METRICS,
@@ -15,6 +14,7 @@ from .topometrics import (
     topometrics,
     topometrics_table,
 )
+from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
 
 __all__ = [
     "alive_channels",

@@ -17,7 +17,7 @@ import numpy as np
 
 from sparsetopo.encoding.graph import LayeredGraph
 
-from .topometrics import GraphView
+from ._topometrics import GraphView
 
 
 def _view(g: LayeredGraph | GraphView) -> GraphView:

@@ -23,15 +23,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ._mlp import mlp
+from ._mobilenetv2 import mobilenetv2
 from .conv6 import Conv6
 from .init import init_weights
-from .mlp import mlp
-from .mobilenetv2 import mobilenetv2
 from .resnet_cifar import resnet20, resnet32
 from .resnet_imagenet import resnet18, resnet50
 from .wrn import wrn28_2
 
-__all__ = ["create", "names", "init_weights", "count_parameters"]
+__all__ = ["create", "names", "options", "init_weights", "count_parameters"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "conv6": Conv6,
@@ -50,29 +50,35 @@ def names() -> list[str]:
     return list(_BUILDERS)
 
 
-def _options(name: str) -> list[str]:
+def options(name: str) -> list[str]:
+    """The options (keyword arguments) model ``name`` takes besides classes and channels."""
     params = inspect.signature(_BUILDERS[name]).parameters
     return [p for p in params if p not in ("num_classes", "in_channels")]
 
 
 def create(
-    name: str, num_classes: int = 10, in_channels: int = 3, seed: int | None = None, **kwargs
+    name: str, num_classes: int = 10, in_channels: int = 3, seed: int | None = None,
+    image_size: int | None = None, **kwargs
 ) -> nn.Module:
     """Build model ``name`` with ``num_classes`` outputs for ``in_channels``-channel images.
 
     ``kwargs`` are model options (``conv6``: ``input_size``; ``mlp``: ``input_size``,
-    ``hidden``; ``mobilenetv2``: ``conv_shortcuts``). With ``seed`` the initial weights are drawn
-    from ``torch.manual_seed(seed)`` without touching the global RNG state; otherwise from the
+    ``hidden``; ``mobilenetv2``: ``conv_shortcuts``). ``image_size``: the side of the input
+    images; a model whose layers depend on it (one with an ``input_size`` option) is built for
+    it, the others take any size. With ``seed`` the initial weights are drawn from
+    ``torch.manual_seed(seed)`` without touching the global RNG state; otherwise from the
     global RNG.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    if image_size is not None and "input_size" in options(name):
+        kwargs.setdefault("input_size", int(image_size))
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive int, got {value!r}")
-    bad = sorted(set(kwargs) - set(_options(name)))
+    bad = sorted(set(kwargs) - set(options(name)))
     if bad:
-        allowed = ", ".join(_options(name)) or "none"
+        allowed = ", ".join(options(name)) or "none"
         raise ValueError(f"model {name!r} has no option {', '.join(bad)}; its options: {allowed}")
     builder = _BUILDERS[name]
     if seed is None:

@@ -1,5 +1,5 @@
 """Plots of a study: topometrics against sparsity, predicted vs measured accuracy drop, SHAP
-importance, and the ranking of pruning methods per sparsity (SPEC 6).
+importance (SPEC 6).
 
 Inputs are the tables of the study: the runs table (``sparsetopo.study.store.load_runs``:
 ``model, dataset, method, sparsity, seed, status, accuracy_drop`` and feature columns
@@ -22,11 +22,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from sparsetopo.plot._common import method_styles, require_columns, save_png
+from sparsetopo.study.scoring import regression_scores
+from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES, PROTOCOLS, SET_ORDER
 
-FEATURE_SET_ORDER = ("density", "ramanujan", "rolled", "rolled_channel", "mge", "mge+density")
-FAMILIES = ("density", "ramanujan", "rolled", "rolled_channel", "mge")
-PROTOCOL_ORDER = ("grouped", "leave-one-method-out")
-DENSE = "dense"
+#: Feature families (the prefix before the first dot; ``sparsity`` has none), one colour each.
+FAMILIES = ("sparsity", *FEATURE_PREFIXES, "arch")
+#: Sets drawn by default in the predicted-against-measured figure.
+SHOWN_SETS = ("sparsity", "density", "mge", "paths", "all")
 LINESTYLES = ("-", "--", ":", "-.")
 LOG_RATIO = 1e3  # a panel whose positive values span more than this gets a log y axis
 
@@ -98,19 +100,22 @@ def metric_vs_sparsity(
 
 
 def predicted_vs_measured(
-    predictions_df: pd.DataFrame, path: str | os.PathLike, *, dpi: int = 110
+    predictions_df: pd.DataFrame, path: str | os.PathLike, *, sets: list[str] | None = None,
+    dpi: int = 110,
 ) -> Path:
     """Out-of-fold predicted against measured accuracy drop: one panel per feature set
-    (columns) and protocol (rows), one colour per pruning method, the diagonal ``y = x``, and
-    ``R^2 = 1 - sum((y - p)^2) / sum((y - mean y)^2)`` and ``MAE = mean |y - p|`` of the panel.
-    Written atomically as a PNG; returns ``path``."""
+    (columns; default: those of :data:`SHOWN_SETS` present, else all) and protocol (rows), one
+    colour per pruning method, the diagonal ``y = x``, and the mean over (model, dataset) pairs
+    of ``R^2`` and ``MAE`` (each pair has its own regressor and its own scale). Written
+    atomically as a PNG; returns ``path``."""
     require_columns(predictions_df, ["feature_set", "protocol", "method", "measured",
                                      "predicted"], "predictions table")
     frame = predictions_df.dropna(subset=["measured", "predicted"])
     if frame.empty:
         raise ValueError("predictions table has no row with both measured and predicted values")
-    sets = _ordered(frame["feature_set"], FEATURE_SET_ORDER)
-    protocols = _ordered(frame["protocol"], PROTOCOL_ORDER)
+    present = _ordered(frame["feature_set"], SET_ORDER)
+    sets = sets or [s for s in SHOWN_SETS if s in present] or present
+    protocols = _ordered(frame["protocol"], PROTOCOLS)
     styles = method_styles(frame["method"].unique())
     both = np.concatenate([frame["measured"].to_numpy(float), frame["predicted"].to_numpy(float)])
     lo, hi = float(both.min()), float(both.max())
@@ -129,7 +134,7 @@ def predicted_vs_measured(
                 st = styles[str(method)]
                 ax.scatter(rows["measured"], rows["predicted"], s=12, alpha=0.75,
                            color=st["color"], marker=st["marker"], lw=0, zorder=2)
-            r2, mae = _r2_mae(part["measured"].to_numpy(float), part["predicted"].to_numpy(float))
+            r2, mae = _mean_pair_scores(part)
             ax.text(0.04, 0.96, f"$R^2$ = {r2:.3f}\nMAE = {mae:.3g}\nn = {len(part)}",
                     transform=ax.transAxes, va="top", fontsize=7,
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5})
@@ -167,8 +172,8 @@ def shap_summary(
         frame = frame[frame["scope"] == "overall"]
     if frame.empty:
         raise ValueError("importance table has no overall (scope == 'overall') row")
-    sets = _ordered(frame["feature_set"], FEATURE_SET_ORDER)
-    palette = colormaps["Set2"].colors
+    sets = _ordered(frame["feature_set"], SET_ORDER)
+    palette = colormaps["tab10"].colors
     family_colour = {f: palette[i] for i, f in enumerate(FAMILIES)}
     ncols = min(3, len(sets))
     nrows = math.ceil(len(sets) / ncols)
@@ -198,54 +203,6 @@ def shap_summary(
         fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8,
                    frameon=False)
     return save_png(fig, path, dpi)
-
-
-def ranking_table(
-    df: pd.DataFrame, *, feature_set: str | None = None, protocol: str | None = None
-) -> pd.DataFrame:
-    """Pruning methods ranked at each (model, dataset, sparsity) by mean accuracy drop over
-    seeds (rank 1 = smallest drop, ties share the lowest rank).
-
-    ``df`` is a runs table (``accuracy_drop``; dense runs and runs not ``ok`` are left out) or a
-    predictions table (``measured``, ``predicted``; one ``feature_set`` and ``protocol``,
-    by default ``mge`` and ``leave-one-method-out`` when present, else the first in order).
-    Columns: model, dataset, sparsity, method, n_seeds, measured_drop, measured_std,
-    measured_rank, and for predictions predicted_drop, predicted_rank. ``attrs`` records the
-    feature set and protocol used.
-    """
-    case = ["model", "dataset", "sparsity"]
-    if "predicted" in df.columns:
-        require_columns(df, [*case, "method", "feature_set", "protocol", "measured",
-                             "predicted"], "predictions table")
-        feature_set = feature_set or _default(df["feature_set"], "mge", FEATURE_SET_ORDER)
-        protocol = protocol or _default(df["protocol"], "leave-one-method-out", PROTOCOL_ORDER)
-        frame = df[(df["feature_set"] == feature_set) & (df["protocol"] == protocol)]
-        if frame.empty:
-            raise ValueError(f"no prediction for feature_set={feature_set!r}, "
-                             f"protocol={protocol!r}; have {sorted(df['feature_set'].unique())}"
-                             f" x {sorted(df['protocol'].unique())}")
-        columns = {"measured": "measured_drop", "predicted": "predicted_drop"}
-    else:
-        require_columns(df, [*case, "method", "accuracy_drop"], "runs table")
-        frame = _ok_runs(df)
-        frame = frame[frame["method"] != DENSE]
-        columns = {"accuracy_drop": "measured_drop"}
-    frame = frame.dropna(subset=list(columns)[:1])
-    group = frame.groupby([*case, "method"], sort=True)
-    first = list(columns)[0]
-    table = group[first].agg(n_seeds="count", measured_std="std").reset_index()
-    for src, name in columns.items():
-        table[name] = group[src].mean().to_numpy(float)
-    for name in columns.values():
-        rank_name = name.replace("_drop", "_rank")
-        table[rank_name] = table.groupby(case)[name].rank(method="min").astype("Int64")
-    order = ["model", "dataset", "sparsity", "method", "n_seeds", "measured_drop",
-             "measured_std", "measured_rank"]
-    if "predicted_drop" in table.columns:
-        order += ["predicted_drop", "predicted_rank"]
-    table = table[order].sort_values([*case, "measured_rank", "method"]).reset_index(drop=True)
-    table.attrs.update(feature_set=feature_set, protocol=protocol)
-    return table
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -297,12 +254,14 @@ def _default(values: pd.Series, wanted: str, preferred: tuple[str, ...]) -> str:
     return wanted if wanted in present else present[0]
 
 
-def _r2_mae(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    if len(y) == 0:
+def _mean_pair_scores(part: pd.DataFrame) -> tuple[float, float]:
+    """Mean over (model, dataset) pairs of R^2 and MAE (NaN without rows)."""
+    scores = [regression_scores(g["measured"], g["predicted"])
+              for _, g in part.groupby(_pairs(part), sort=True)]
+    if not scores:
         return float("nan"), float("nan")
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((y - p) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
-    return r2, float(np.mean(np.abs(y - p)))
+    r2 = [r for r, _ in scores if np.isfinite(r)]
+    return (float(np.mean(r2)) if r2 else float("nan"), float(np.mean([m for _, m in scores])))
 
 
 def _feature_label(name: str, limit: int = 34) -> str:

@@ -1,5 +1,6 @@
 """Pruning at initialization (SPEC 2.1) and masks in ``torch.nn.utils.prune`` form (SPEC 2)."""
 
+from ._prune import DATA_METHODS, METHODS, prune
 from .masks import (
     PRUNABLE_TYPES,
     LayerDensity,
@@ -14,7 +15,6 @@ from .masks import (
     sparsity,
     weight_and_mask,
 )
-from .prune import DATA_METHODS, METHODS, prune
 
 __all__ = [
     "DATA_METHODS",

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from sparsetopo.errors import WeightsError
+
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 
@@ -40,9 +42,12 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Apply boolean masks in ``torch.nn.utils.prune`` form (replacing any existing mask).
+    """Apply boolean masks in ``torch.nn.utils.prune`` form, replacing any existing mask.
 
-    ``masks`` maps ``"<module_path>.weight"`` to a bool tensor of the weight's shape.
+    ``masks`` maps ``"<module_path>.weight"`` to a bool tensor of the weight's shape. A layer
+    without a mask gets ``weight_orig`` (its weights, unchanged) and ``weight_mask``; a layer
+    already masked keeps its ``weight_orig`` and gets the new ``weight_mask`` (so pruning one
+    initialization twice, to compare methods, never loses a weight the first mask removed).
     """
     layers = dict(prunable_layers(model))
     for key, mask in masks.items():
@@ -50,13 +55,15 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         if path not in layers:
             raise KeyError(f"mask {key!r} does not name a Conv2d/Linear weight of the model")
         module = layers[path]
-        if torch_prune.is_pruned(module) and hasattr(module, "weight_mask"):
-            torch_prune.remove(module, "weight")
-        if tuple(mask.shape) != tuple(module.weight.shape):
-            raise ValueError(
-                f"mask {key!r} has shape {tuple(mask.shape)}, weight has {tuple(module.weight.shape)}"
-            )
-        torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device).float())
+        shape = tuple(getattr(module, "weight_orig", module.weight).shape)
+        if tuple(mask.shape) != shape:
+            raise ValueError(f"mask {key!r} has shape {tuple(mask.shape)}, weight has {shape}")
+        if hasattr(module, "weight_mask") and hasattr(module, "weight_orig"):
+            new = mask.to(module.weight_mask.device, module.weight_mask.dtype)
+            module.weight_mask.data = new
+            module.weight = module.weight_orig * module.weight_mask  # what the prune hook does
+        else:
+            torch_prune.custom_from_mask(module, "weight", mask.to(module.weight.device).float())
 
 
 def count_weights(model: nn.Module) -> tuple[int, int]:
@@ -112,8 +119,6 @@ def masked_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return sd
 
 
-class WeightsError(ValueError):
-    """A weights file that cannot be used with the model."""
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> None:

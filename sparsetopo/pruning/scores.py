@@ -21,14 +21,15 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import prune as torch_prune
 
-from .masks import prunable_layers, weight_and_mask
+from .masks import prunable_layers
 
 Scores = dict[str, torch.Tensor]
 
 
 def plain_copy(model: nn.Module) -> nn.Module:
-    """Deep copy of ``model`` with any ``torch.nn.utils.prune`` reparametrisation of the
-    conv/linear weights made permanent (``weight = weight_orig * weight_mask``)."""
+    """Deep copy of ``model`` without any ``torch.nn.utils.prune`` reparametrisation of the
+    conv/linear weights: ``weight = weight_orig``, the unmasked initialization, since a new
+    pruning replaces the mask instead of pruning what it left."""
     # The computed ``weight`` attribute of a pruned module is a non-leaf tensor that deepcopy
     # refuses; it is replaced by a placeholder in the copy and rebuilt by ``prune.remove``.
     memo: dict[int, object] = {}
@@ -38,7 +39,9 @@ def plain_copy(model: nn.Module) -> nn.Module:
     net = copy.deepcopy(model, memo)
     for _, module in prunable_layers(net):
         if torch_prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            original = module.weight_orig.detach().clone()
             torch_prune.remove(module, "weight")
+            module.weight.data.copy_(original)
     net.requires_grad_(False)
     return net
 
@@ -105,8 +108,9 @@ def input_shape_of(data: Iterable) -> tuple[int, ...]:
 
 
 def magnitude_scores(model: nn.Module) -> Scores:
-    """``|w|`` of the effective weights."""
-    return {f"{name}.weight": weight_and_mask(m)[0].abs() for name, m in prunable_layers(model)}
+    """``|w|`` of the initialization (``weight_orig`` of a masked layer: the mask is replaced)."""
+    return {f"{name}.weight": getattr(m, "weight_orig", m.weight).detach().abs()
+            for name, m in prunable_layers(model)}
 
 
 def snip_scores(model: nn.Module, data: Iterable) -> Scores:
@@ -251,6 +255,8 @@ def prospr_scores(
     """
     from tqdm.auto import tqdm
 
+    from sparsetopo.io import show_progress
+
     net = plain_copy(model).train()
     device, dtype = _device_dtype(net)
     weights = _weights(net)
@@ -260,7 +266,7 @@ def prospr_scores(
     trained = list(start) + list(weights)  # everything the inner steps update
     stream = batches(data, device, dtype, cycle=True)
     buf: dict[str, torch.Tensor] = {}
-    for _ in tqdm(range(steps), desc="prospr inner steps", disable=not progress):
+    for _ in tqdm(range(steps), desc="prospr inner steps", disable=not show_progress(progress)):
         x, y = next(stream)
         loss = F.cross_entropy(functional_call(net, params, (x,)), y)
         grads = _grad(loss, [params[k] for k in trained], create_graph=True)

@@ -48,9 +48,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sparsetopo.errors import ConfigError
+from sparsetopo.study.vocabulary import DENSE
 from sparsetopo.training import TrainConfig
 
-DENSE = "dense"
 SECTIONS: dict[str, tuple[str, ...]] = {
     "study": ("name",),
     "grid": ("models", "datasets", "methods", "sparsities", "seeds"),
@@ -61,8 +62,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 REQUIRED_GRID = SECTIONS["grid"]
 
 
-class ConfigError(ValueError):
-    """A study configuration that cannot be used; the message names the offending key."""
 
 
 @dataclass(frozen=True)

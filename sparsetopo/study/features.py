@@ -1,12 +1,17 @@
 """Every topological feature of one pruned network, computed on its (initialization) weights.
 
-Feature names carry the feature set as prefix (SPEC 6):
+Feature names carry their family as prefix (:mod:`sparsetopo.study.vocabulary`):
 
 - ``density.global`` = present / total conv+linear weights; ``density.<layer path>`` per layer;
 - ``ramanujan.<k>``: per-network layer means of the Ramanujan metrics (SPEC 5);
 - ``rolled.<k>``, ``rolled_channel.<k>``: layer means of the topometrics of the rolled and
   rolled-channel BGEs (SPEC 4, last line);
-- ``mge.<k>``: topometrics of the multipartite graph encoding (SPEC 4).
+- ``mge.<k>``: ``nodes``, ``edges`` and the 16 paper topometrics of the MGE, paper convention
+  (identity shortcuts not encoded unless ``identity_skips``);
+- ``paths.<k>``: the SPEC 4 path metrics of the MGE *with* identity skips, the real network's
+  signal paths (SPEC 4);
+- ``bottleneck.<k>``: the smallest layer density and, on that same graph, the narrowest alive
+  layer and the fraction of layers without any path (:mod:`sparsetopo.metrics.bottlenecks`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
+from sparsetopo import encoding, metrics
+from sparsetopo.io import show_progress
 from sparsetopo.pruning import masks
 
-FEATURE_SETS = ("density", "ramanujan", "rolled", "rolled_channel", "mge")
+#: Feature families in the order they are computed (and timed).
+FAMILIES = ("density", "ramanujan", "rolled", "rolled_channel", "mge", "paths")
+MGE_KEYS = ("nodes", "edges", *metrics.PAPER_METRICS)
 
 
 def _density(model: nn.Module) -> dict[str, float]:
@@ -32,14 +41,6 @@ def _density(model: nn.Module) -> dict[str, float]:
     return out
 
 
-def _ramanujan(model: nn.Module) -> dict[str, float]:
-    from sparsetopo import metrics
-
-    return metrics.ramanujan_summary(metrics.ramanujan(model))
-
-
-
-
 def timed_network_features(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -47,33 +48,45 @@ def timed_network_features(
     identity_skips: bool = False,
     progress: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """:func:`network_features` plus the seconds spent on each feature set
-    (``{"density": s, ..., "mge": s}``).
+    """:func:`network_features` plus the seconds spent on each family
+    (``{"density": s, ..., "paths": s}``).
 
     BLAS runs single-threaded here: the spectra are many small dense eigenproblems, for which
     threads bring nothing on an idle machine and cost 10x or more on a busy one (spinning
     threads; measured on the per-layer graphs of conv6)."""
-    from sparsetopo import encoding, metrics
+    graphs: list[encoding.LayeredGraph] = []  # (as asked, with identity skips), built by mge
 
     def mge(m: nn.Module) -> dict[str, float]:
-        graph = encoding.multipartite(m, tuple(input_shape), identity_skips=identity_skips)
-        return metrics.topometrics(graph, seed=seed)
+        graphs.extend(encoding.multipartite_pair(m, tuple(input_shape), identity_skips))
+        return metrics.topometrics(graphs[0], seed=seed, keys=MGE_KEYS)
+
+    def paths(m: nn.Module) -> dict[str, float]:
+        view = metrics.GraphView(graphs[1])  # one view: one path sweep for all
+        out = {f"paths.{k}": float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS}
+        layer_densities = [r.density for r in masks.layer_densities(m)]
+        out["bottleneck.min_layer_density"] = min(layer_densities)
+        out.update({f"bottleneck.{k}": v for k, v in metrics.path_bottlenecks(view).items()})
+        return out
 
     steps: dict[str, Callable[[nn.Module], dict[str, float]]] = {
         "density": _density,
-        "ramanujan": _ramanujan,
+        "ramanujan": lambda m: metrics.ramanujan_summary(metrics.ramanujan(m)),
         "rolled": lambda m: metrics.layer_mean(encoding.rolled(m), seed=seed),
         "rolled_channel": lambda m: metrics.layer_mean(encoding.rolled_channel(m), seed=seed),
         "mge": mge,
+        "paths": paths,
     }
     features: dict[str, float] = {}
     timings: dict[str, float] = {}
-    for name in tqdm(FEATURE_SETS, desc="features", disable=not progress, leave=False):
+    for name in tqdm(FAMILIES, desc="features", disable=not show_progress(progress), leave=False):
         start = time.perf_counter()
         with threadpool_limits(limits=1, user_api="blas"):
             values = steps[name](model)
         timings[name] = time.perf_counter() - start
-        features.update({f"{name}.{key}": float(value) for key, value in values.items()})
+        if name == "paths":  # already prefixed (paths. and bottleneck.)
+            features.update({key: float(value) for key, value in values.items()})
+        else:
+            features.update({f"{name}.{key}": float(value) for key, value in values.items()})
     return features, timings
 
 
@@ -84,9 +97,10 @@ def network_features(
     identity_skips: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
-    """All feature sets of ``model`` as it is now (call it on the pruned initialization).
+    """All feature families of ``model`` as it is now (call it on the pruned initialization).
 
     ``input_shape`` is ``(C, H, W)`` of one input (for the MGE), ``seed`` seeds the sampled
-    metrics (motif estimate), ``identity_skips`` is the MGE option of SPEC 3.5.
+    metrics (motif estimate), ``identity_skips`` is the MGE option of SPEC 3.5 for the paper
+    topometrics (the path metrics always include identity skips, SPEC 4).
     """
     return timed_network_features(model, input_shape, seed, identity_skips, progress)[0]

@@ -16,16 +16,21 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from sparsetopo.study.vocabulary import DENSE, FEATURE_SETS, PROTOCOLS
+
 CASE_COLUMNS: tuple[str, ...] = ("model", "dataset", "sparsity")
 
 
 @dataclass(frozen=True)
 class RankingScore:
-    """Mean Kendall tau and top-1 hit rate over the cases that have at least 2 methods."""
+    """Mean Kendall tau (over the cases where it is defined) and top-1 hit rate over the cases
+    that have at least 2 methods; ``n_undefined``: cases whose tau is undefined (a constant
+    predicted or measured order, e.g. a predictor that sees only the sparsity)."""
 
     kendall_tau: float
     top1_hit: float
     n_cases: int
+    n_undefined: int = 0
 
 
 def check_methods(methods: Sequence[str] | pd.Series) -> None:
@@ -49,6 +54,15 @@ def top1_hit(measured: np.ndarray, predicted: np.ndarray, *, lower_is_better: bo
     predicted_first = pred == pred.min()
     measured_best = meas == meas.min()
     return float(np.mean(measured_best[predicted_first]))
+
+
+def kendall_tau(measured, predicted) -> float:
+    """Kendall's tau-b (``scipy.stats.kendalltau``) between two orders of the same methods;
+    NaN with fewer than 2 methods or a constant order."""
+    a, b = np.asarray(measured, float), np.asarray(predicted, float)
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(kendalltau(a, b).statistic)
 
 
 def ranking_cases(
@@ -78,7 +92,7 @@ def ranking_cases(
             continue
         meas = per_method[measured].to_numpy(float)
         pred = per_method[predicted].to_numpy(float)
-        tau = kendalltau(meas, pred).statistic
+        tau = kendall_tau(meas, pred)
         case_values = case if isinstance(case, tuple) else (case,)
         rows.append(
             {
@@ -97,9 +111,73 @@ def ranking_cases(
 
 
 def summarize_ranking(cases: pd.DataFrame) -> RankingScore:
-    """Mean ``kendall_tau`` (NaN cases skipped) and mean ``top1_hit`` over ``cases``."""
+    """Mean ``kendall_tau`` (NaN cases skipped and counted) and mean ``top1_hit`` over
+    ``cases``."""
     if cases.empty:
-        return RankingScore(float("nan"), float("nan"), 0)
+        return RankingScore(float("nan"), float("nan"), 0, 0)
     taus = cases["kendall_tau"].to_numpy(float)
     tau = float(np.nanmean(taus)) if np.isfinite(taus).any() else float("nan")
-    return RankingScore(tau, float(cases["top1_hit"].mean()), len(cases))
+    return RankingScore(tau, float(cases["top1_hit"].mean()), len(cases),
+                        int((~np.isfinite(taus)).sum()))
+
+
+def method_ranks(
+    df: pd.DataFrame, *, feature_set: str | None = None, protocol: str | None = None
+) -> pd.DataFrame:
+    """Pruning methods ranked at each (model, dataset, sparsity) by mean accuracy drop over
+    seeds (rank 1 = smallest drop, ties share the lowest rank).
+
+    ``df`` is a runs table (``accuracy_drop``; dense runs and runs not ``ok`` are left out) or a
+    predictions table (``measured``, ``predicted``; one ``feature_set`` and ``protocol``,
+    by default ``mge`` and ``leave-one-method-out`` when present, else the first in order).
+    Columns: model, dataset, sparsity, method, n_seeds, measured_drop, measured_std,
+    measured_rank, and for predictions predicted_drop, predicted_rank. ``attrs`` records the
+    feature set and protocol used.
+    """
+    case = ["model", "dataset", "sparsity"]
+    if "predicted" in df.columns:
+        _require(df, [*case, "method", "feature_set", "protocol", "measured", "predicted"],
+                 "predictions table")
+        feature_set = feature_set or _default(df["feature_set"], "mge", tuple(FEATURE_SETS))
+        protocol = protocol or _default(df["protocol"], "leave-one-method-out", PROTOCOLS)
+        frame = df[(df["feature_set"] == feature_set) & (df["protocol"] == protocol)]
+        if frame.empty:
+            raise ValueError(f"no prediction for feature_set={feature_set!r}, "
+                             f"protocol={protocol!r}; have {sorted(df['feature_set'].unique())}"
+                             f" x {sorted(df['protocol'].unique())}")
+        columns = {"measured": "measured_drop", "predicted": "predicted_drop"}
+    else:
+        _require(df, [*case, "method", "accuracy_drop"], "runs table")
+        frame = df[df["status"] == "ok"] if "status" in df.columns else df
+        frame = frame[frame["method"] != DENSE]
+        columns = {"accuracy_drop": "measured_drop"}
+    frame = frame.dropna(subset=list(columns)[:1])
+    group = frame.groupby([*case, "method"], sort=True)
+    first = list(columns)[0]
+    table = group[first].agg(n_seeds="count", measured_std="std").reset_index()
+    for src, name in columns.items():
+        table[name] = group[src].mean().to_numpy(float)
+    for name in columns.values():
+        rank_name = name.replace("_drop", "_rank")
+        table[rank_name] = table.groupby(case)[name].rank(method="min").astype("Int64")
+    order = ["model", "dataset", "sparsity", "method", "n_seeds", "measured_drop",
+             "measured_std", "measured_rank"]
+    if "predicted_drop" in table.columns:
+        order += ["predicted_drop", "predicted_rank"]
+    table = table[order].sort_values([*case, "measured_rank", "method"]).reset_index(drop=True)
+    table.attrs.update(feature_set=feature_set, protocol=protocol)
+    return table
+
+
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}")
+
+
+def _default(values: pd.Series, wanted: str, preferred: tuple[str, ...]) -> str:
+    present = {str(v) for v in values.unique()}
+    if wanted in present:
+        return wanted
+    ordered = [p for p in preferred if p in present] + sorted(present - set(preferred))
+    return ordered[0]

@@ -15,7 +15,6 @@ configured ``data_dir``; tasks run on CPU (one CPU each).
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -30,16 +29,18 @@ from multiprocessing import get_context
 import torch
 from tqdm.auto import tqdm
 
-from sparsetopo.study.config import DENSE, RunSpec, StudyConfig, expand_runs
+from sparsetopo import data, models
+from sparsetopo.errors import StudyError
+from sparsetopo.io import show_progress
+from sparsetopo.study.config import RunSpec, StudyConfig, expand_runs
 from sparsetopo.study.store import ResultsStore, RunRecord
+from sparsetopo.study.vocabulary import DENSE
 
 BACKENDS = ("local", "ray")
 SUBSET_SEED = 0  # the same training/test subset for every run of a study
 RAY_MAX_RETRIES = 2
 
 
-class StudyError(RuntimeError):
-    """The study could not go on (e.g. a worker process died); finished runs are stored."""
 
 
 @dataclass
@@ -58,123 +59,44 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _subset_indices(n: int, size: int) -> torch.Tensor:
-    """The first ``size`` of a fixed permutation of ``range(n)`` (all when ``size`` is 0)."""
-    if not size or size >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))[:size]
-
-
-class BatchLoader:
-    """Batches ``(x, y)`` of the samples ``indices`` of an in-memory ``data.ImageDataset``.
-
-    The order (when ``shuffle``) and the crop/flip parameters (when ``augment``) of every epoch
-    are drawn from one generator seeded once with ``seed``, so the sequence of epochs is
-    reproducible.
-    """
-
-    def __init__(self, dataset, indices: torch.Tensor, batch_size: int, shuffle: bool,
-                 augment: bool, seed: int) -> None:
-        self.dataset, self.indices, self.batch_size = dataset, indices, batch_size
-        self.shuffle, self.augment = shuffle, augment
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def __iter__(self):
-        from sparsetopo import data
-
-        n = len(self.indices)
-        order = self.indices[torch.randperm(n, generator=self.generator)] if self.shuffle \
-            else self.indices
-        offsets = flips = None
-        if self.augment:
-            offsets, flips = data.random_crop_flip_params(n, self.generator)
-        for k in range(len(self)):
-            s = slice(k * self.batch_size, (k + 1) * self.batch_size)
-            if offsets is None:
-                yield self.dataset.batch(order[s])
-            else:
-                yield self.dataset.batch(order[s], offsets[s], flips[s])
-
-
 def _image_shape(info) -> tuple[int, int, int]:
     return tuple(int(d) for d in info.input_shape)
 
 
-_RESIZED: dict[tuple, object] = {}
-
-
-def resize_dataset(dataset, size: int):
-    """``dataset`` (an in-memory ``data.ImageDataset``) with every image resized to
-    ``size x size`` before normalisation: block means (``F.interpolate(mode="area")``) when
-    shrinking, bilinear interpolation (``align_corners=False``) when enlarging. The
-    normalisation statistics are kept. ``size`` 0 or equal to the current size: unchanged."""
-    from dataclasses import replace
-
-    import torch.nn.functional as F
-
-    from sparsetopo import data
-
-    if not size or tuple(dataset.images.shape[-2:]) == (size, size):
-        return dataset
-    x = dataset.images
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    if size <= min(x.shape[-2:]):
-        x = F.interpolate(x, size=(size, size), mode="area")
-    else:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    info = replace(dataset.info, image_size=size, width=None)
-    return data.ImageDataset(x.contiguous(), dataset.labels, tuple(dataset.mean.flatten().tolist()),
-                             tuple(dataset.std.flatten().tolist()), info)
-
-
-def load_split(spec: RunSpec, split: str):
-    """The ``split`` of the run's dataset, resized to ``data.image_size`` (cached per process)."""
-    from sparsetopo import data
-
-    key = (spec.dataset, split, spec.data.data_dir, spec.data.image_size)
-    if key not in _RESIZED:
-        base = data.get_dataset(spec.dataset, split, data_dir=spec.data.data_dir, quiet=True)
-        _RESIZED[key] = resize_dataset(base, spec.data.image_size)
-    return _RESIZED[key]
+def _data_options(spec: RunSpec) -> dict:
+    return {"data_dir": spec.data.data_dir, "quiet": True, "image_size": spec.data.image_size}
 
 
 def dataset_info(spec: RunSpec):
     """``data.dataset_info`` of the run's dataset, with the configured image size."""
-    from dataclasses import replace
-
-    from sparsetopo import data
-
-    info = data.dataset_info(spec.dataset)
-    if spec.data.image_size:
-        info = replace(info, image_size=spec.data.image_size, width=None)
-    return info
+    return data.dataset_info(spec.dataset, image_size=spec.data.image_size)
 
 
 def _build_model(spec: RunSpec, info):
-    from sparsetopo import models
-
-    kwargs = {}
-    if spec.model in ("conv6", "mlp"):  # the models whose layer sizes depend on the input size
-        kwargs["input_size"] = _image_shape(info)[1]
     return models.create(spec.model, num_classes=int(info.num_classes),
-                         in_channels=int(info.in_channels), seed=spec.seed, **kwargs)
+                         in_channels=int(info.in_channels), seed=spec.seed,
+                         image_size=_image_shape(info)[1])
 
 
-def _loaders(spec: RunSpec) -> tuple[BatchLoader, BatchLoader, BatchLoader]:
+def _loaders(spec: RunSpec):
     """(prune, train, test) loaders over fixed subsets (``data.train_subset``/``test_subset``).
     The pruning loader is the training subset without augmentation, in an order seeded by the
     run seed; the training loader is augmented when ``training.augment``."""
-    train, test = load_split(spec, "train"), load_split(spec, "test")
-    train_idx = _subset_indices(len(train), spec.data.train_subset)
-    test_idx = _subset_indices(len(test), spec.data.test_subset)
+    options = _data_options(spec)
+    n_train = len(data.get_dataset(spec.dataset, "train", **options))
+    n_test = len(data.get_dataset(spec.dataset, "test", **options))
+    train_idx = data.subset_indices(n_train, spec.data.train_subset, SUBSET_SEED)
+    test_idx = data.subset_indices(n_test, spec.data.test_subset, SUBSET_SEED)
     batch = spec.training.batch_size
+
+    def loader(split, indices, batch_size, shuffle, augment, seed):
+        return data.make_loader(spec.dataset, split, batch_size, shuffle=shuffle,
+                                augment=augment, seed=seed, indices=indices, **options)
+
     return (
-        BatchLoader(train, train_idx, batch, True, False, spec.seed),
-        BatchLoader(train, train_idx, batch, True, spec.training.augment, spec.seed),
-        BatchLoader(test, test_idx, max(batch, 256), False, False, 0),
+        loader("train", train_idx, batch, True, False, spec.seed),
+        loader("train", train_idx, batch, True, spec.training.augment, spec.seed),
+        loader("test", test_idx, max(batch, 256), False, False, 0),
     )
 
 
@@ -300,7 +222,7 @@ def _preflight(runs: list[RunSpec], check_data: bool) -> None:
             continue
         seen.add(key)
         if check_data:
-            load_split(spec, "train")
+            data.get_dataset(spec.dataset, "train", **_data_options(spec))
         info = dataset_info(spec)
         try:
             _build_model(spec, info)
@@ -337,7 +259,7 @@ def run_study(
             return summary
         _preflight(pending, check_data=not (backend == "ray" and ray_address))
         bar = tqdm(total=len(pending), desc=f"study {config.name}", unit="run",
-                   disable=not progress)
+                   disable=not show_progress(progress))
         labels = {r.run_id: r.label for r in pending}
 
         def on_result(record: RunRecord) -> None:

@@ -20,18 +20,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparsetopo.io import atomic_path
-from sparsetopo.study.config import DENSE, canonical_json, hashed_part
+from sparsetopo.errors import StoreError
+from sparsetopo.io import atomic_path, ensure_dir
+from sparsetopo.study.config import canonical_json, hashed_part
+from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES
 
 APPLICATION = "sparsetopo-results"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
 STATUSES = ("ok", "failed")
-FEATURE_PREFIXES = ("density", "ramanujan", "rolled", "rolled_channel", "mge")
 CONFIG_COLUMNS = ("model", "dataset", "method", "sparsity", "seed")
 TRAINING_COLUMNS = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "milestones",
                     "gamma", "augment")
-OTHER_CONFIG_COLUMNS = ("train_subset", "test_subset", "identity_skips")
+OTHER_CONFIG_COLUMNS = ("train_subset", "test_subset", "image_size", "identity_skips")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -50,8 +51,6 @@ _SCHEMA = (
 )
 
 
-class StoreError(ValueError):
-    """A results file that cannot be used (not a sparsetopo results file, other schema)."""
 
 
 @dataclass
@@ -111,8 +110,7 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
-        parent = Path(self.path).parent
-        parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(Path(self.path).parent)
         exists = Path(self.path).exists() and Path(self.path).stat().st_size > 0
         self.conn = _connect(self.path)
         try:
@@ -208,6 +206,7 @@ def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
     out["milestones"] = ",".join(str(m) for m in training.get("milestones", []))
     out["train_subset"] = data.get("train_subset")
     out["test_subset"] = data.get("test_subset")
+    out["image_size"] = data.get("image_size")
     out["identity_skips"] = config.get("metrics", {}).get("identity_skips")
     out.update(status=status, error=error,
                accuracy=np.nan if accuracy is None else accuracy,
@@ -229,12 +228,12 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
 
     Columns: ``run_id``, the configuration (model, dataset, method, sparsity, seed, epochs, lr,
     momentum, weight_decay, batch_size, milestones, gamma, augment, train_subset, test_subset,
-    identity_skips), ``status``, ``error``, ``accuracy``, ``dense_accuracy``, ``accuracy_drop``
+    image_size, identity_skips), ``status``, ``error``, ``accuracy``, ``dense_accuracy``, ``accuracy_drop``
     (= dense accuracy of the run with the same model, dataset, seed, training and data settings
     minus ``accuracy``; NaN without a successful dense run), ``prune_seconds``,
     ``train_seconds``, ``metrics_seconds``, ``started``, ``finished``, ``host``, then every
     feature column (``density.*``, ``ramanujan.*``, ``rolled.*``, ``rolled_channel.*``,
-    ``mge.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
+    ``mge.*``, ``paths.*``, ``bottleneck.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
     """
     if status not in (None, "all", *STATUSES):
         raise ValueError(f"status must be 'ok', 'failed' or 'all', got {status!r}")

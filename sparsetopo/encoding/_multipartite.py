@@ -26,21 +26,12 @@ import psutil
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..tracing import LayerDAG, Op, TracingError, trace
+from sparsetopo.io import show_progress
+
+from ..errors import EncodingError, GraphTooLargeError, TracingError, UnsupportedModelError
+from ..tracing import LayerDAG, Op, trace
 from .graph import LayeredGraph, Partition, from_edges, index_dtype
 from .layers import layer_arrays, layer_edge_count, layer_edges, pool_windows
-
-
-class EncodingError(ValueError):
-    """The model cannot be encoded as asked."""
-
-
-class UnsupportedModelError(EncodingError, TracingError):
-    """The model cannot be traced, or contains an op the encodings do not support."""
-
-
-class GraphTooLargeError(EncodingError, MemoryError):
-    """Building the graph would not fit in the available memory."""
 
 
 @dataclass
@@ -358,7 +349,7 @@ def multipartite(
     weight = np.empty(n_total, dtype=np.float32)
     wid = np.empty(n_total, dtype=np.int32)
     pos = 0
-    jobs = tqdm(plan.jobs, desc="MGE", unit="layer", disable=not progress, leave=False)
+    jobs = tqdm(plan.jobs, desc="MGE", unit="layer", disable=not show_progress(progress), leave=False)
     for job in jobs:
         s, d, w, ids = _job_edges(job)
         n = len(s)

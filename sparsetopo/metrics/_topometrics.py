@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding.graph import LayeredGraph
+from sparsetopo.io import show_progress
 
 from . import _csr_kernels as K
 
@@ -689,7 +690,7 @@ def topometrics(
         wanted = [k for k in METRICS if k in keys]
     v = GraphView(graph)
     out: dict[str, float] = {}
-    for key in tqdm(wanted, desc="topometrics", disable=not progress, leave=False):
+    for key in tqdm(wanted, desc="topometrics", disable=not show_progress(progress), leave=False):
         fn = METRICS[key]
         before = sum(v.timings.values())
         t = time.perf_counter()
@@ -730,7 +731,7 @@ def topometrics_table(
         raise ValueError(f"normalise must be None or 'paper', got {normalise!r}")
     items = list(graphs.items()) if isinstance(graphs, Mapping) else list(enumerate(graphs))
     rows = {}
-    for name, g in tqdm(items, desc="networks", disable=not progress, leave=False):
+    for name, g in tqdm(items, desc="networks", disable=not show_progress(progress), leave=False):
         m = topometrics(g, seed=seed) if isinstance(g, LayeredGraph) else dict(g)
         rows[name] = normalise_paper(m) if normalise == "paper" else m
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
@@ -743,7 +744,7 @@ def layerwise(
     one row per layer; column ``layer`` holds ``graph.layer`` (the module path) or the index."""
     rows = []
     graphs = list(graphs)
-    for i, g in enumerate(tqdm(graphs, desc="layers", disable=not progress, leave=False)):
+    for i, g in enumerate(tqdm(graphs, desc="layers", disable=not show_progress(progress), leave=False)):
         rows.append({"layer": g.layer if g.layer is not None else str(i), **topometrics(g, seed)})
     return pd.DataFrame(rows, columns=["layer", *METRICS])
 

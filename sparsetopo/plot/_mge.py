@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding.graph import LayeredGraph
+from sparsetopo.io import show_progress
 from sparsetopo.plot._common import save_png
 
 EDGE_RGB = np.array([0.16, 0.25, 0.42])  # dark slate blue
@@ -214,7 +215,7 @@ def draw_edges(
     factor = min(1.0, POINT_BUDGET / total) if total else 1.0
     n_skip = 0
     for block, start in enumerate(tqdm(starts, desc="drawing edges", unit="block",
-                                       disable=not progress, leave=False)):
+                                       disable=not show_progress(progress), leave=False)):
         s, d = src[start : start + EDGE_BLOCK], dst[start : start + EDGE_BLOCK]
         skip = (node_part[d] - node_part[s]) > 1
         n_skip += int(skip.sum())

@@ -6,10 +6,10 @@ import math
 
 from torch import nn
 
-from ..tracing import TracingError, trace
+from ..errors import TracingError, UnsupportedModelError
+from ..tracing import trace
 from .graph import LayeredGraph, Partition, from_edges
 from .layers import layer_edge_count, layer_edges
-from .multipartite import UnsupportedModelError
 
 
 def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:

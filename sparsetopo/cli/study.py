@@ -1,15 +1,16 @@
 """``sparsetopo study``: run a grid of sparse trainings, export, fit, import published data,
-report. Every error is one line on stderr and a non-zero exit code."""
+report. Bad input is one line on stderr and exit code 2 (:mod:`sparsetopo.cli._common`)."""
 
 from __future__ import annotations
 
-import functools
-import sqlite3
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from sparsetopo.cli._common import one_line_errors
+from sparsetopo.errors import UsageError
+from sparsetopo.study.vocabulary import DEFAULT_TRIALS
 
 app = typer.Typer(
     help="Train grids of pruned networks, store their topology and accuracy, and fit predictors.",
@@ -20,33 +21,8 @@ app = typer.Typer(
 DEFAULT_OUT = Path("sparsetopo-out")
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """ValueError covers the project's error classes (ConfigError, StoreError, DataError, ...);
-    StudyError: the runner cannot go on; ConnectionError: e.g. an unreachable Ray cluster."""
-    from sparsetopo.study.runner import StudyError
-
-    return (ValueError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, ConnectionError, sqlite3.Error, StudyError)
-
-
-def clean_errors(func):
-    """Turn the expected errors (bad input, missing files, project error classes, all
-    ``ValueError`` subclasses) into ``error: <message>`` on stderr and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _expected_errors() as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 @app.command("run")
-@clean_errors
+@one_line_errors
 def run_command(
     config: Annotated[Path | None, typer.Argument(help="Study TOML file (or use --preset).")] = None,
     results: Annotated[Path | None, typer.Option(
@@ -65,7 +41,7 @@ def run_command(
     from sparsetopo.study.runner import run_study
 
     if (config is None) == (preset is None):
-        raise ValueError("give either a CONFIG file or --preset NAME (not both)")
+        raise UsageError("give either a CONFIG file or --preset NAME (not both)")
     study = load_config(config) if config is not None else load_preset(preset)
     results = results or DEFAULT_OUT / f"{study.name}.sqlite"
     summary = run_study(study, results, backend=backend, workers=workers,
@@ -87,7 +63,7 @@ def run_command(
 
 
 @app.command("export")
-@clean_errors
+@one_line_errors
 def export_command(
     results: Annotated[Path, typer.Argument(help="SQLite results file.")],
     out: Annotated[Path, typer.Option("--out", help="runs.parquet or runs.csv")],
@@ -100,58 +76,113 @@ def export_command(
     typer.echo(f"wrote {path}")
 
 
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated list option (None when not given)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise UsageError("an empty list was given; name at least one value")
+    return names
+
+
+SetsOpt = Annotated[str | None, typer.Option(
+    "--sets", help="Comma-separated feature sets (default: every SPEC 6 set; sparsity, the "
+    "baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
+    "any set with /monotone for monotone constraints.")]
+TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="Optuna trials per tuning.")]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", min=1, help="Processes sharing the fits (default: every CPU).")]
+PooledOpt = Annotated[bool, typer.Option(
+    "--pooled", help="One regressor over every (model, dataset) pair, with the architecture "
+    "and dataset as one-hot features, instead of one per pair.")]
+FoldsOpt = Annotated[int, typer.Option(min=2, help="Outer cross-validation folds.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the CV splits and the tuning.")]
+QuietOpt = Annotated[bool, typer.Option(help="No progress bars.")]
+
+
 @app.command("fit")
-@clean_errors
+@one_line_errors
 def fit_command(
     results: Annotated[Path, typer.Argument(help="SQLite results file.")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="Output folder (default: RESULTS-STEM-fit next to RESULTS).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the CV splits and the tuning.")] = 0,
-    folds: Annotated[int, typer.Option(min=2, help="Outer cross-validation folds.")] = 5,
-    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per tuning.")] = 20,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    sets: SetsOpt = None,
+    pooled: PooledOpt = False,
+    seed: SeedOpt = 0,
+    folds: FoldsOpt = 5,
+    trials: TrialsOpt = DEFAULT_TRIALS,
+    jobs: JobsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Predict the accuracy drop from each feature set (XGBoost + Optuna, grouped CV); writes
-    comparison.csv, importance.csv, predictions.csv and summary.md to OUT."""
+    """Predict the accuracy drop from each feature set and compare it with global sparsity
+    alone (one XGBoost + Optuna per model and dataset; random, grouped and
+    leave-one-method-out CV); writes comparison.csv, importance.csv, predictions.csv,
+    summary.md and the fitted regressors (models/) to OUT."""
     from sparsetopo.study.store import load_runs
 
     runs = load_runs(results, status="ok")
     if runs.empty:
-        raise ValueError(f"{results} holds no successful run to fit")
+        raise UsageError(f"{results} holds no successful run to fit")
     from sparsetopo.study.fit import fit_study
 
     out = out or default_fit_dir(results)
-    fit_study(runs, out, target="accuracy_drop", seed=seed, folds=folds, n_trials=trials,
-              progress=not quiet)
+    result = fit_study(runs, out, target="accuracy_drop", feature_sets=_names(sets),
+                       pooled=pooled, seed=seed, folds=folds, n_trials=trials, jobs=jobs,
+                       progress=not quiet)
+    _print_verdicts(result)
     typer.echo(f"wrote {out}")
 
 
+def _print_verdicts(result) -> None:
+    from sparsetopo.study.summary import verdict
+
+    for protocol in dict.fromkeys(result.comparison["protocol"]):
+        typer.echo(verdict(result.comparison, protocol).replace("**", "").replace("`", ""))
+
+
 @app.command("import-published")
-@clean_errors
+@one_line_errors
 def import_published_command(
-    src: Annotated[Path, typer.Argument(help="Folder of the tables released with the paper.")],
+    src: Annotated[Path, typer.Argument(help="Folder of the tables released with the paper "
+                                             "(any layout, e.g. the repository's graph_data/).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = DEFAULT_OUT / "published",
-    seed: Annotated[int, typer.Option(help="Seed of the CV splits and the tuning.")] = 0,
-    folds: Annotated[int, typer.Option(min=2, help="Outer cross-validation folds.")] = 5,
-    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per tuning.")] = 20,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    datasets: Annotated[str | None, typer.Option(
+        "--datasets", help="Comma-separated datasets to fit (cifar10, cifar100, tinyimagenet; "
+        "default: every one found).")] = None,
+    methods: Annotated[str | None, typer.Option(
+        "--methods", help="Comma-separated pruning methods (default: the 7 pruning-at-"
+        "initialization ones; 'all' adds the dynamic sparse training runs).")] = None,
+    sets: SetsOpt = None,
+    pooled: PooledOpt = False,
+    seed: SeedOpt = 0,
+    folds: FoldsOpt = 5,
+    trials: TrialsOpt = DEFAULT_TRIALS,
+    jobs: JobsOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the feature-set comparison on the paper's published data (target: accuracy)."""
     from sparsetopo.study.published import import_published
 
-    import_published(src, out, folds=folds, n_trials=trials, seed=seed, progress=not quiet)
+    chosen = _names(methods) or "pai"
+    if chosen in (["all"], ["pai"]):
+        chosen = chosen[0]
+    result = import_published(src, out, datasets=_names(datasets), methods=chosen,
+                              feature_sets=_names(sets), pooled=pooled, folds=folds,
+                              n_trials=trials, seed=seed, jobs=jobs, progress=not quiet)
+    _print_verdicts(result)
     typer.echo(f"wrote {out}")
 
 
 @app.command("report")
-@clean_errors
+@one_line_errors
 def report_command(
     results: Annotated[Path, typer.Argument(help="SQLite results file.")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="HTML file (default: RESULTS-STEM-report.html next to RESULTS).")] = None,
     fit_dir: Annotated[Path | None, typer.Option(
         help="Output folder of `study fit` (default: RESULTS-STEM-fit next to RESULTS).")] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write an HTML report of a study."""
     from sparsetopo.report import build_report
@@ -164,11 +195,3 @@ def report_command(
 def default_fit_dir(results: Path) -> Path:
     """``<results folder>/<results stem>-fit``: where ``study report`` looks for the fit."""
     return Path(results).with_name(f"{Path(results).stem}-fit")
-
-
-def main() -> None:  # pragma: no cover - `python -m sparsetopo.study.cli`
-    app(prog_name="sparsetopo study")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

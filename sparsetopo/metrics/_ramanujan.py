@@ -44,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding import LayeredGraph, rolled
+from sparsetopo.io import show_progress
 from sparsetopo.pruning.masks import prunable_layers
 
 MIN_DEGREE = 3  # IMDB: left-degree groups and their mean right degree
@@ -253,7 +254,7 @@ def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
     with threadpool_limits(limits=1, user_api="blas"):
         pairs = zip(layers, graphs, strict=True)
         for (name, module), graph in tqdm(pairs, total=len(layers), desc="ramanujan",
-                                          unit="layer", disable=not progress):
+                                          unit="layer", disable=not show_progress(progress)):
             biadjacency = bge_biadjacency(graph)
             if not np.isfinite(biadjacency.data).all():
                 raise ValueError(f"layer {name!r} has NaN or inf weights")

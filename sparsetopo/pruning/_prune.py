@@ -76,13 +76,15 @@ def _synflow_masks(
     scores among the weights still present (the last round keeps exactly ``keep``)."""
     from tqdm.auto import tqdm
 
+    from sparsetopo.io import show_progress
+
     score = sc.synflow_scorer(model, input_shape)
     current = {
         f"{n}.weight": torch.ones_like(m.weight, dtype=torch.bool, device="cpu")
         for n, m in prunable_layers(model)
     }
     total = sum(v.numel() for v in current.values())
-    for k in tqdm(range(1, SYNFLOW_ROUNDS + 1), desc="synflow", disable=not progress):
+    for k in tqdm(range(1, SYNFLOW_ROUNDS + 1), desc="synflow", disable=not show_progress(progress)):
         count = (
             keep if k == SYNFLOW_ROUNDS else round(total * (1 - sparsity) ** (k / SYNFLOW_ROUNDS))
         )

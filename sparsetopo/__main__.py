@@ -1,0 +1,5 @@
+"""``python -m sparsetopo``: the ``sparsetopo`` command."""
+
+from sparsetopo.cli import main
+
+main()

@@ -1,0 +1,188 @@
+"""Command line: ``sparsetopo prune | analyze | draw | models | study ...``; the commands
+only parse options and print (the work is in :mod:`sparsetopo.analysis`, :mod:`sparsetopo.study`).
+
+Every known kind of bad input ends with one line on stderr and exit code 2, with no traceback
+(:mod:`sparsetopo.cli._common`); result files are written only once everything they contain has
+been computed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sparsetopo.cli._common import one_line_errors, out_console
+from sparsetopo.errors import UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Topology of sparse neural networks: prune at initialization, encode as graphs "
+    "(MGE, unrolled/rolled BGEs), compute topometrics, run studies.",
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_MODEL = "resnet20"
+DEFAULT_DATASET = "digits"
+DEFAULT_METHOD = "snip"
+DEFAULT_SPARSITY = 0.98
+
+
+# Options shared by prune, analyze and draw (one definition, one help text).
+ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `sparsetopo models`).")]
+PruningOpt = Annotated[str, typer.Option("--pruning", help="Pruning method.")]
+SparsityOpt = Annotated[float, typer.Option(
+    "--sparsity", help="Fraction of weights removed, in [0, 1).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of weights, masks and sampled metrics.")]
+DatasetOpt = Annotated[str, typer.Option(
+    "--dataset", help="Dataset: input shape, classes, pruning data.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Directory holding the dataset.")]
+WeightsOpt = Annotated[Path | None, typer.Option(
+    "--weights", help="Masked state_dict saved with torch.save (loaded with weights_only=True) "
+    "used instead of pruning.")]
+InputSizeOpt = Annotated[int | None, typer.Option(
+    "--input-size", help="Encode for HxW = SIZE inputs instead of the dataset's size (e.g. 224).")]
+IdentitySkipsOpt = Annotated[bool, typer.Option(
+    "--identity-skips", help="Encode identity shortcuts as weight-1 edges.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Build graphs even if memory looks short.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+@one_line_errors
+def prune(
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Prune a zoo model at initialization; write model.pt (masked state_dict) and masks.pt."""
+    import torch
+
+    from sparsetopo.analysis import build_network, density_table
+    from sparsetopo.io import atomic_path, ensure_dir
+    from sparsetopo.pruning.masks import get_masks, masked_state_dict
+
+    ensure_dir(out)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, quiet=quiet)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(masked_state_dict(net.model), tmp)
+    with atomic_path(out / "masks.pt") as tmp:
+        torch.save(get_masks(net.model), tmp)
+    out_console.print(density_table(net))
+    out_console.print(f"wrote {out / 'model.pt'} and {out / 'masks.pt'}")
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the model zoo, pruning methods and datasets."""
+    from sparsetopo import data, models, pruning
+
+    out_console.print("models:   " + ", ".join(models.names()))
+    out_console.print("pruning:  " + ", ".join(pruning.METHODS))
+    out_console.print("datasets: " + ", ".join(data.DATASETS))
+
+
+@app.command()
+@one_line_errors
+def analyze(
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
+    weights: WeightsOpt = None,
+    input_size: InputSizeOpt = None,
+    encoding: Annotated[str, typer.Option(
+        help="Encoding whose topometrics are tabled: mge|unrolled|rolled|rolled-channel.")] = "mge",
+    identity_skips: IdentitySkipsOpt = False,
+    normalise: Annotated[str | None, typer.Option(
+        help="'paper' divides counts by nodes/edges as in the paper's tables.")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    picture: Annotated[bool, typer.Option(help="Also draw the MGE to mge.png.")] = True,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
+    metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
+    from sparsetopo.analysis import analyze_network, build_network, format_report, write_results
+    from sparsetopo.io import ensure_dir
+
+    if encoding not in ("mge", "unrolled", "rolled", "rolled-channel"):
+        raise UsageError(f"unknown encoding {encoding!r}; valid: mge, unrolled, rolled, "
+                         "rolled-channel")
+    if normalise not in (None, "paper"):
+        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
+    ensure_dir(out)
+    quiet = quiet or as_json
+    t0 = time.perf_counter()
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
+                        input_size)
+    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
+                             normalise=normalise, force=force, progress=not quiet)
+    result["timings"]["total_s"] = time.perf_counter() - t0
+    picture_path = out / "mge.png" if picture and encoding == "mge" else None
+    written = write_results(result, out, picture_path=picture_path,
+                            graph=result.pop("_graph", None), progress=not quiet)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float, indent=2) + "\n")
+    else:
+        format_report(net, result, out_console, written)
+
+
+@app.command()
+@one_line_errors
+def draw(
+    model: ModelOpt = DEFAULT_MODEL,
+    pruning: PruningOpt = DEFAULT_METHOD,
+    sparsity: SparsityOpt = DEFAULT_SPARSITY,
+    seed: SeedOpt = 0,
+    dataset: DatasetOpt = DEFAULT_DATASET,
+    data_dir: DataDirOpt = None,
+    weights: WeightsOpt = None,
+    input_size: InputSizeOpt = None,
+    identity_skips: IdentitySkipsOpt = False,
+    max_edges: Annotated[int | None, typer.Option(help="Draw a uniform sample of edges.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file.")] = Path("mge.png"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw the MGE of a pruned network: partitions left to right, skip edges highlighted."""
+    from sparsetopo import encoding, plot
+    from sparsetopo.analysis import build_network, path_summary, picture_title
+    from sparsetopo.io import ensure_dir
+
+    ensure_dir(out.parent)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
+                        input_size)
+    g, with_skips = encoding.multipartite_pair(net.model, net.input_shape, identity_skips,
+                                               force=force, progress=not quiet)
+    title = picture_title(net.name, net.method, net.sparsity,
+                          path_summary(net.model, with_skips))
+    plot.mge(g, out, max_edges=max_edges, seed=seed, title=title, progress=not quiet)
+    out_console.print(f"wrote {out} ({g.n_nodes:,} nodes, {g.n_edges:,} edges)")
+
+
+from sparsetopo.cli.study import app as study_app  # noqa: E402  (after the zoo commands)
+
+app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6).")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

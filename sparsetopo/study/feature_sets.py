@@ -1,0 +1,68 @@
+"""Resolve feature-set names (:mod:`sparsetopo.study.vocabulary`) to the columns of a runs
+table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sparsetopo.study.vocabulary import (
+    BASELINE,
+    EXTRA_FEATURE_SETS,
+    FEATURE_SETS,
+    MONOTONE_SUFFIX,
+)
+
+FeatureSetsArg = Sequence[str] | Mapping[str, Sequence[str]] | None
+
+
+def known_sets() -> list[str]:
+    """Every set name :func:`resolve_feature_sets` accepts (SPEC 6 sets first)."""
+    names = [*FEATURE_SETS, *EXTRA_FEATURE_SETS]
+    return names + [f"{n}{MONOTONE_SUFFIX}" for n in names]
+
+
+def _patterns(name: str) -> tuple[str, ...] | None:
+    base = name.removesuffix(MONOTONE_SUFFIX)
+    return FEATURE_SETS.get(base) or EXTRA_FEATURE_SETS.get(base)
+
+
+def resolve_feature_sets(feature_sets: FeatureSetsArg = None) -> dict[str, tuple[str, ...]]:
+    """``{set name: column patterns}``, always with the baseline set ``sparsity`` first.
+
+    ``None`` gives every SPEC 6 set; a sequence of names picks some of them or of the
+    exploratory sets (``bottlenecks``, ``paths+bottlenecks``, ...; a name ending in
+    ``/monotone`` asks for a monotone-constrained fit of that set); a mapping defines custom
+    sets (name -> patterns: a pattern ending in ``.`` is a prefix, any other an exact column).
+    """
+    if feature_sets is None:
+        return dict(FEATURE_SETS)
+    if isinstance(feature_sets, str):
+        feature_sets = [feature_sets]
+    if isinstance(feature_sets, Mapping):
+        resolved = {str(name): tuple(patterns) for name, patterns in feature_sets.items()}
+        empty = [name for name, patterns in resolved.items() if not patterns]
+        if empty:
+            raise ValueError(f"feature set(s) {empty} list no column")
+    else:
+        unknown = [name for name in feature_sets if _patterns(name) is None]
+        if unknown:
+            raise ValueError(
+                f"unknown feature set(s) {unknown}; supported: {', '.join(known_sets())}"
+            )
+        resolved = {name: _patterns(name) for name in dict.fromkeys(feature_sets)}
+    if not resolved:
+        raise ValueError(f"no feature set given; supported: {', '.join(known_sets())}")
+    return {BASELINE: FEATURE_SETS[BASELINE], **resolved}
+
+
+def feature_columns(columns: Iterable[str], patterns: Sequence[str]) -> list[str]:
+    """Columns matching ``patterns`` (prefixes end in ``.``, the rest are exact names), sorted
+    by name: a stable feature order."""
+    prefixes = tuple(p for p in patterns if p.endswith("."))
+    exact = {p for p in patterns if not p.endswith(".")}
+    return sorted(c for c in map(str, columns) if c in exact or c.startswith(prefixes))
+
+
+def is_monotone(name: str) -> bool:
+    """Whether the set asks for the monotone-constrained predictor."""
+    return name.endswith(MONOTONE_SUFFIX)

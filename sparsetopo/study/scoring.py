@@ -1,0 +1,60 @@
+"""Scores of out-of-fold predictions (SPEC 6): R^2 and MAE (``sklearn.metrics``), and the gain
+of a feature set over the sparsity baseline under the same folds, with its spread.
+
+Gain. On the out-of-fold predictions of one (model, dataset) pair, with ``SS`` the total sum of
+squares of the measured target and ``SSE_b``, ``SSE_s`` the squared errors of the baseline and
+of the set, ``gain = R^2_set - R^2_baseline = (SSE_b - SSE_s) / SS``. Its spread over the K
+outer folds comes from the folds' contributions ``c_k = K (SSE_b,k - SSE_s,k) / SS`` (whose
+mean is the gain exactly): ``gain_spread`` is their standard deviation (ddof 1). Over several
+pairs, the headline gain is the mean of the pairs' gains and its spread the standard deviation
+of every fold contribution of every pair. A set *beats* the baseline when
+``gain > gain_spread``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import mean_absolute_error, r2_score
+
+
+def regression_scores(measured, predicted) -> tuple[float, float]:
+    """``(r2, mae)`` by ``sklearn.metrics``; R^2 is NaN with fewer than 2 values or a constant
+    target (undefined), both are NaN without values."""
+    y, p = np.asarray(measured, float), np.asarray(predicted, float)
+    if len(y) == 0:
+        return math.nan, math.nan
+    mae = float(mean_absolute_error(y, p))
+    if len(y) < 2 or np.all(y == y[0]):
+        return math.nan, mae
+    return float(r2_score(y, p)), mae
+
+
+def fold_contributions(measured, predicted, baseline, folds) -> np.ndarray:
+    """``c_k`` of every outer fold (module docstring), in the order of ``np.unique(folds)``;
+    empty when the target is constant (no R^2, no gain)."""
+    y = np.asarray(measured, float)
+    err_set = (y - np.asarray(predicted, float)) ** 2
+    err_base = (y - np.asarray(baseline, float)) ** 2
+    ss = float(np.sum((y - y.mean()) ** 2)) if len(y) else 0.0
+    if ss == 0.0:
+        return np.zeros(0)
+    folds = np.asarray(folds)
+    names = np.unique(folds)
+    k = len(names)
+    return np.array([k * float(np.sum(err_base[folds == f] - err_set[folds == f])) / ss
+                     for f in names])
+
+
+def gain_and_spread(contributions: np.ndarray) -> tuple[float, float]:
+    """``(mean, standard deviation with ddof 1)`` of fold contributions (NaN where undefined)."""
+    c = np.asarray(contributions, float)
+    if c.size == 0:
+        return math.nan, math.nan
+    return float(c.mean()), float(c.std(ddof=1)) if c.size > 1 else math.nan
+
+
+def beats(gain: float, spread: float) -> bool:
+    """A gain counts only when it is positive beyond its spread."""
+    return bool(np.isfinite(gain) and np.isfinite(spread) and gain > spread)

@@ -1,0 +1,82 @@
+"""Cross-validation splits of the study's protocols (SPEC 6), built on ``sklearn.model_selection``.
+
+- ``random``: ``KFold`` over networks, shuffled (the paper's setting: the seeds of one
+  configuration may fall in different folds);
+- ``grouped``: ``GroupKFold`` (shuffled) over configurations: every seed of one (method,
+  sparsity) of a (model, dataset) is in the same fold;
+- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods.
+
+The inner splits that tune a predictor on the training part of an outer split follow the same
+rule, so that tuning never sees what the outer protocol holds out: grouped inner folds keep
+configurations together and, under leave-one-method-out, each inner fold leaves one method out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
+
+from sparsetopo.study.vocabulary import PROTOCOLS
+
+#: Columns that identify a configuration (the seeds of one configuration form a group).
+CONFIGURATION = ("model", "dataset", "method", "sparsity")
+
+Split = tuple[str, np.ndarray, np.ndarray]  # (fold name, train positions, test positions)
+
+
+def group_ids(runs: pd.DataFrame, by: Sequence[str] = CONFIGURATION) -> np.ndarray:
+    """Integer id per row of its value of the columns ``by`` (ids follow sorted values)."""
+    keys = runs[list(by)].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    return np.unique(keys, return_inverse=True)[1].astype(np.int64)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
+
+
+def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> list[Split]:
+    """The folds of ``protocol`` on the rows of ``runs`` (positions, not labels).
+
+    ``folds`` is the number of K-fold splits (capped at the number of rows, or of
+    configurations); leave-one-method-out has one split per method. Raises ``ValueError`` when
+    the protocol cannot split the rows (fewer than 2 rows, configurations or methods)."""
+    check_protocol(protocol)
+    n = len(runs)
+    x = np.zeros((n, 1))
+    if protocol == "random":
+        if n < 2:
+            raise ValueError(f"random K-fold needs at least 2 runs, got {n}")
+        kfold = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
+        return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x))]
+    if protocol == "grouped":
+        groups = group_ids(runs)
+        n_groups = len(np.unique(groups))
+        if n_groups < 2:
+            raise ValueError(f"grouped K-fold needs at least 2 configurations "
+                             f"({', '.join(CONFIGURATION)}), got {n_groups}")
+        kfold = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
+        return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x, groups=groups))]
+    methods = runs["method"].astype(str).to_numpy()
+    distinct = np.unique(methods)
+    if len(distinct) < 2:
+        raise ValueError(f"leave-one-method-out needs at least 2 pruning methods, got "
+                         f"{len(distinct)}: {list(distinct)}")
+    out = []
+    for tr, te in LeaveOneGroupOut().split(x, groups=methods):
+        out.append((str(methods[te[0]]), tr, te))
+    return out
+
+
+def inner_splits(runs: pd.DataFrame, protocol: str, folds: int = 3, seed: int = 0
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tuning folds on a training part ``runs`` under the rule of ``protocol`` (module
+    docstring); empty when the part cannot be split that way (then nothing is tuned)."""
+    check_protocol(protocol)
+    try:
+        return [(tr, te) for _, tr, te in splits(runs, protocol, folds, seed)]
+    except ValueError:
+        return []

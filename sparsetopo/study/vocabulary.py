@@ -1,0 +1,91 @@
+"""The study's names, defined once: the dense baseline, the protocols, the feature sets.
+
+A feature set (SPEC 6) is a tuple of column patterns of a runs table: a pattern ending in ``.``
+is a prefix (``density.`` = every layer density and ``density.global``), any other pattern is an
+exact column name (``sparsity``). Columns of a runs table:
+
+- ``sparsity``: the global sparsity of the run (exact for the project's masks, nominal in the
+  published tables);
+- ``density.<layer>``, ``density.global``: present / total weights;
+- ``ramanujan.<key>``: layer means of the SPEC 5 metrics;
+- ``rolled.<key>``, ``rolled_channel.<key>``: layer means of SPEC 4 topometrics of the BGEs;
+- ``mge.<key>``: SPEC 4 topometrics of the MGE (paper convention: no identity skips);
+- ``paths.<key>``: SPEC 4 path metrics of the MGE with identity skips;
+- ``bottleneck.<key>``: per-layer bottlenecks (beyond SPEC 6, for exploratory sets).
+"""
+
+from __future__ import annotations
+
+from sparsetopo.metrics import PAPER_METRICS, PATH_METRICS
+
+DENSE = "dense"
+#: SPEC 6 protocols, in report order.
+PROTOCOLS = ("random", "grouped", "leave-one-method-out")
+#: The set every other set must beat.
+BASELINE = "sparsity"
+#: Optuna trials per tuning (``study fit --trials``).
+DEFAULT_TRIALS = 10
+#: Prefixes of the feature columns, in the order a runs table lists them.
+FEATURE_PREFIXES = ("density", "ramanujan", "rolled", "rolled_channel", "mge", "paths",
+                    "bottleneck")
+
+#: Dead-end counts are 0 by definition on a bipartite layer graph (its left side is the input,
+#: its right side the output), and the published layer tables store other quantities under
+#: these names: they are left out of the layer-wise sets.
+DEAD_END_METRICS = ("sink_nodes", "source_nodes", "removable_out_edges", "removable_in_edges")
+BGE_METRICS = tuple(k for k in PAPER_METRICS if k not in DEAD_END_METRICS)
+#: Per-network means of the SPEC 5 quantities.
+RAMANUJAN_KEYS = ("density", "mu_hat", "delta_r", "delta_r_norm", "weighted_spectral_gap",
+                  "iterative_spectral_gap", "iterative_delta_r_norm")
+BOTTLENECK_KEYS = ("min_layer_density", "min_alive_channels", "min_alive_channel_fraction",
+                   "frac_layers_no_path")
+
+
+def _columns(prefix: str, keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{k}" for k in keys)
+
+
+_SPARSITY = ("sparsity",)
+_MGE = _columns("mge", PAPER_METRICS)
+_PATHS = _columns("paths", PATH_METRICS)
+_BOTTLENECKS = _columns("bottleneck", BOTTLENECK_KEYS)
+
+#: SPEC 6 feature sets, in report order.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "sparsity": _SPARSITY,
+    "density": ("density.",),
+    "ramanujan": _columns("ramanujan", RAMANUJAN_KEYS),
+    "rolled": _columns("rolled", BGE_METRICS),
+    "rolled_channel": _columns("rolled_channel", BGE_METRICS),
+    "mge": _MGE,
+    "paths": _PATHS,
+    "mge+sparsity": _MGE + _SPARSITY,
+}
+FEATURE_SETS["all"] = tuple(dict.fromkeys(p for ps in FEATURE_SETS.values() for p in ps))
+
+#: Sets beyond SPEC 6, tried on the question of an unseen pruning method (opt in by name).
+EXTRA_FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "bottlenecks": _BOTTLENECKS,
+    "paths+bottlenecks": _PATHS + _BOTTLENECKS,
+    "paths+sparsity": _PATHS + _SPARSITY,
+}
+
+#: Every named set, in report order.
+SET_ORDER = (*FEATURE_SETS, *EXTRA_FEATURE_SETS)
+
+#: Direction in which the accuracy drop moves with a feature, for monotone-constrained fits
+#: (+1: the drop grows with the feature). Features not listed are unconstrained.
+MONOTONE_DIRECTIONS: dict[str, int] = {
+    "sparsity": 1,
+    "density.global": -1,
+    "paths.effective_density": -1,
+    "paths.alive_edges": -1,
+    "paths.log10_paths": -1,
+    "paths.log10_path_norm": -1,
+    "bottleneck.min_layer_density": -1,
+    "bottleneck.min_alive_channels": -1,
+    "bottleneck.min_alive_channel_fraction": -1,
+    "bottleneck.frac_layers_no_path": 1,
+}
+#: Suffix of a set name that asks for the monotone-constrained predictor.
+MONOTONE_SUFFIX = "/monotone"
