@@ -42,9 +42,11 @@ class Network:
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
     """:class:`UsageError` naming the first unknown model, method or dataset, or a sparsity
-    outside [0, 1), with what is supported."""
-    if model not in models.names():
-        raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}")
+    outside [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is
+    built)."""
+    if not models.is_factory(model) and model not in models.names():
+        raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}, "
+                         "or your own as PATH.py:FACTORY or package.module:FACTORY")
     if method not in pruning.METHODS:
         raise UsageError(f"unknown pruning method {method!r}; valid: "
                          f"{', '.join(pruning.METHODS)}")
@@ -52,6 +54,30 @@ def check_options(model: str, method: str, sparsity: float, dataset: str) -> Non
         raise UsageError(f"sparsity must be in [0, 1), got {sparsity}")
     if dataset not in data.DATASETS:
         raise UsageError(f"unknown dataset {dataset!r}; valid: {', '.join(data.DATASETS)}")
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"C,H,W"`` -> ``(C, H, W)``, each a positive integer."""
+    try:
+        shape = tuple(int(v) for v in str(text).replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--input-shape must be C,H,W (three positive integers, e.g. "
+                         f"3,32,32), got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _input_shape(info, input_size: int | None, input_shape: tuple[int, ...] | None
+                 ) -> tuple[int, int, int]:
+    if input_shape is not None and input_size is not None:
+        raise UsageError("give --input-shape or --input-size, not both")
+    if input_shape is not None:
+        return tuple(int(v) for v in input_shape)  # type: ignore[return-value]
+    size = info.image_size if input_size is None else input_size
+    if size < 1:
+        raise UsageError(f"--input-size must be a positive number of pixels, got {size}")
+    return (info.in_channels, size, size)
 
 
 def build_network(
@@ -64,34 +90,42 @@ def build_network(
     weights: Path | None = None,
     quiet: bool = False,
     input_size: int | None = None,
+    input_shape: tuple[int, int, int] | None = None,
 ) -> Network:
-    """Create zoo model ``model`` for the dataset, then prune it at initialization with
-    ``method`` (or load ``weights``). ``input_size`` overrides the dataset's image size
-    (H = W): the encodings use it, a model whose layers depend on it is built for it, and the
-    pruning data are resized to it when the model needs that."""
+    """Create ``model`` (a zoo name, built for the dataset; or ``PATH.py:FACTORY`` /
+    ``package.module:FACTORY``, the user's ``FACTORY()``), then prune it at initialization with
+    ``method`` (or load ``weights``: a state_dict in ``torch.nn.utils.prune`` form or with zeros
+    where pruned). ``input_shape`` ``(C, H, W)`` (any model) or ``input_size`` (square, H = W)
+    override the dataset's image shape for the encodings; a zoo model whose layers depend on it
+    is built for it, and the pruning data are resized to it when its size differs."""
     check_options(model, method, sparsity, dataset)
     info = data.dataset_info(dataset)
-    size = info.image_size if input_size is None else input_size
-    if size < 1:
-        raise UsageError(f"--input-size must be a positive number of pixels, got {size}")
+    shape = _input_shape(info, input_size, input_shape)
     torch.manual_seed(seed)
-    net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
-                        image_size=size)
-    input_shape = (info.in_channels, size, size)
-    trace(net, input_shape)  # fail early, before pruning, on shapes or layers we cannot encode
+    if models.is_factory(model):
+        net = models.from_factory(model)
+    else:
+        net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
+                            image_size=shape[1])
+    trace(net, shape)  # fail early, before pruning, on shapes or layers we cannot encode
     if weights is not None:
         load_weights(net, weights)
-        return Network(net, model, dataset, "weights", measured_sparsity(net), seed,
-                       input_shape, str(weights))
+        return Network(net, model, dataset, "weights", measured_sparsity(net), seed, shape,
+                       str(weights))
     loader = None
     if method in pruning.DATA_METHODS:
-        sized = size != info.image_size and "input_size" in models.options(model)
+        if shape[0] != info.in_channels:
+            raise UsageError(f"the network takes {shape[0]}-channel inputs but {dataset} has "
+                             f"{info.in_channels}; {method} prunes with data of the dataset")
+        if shape[1] != shape[2] and shape[1:] != info.input_shape[1:]:
+            raise UsageError(f"{method} prunes with {dataset} images resized to square sizes "
+                             f"only; the input shape is {shape}")
+        resized = shape[1] if shape[1:] != info.input_shape[1:] else 0
         loader = data.make_loader(dataset, "train", batch_size=128, data_dir=data_dir,
-                                  shuffle=True, augment=False, seed=seed,
-                                  image_size=size if sized else 0)
-    pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=input_shape,
+                                  shuffle=True, augment=False, seed=seed, image_size=resized)
+    pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=shape,
                   progress=not quiet)
-    return Network(net, model, dataset, method, sparsity, seed, input_shape)
+    return Network(net, model, dataset, method, sparsity, seed, shape)
 
 
 def density_table(net: Network) -> Table:

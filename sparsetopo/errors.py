@@ -26,6 +26,10 @@ class OutputError(InputError):
     a read-only file system)."""
 
 
+class ModelSpecError(InputError):
+    """A user model (``PATH.py:FACTORY``) that cannot be found or does not build a model."""
+
+
 class DataError(InputError):
     """A dataset that is missing or malformed on disk."""
 

@@ -328,3 +328,48 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     assert (tmp_path / "fit" / "importance.csv").exists()
     index = json.loads((tmp_path / "fit" / "models" / "index.json").read_text())
     assert {r["feature_set"] for r in index["regressors"]} == set(FEATURE_SETS)
+
+    # predict the drop of a mask of this study's design before training
+    from sparsetopo.cli import app as main_app
+
+    def predict(*args):
+        return runner.invoke(main_app, ["predict", "--fit", "fit", "--model", "mlp",
+                                        "--dataset", "digits", *args, "--json"])
+
+    result = predict("--pruning", "snip", "--sparsity", "0.7", "--seed", "5")
+    assert result.exit_code == 0, result.output
+    predictions = json.loads(result.stdout)["predictions"]
+    assert [p["feature_set"] for p in predictions] == list(FEATURE_SETS)
+    for p in predictions:
+        assert np.isfinite(p["predicted_accuracy_drop"]) and p["cv_mae"] >= 0
+    # the same network as a study run gives that run's features: the regressor of the
+    # sparsity set predicts what it predicts for the run's sparsity
+    run = df[(df["method"] == "snip") & (df["sparsity"] == 0.5) & (df["seed"] == 0)].iloc[0]
+    again = json.loads(predict("--pruning", "snip", "--sparsity", "0.5", "--seed", "0").stdout)
+    from sparsetopo.study import predictor
+    from sparsetopo.study.features import network_features
+    from sparsetopo.study.predict import load_fit, prune_as_the_study
+
+    fit = load_fit(tmp_path / "fit")
+    network, shape = prune_as_the_study(fit, "mlp", "digits", "snip", 0.5, 0)
+    features = network_features(network, shape, seed=0)
+    stored = {k: run[k] for k in features if k in run.index}
+    assert all(np.isclose(features[k], v, equal_nan=True) for k, v in stored.items())
+    entry = next(r for r in fit.regressors if r["feature_set"] == "mge")
+    booster = predictor.load_model(tmp_path / "fit" / "models" / entry["file"])
+    want = predictor.predict(booster, run[entry["features"]].to_numpy(float)[None])[0]
+    got = next(p for p in again["predictions"] if p["feature_set"] == "mge")
+    assert got["predicted_accuracy_drop"] == pytest.approx(want, rel=1e-6)
+    outside = predict("--pruning", "snip", "--sparsity", "0.99")
+    assert outside.exit_code == 2 and "outside what the regressors saw" in outside.stderr
+    ranked = runner.invoke(main_app, ["rank", "--fit", "fit", "--model", "mlp", "--dataset",
+                                      "digits", "--pruning", "snip", "synflow", "uniform",
+                                      "--sparsity", "0.8", "--json"])
+    assert ranked.exit_code == 0, ranked.output
+    table = json.loads(ranked.stdout)
+    assert sorted(c["candidate"] for c in table["candidates"]) == ["snip", "synflow",
+                                                                    "uniform"]
+    key = table["ranked_by"]
+    values = [next(p["predicted_accuracy_drop"] for p in c["predictions"]
+                   if p["feature_set"] == key) for c in table["candidates"]]
+    assert values == sorted(values)

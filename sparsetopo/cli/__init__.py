@@ -34,7 +34,9 @@ DEFAULT_SPARSITY = 0.98
 
 
 # Options shared by prune, analyze and draw (one definition, one help text).
-ModelOpt = Annotated[str, typer.Option("--model", help="Model name (see `sparsetopo models`).")]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", help="Zoo model (see `sparsetopo models`) or your own: PATH.py:FACTORY or "
+    "package.module:FACTORY (FACTORY() must return the torch.nn.Module).")]
 PruningOpt = Annotated[str, typer.Option("--pruning", help="Pruning method.")]
 SparsityOpt = Annotated[float, typer.Option(
     "--sparsity", help="Fraction of weights removed, in [0, 1).")]
@@ -47,10 +49,18 @@ WeightsOpt = Annotated[Path | None, typer.Option(
     "used instead of pruning.")]
 InputSizeOpt = Annotated[int | None, typer.Option(
     "--input-size", help="Encode for HxW = SIZE inputs instead of the dataset's size (e.g. 224).")]
+InputShapeOpt = Annotated[str | None, typer.Option(
+    "--input-shape", help="Encode for inputs of shape C,H,W (any model; e.g. 3,32,32).")]
 IdentitySkipsOpt = Annotated[bool, typer.Option(
     "--identity-skips", help="Encode identity shortcuts as weight-1 edges.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Build graphs even if memory looks short.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def _shape(text: str | None):
+    from sparsetopo.analysis import parse_shape
+
+    return None if text is None else parse_shape(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,10 +73,12 @@ def prune(
     seed: SeedOpt = 0,
     dataset: DatasetOpt = DEFAULT_DATASET,
     data_dir: DataDirOpt = None,
+    input_size: InputSizeOpt = None,
+    input_shape: InputShapeOpt = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Prune a zoo model at initialization; write model.pt (masked state_dict) and masks.pt."""
+    """Prune a model at initialization; write model.pt (masked state_dict) and masks.pt."""
     import torch
 
     from sparsetopo.analysis import build_network, density_table
@@ -74,7 +86,8 @@ def prune(
     from sparsetopo.pruning.masks import get_masks, masked_state_dict
 
     ensure_dir(out)
-    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, quiet=quiet)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, quiet=quiet,
+                        input_size=input_size, input_shape=_shape(input_shape))
     with atomic_path(out / "model.pt") as tmp:
         torch.save(masked_state_dict(net.model), tmp)
     with atomic_path(out / "masks.pt") as tmp:
@@ -104,6 +117,7 @@ def analyze(
     data_dir: DataDirOpt = None,
     weights: WeightsOpt = None,
     input_size: InputSizeOpt = None,
+    input_shape: InputShapeOpt = None,
     encoding: Annotated[str, typer.Option(
         help="Encoding whose topometrics are tabled: mge|unrolled|rolled|rolled-channel.")] = "mge",
     identity_skips: IdentitySkipsOpt = False,
@@ -129,7 +143,7 @@ def analyze(
     quiet = quiet or as_json
     t0 = time.perf_counter()
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
-                        input_size)
+                        input_size, _shape(input_shape))
     result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
                              normalise=normalise, force=force, progress=not quiet)
     result["timings"]["total_s"] = time.perf_counter() - t0
@@ -153,6 +167,7 @@ def draw(
     data_dir: DataDirOpt = None,
     weights: WeightsOpt = None,
     input_size: InputSizeOpt = None,
+    input_shape: InputShapeOpt = None,
     identity_skips: IdentitySkipsOpt = False,
     max_edges: Annotated[int | None, typer.Option(help="Draw a uniform sample of edges.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file.")] = Path("mge.png"),
@@ -166,7 +181,7 @@ def draw(
 
     ensure_dir(out.parent)
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
-                        input_size)
+                        input_size, _shape(input_shape))
     g, with_skips = encoding.multipartite_pair(net.model, net.input_shape, identity_skips,
                                                force=force, progress=not quiet)
     title = picture_title(net.name, net.method, net.sparsity,
@@ -175,7 +190,11 @@ def draw(
     out_console.print(f"wrote {out} ({g.n_nodes:,} nodes, {g.n_edges:,} edges)")
 
 
-from sparsetopo.cli.study import app as study_app  # noqa: E402  (after the zoo commands)
+from sparsetopo.cli import predict as _predict  # noqa: E402  (after the zoo commands)
+from sparsetopo.cli.study import app as study_app  # noqa: E402
+
+app.command("predict")(_predict.predict)
+app.command("rank")(_predict.rank)
 
 app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6).")
 

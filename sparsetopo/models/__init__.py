@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ._factory import from_factory, is_factory
 from ._mlp import mlp
 from ._mobilenetv2 import mobilenetv2
 from .conv6 import Conv6
@@ -31,7 +32,8 @@ from .resnet_cifar import resnet20, resnet32
 from .resnet_imagenet import resnet18, resnet50
 from .wrn import wrn28_2
 
-__all__ = ["create", "names", "options", "init_weights", "count_parameters"]
+__all__ = ["create", "names", "options", "init_weights", "count_parameters", "from_factory",
+           "is_factory"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "conv6": Conv6,

@@ -32,6 +32,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from sparsetopo import data
 from sparsetopo.io import show_progress, write_bytes, write_text
 from sparsetopo.study import predictor, scoring, splits
 from sparsetopo.study.feature_sets import (
@@ -55,7 +56,8 @@ MEAN = "mean"  # model and dataset of the headline rows
 COMPARISON_COLUMNS = [
     "feature_set", "protocol", "model", "dataset", "pairs", "n", "r2", "mae", "kendall_tau",
     "top1_hit",
-    "ranking_cases", "tau_undefined", "gain_over_sparsity", "gain_spread", "beats_sparsity",
+    "ranking_cases", "tau_undefined", "gain_over_sparsity", "gain_spread", "folds_better",
+    "beats_sparsity",
     "null_kendall_tau", "null_top1_hit", "null_tau_undefined",
 ]
 IMPORTANCE_COLUMNS = ["feature_set", "feature", "scope", "scope_value", "mean_abs_shap"]
@@ -233,11 +235,16 @@ def _pair_rows(name, protocol, table, baseline, lower_is_better) -> tuple[list[d
             "pairs": 1, "n": len(part), "r2": r2, "mae": mae, "kendall_tau": score.kendall_tau,
             "top1_hit": score.top1_hit, "ranking_cases": score.n_cases,
             "tau_undefined": score.n_undefined, "gain_over_sparsity": gain,
-            "gain_spread": spread, "beats_sparsity": scoring.beats(gain, spread),
-            "null_kendall_tau": null.kendall_tau, "null_top1_hit": null.top1_hit,
+            "gain_spread": spread, "folds_better": _positive_share(c),
+            "beats_sparsity": scoring.beats(gain, spread), "null_kendall_tau": null.kendall_tau, "null_top1_hit": null.top1_hit,
             "null_tau_undefined": null.n_undefined,
         })
     return rows, contributions
+
+
+def _positive_share(contributions: np.ndarray) -> float:
+    """Fraction of outer folds where the set's squared error is below the baseline's."""
+    return float(np.mean(contributions > 0)) if len(contributions) else np.nan
 
 
 def _ranking(part: pd.DataFrame, lower_is_better: bool):
@@ -261,6 +268,7 @@ def _mean_row(rows: list[dict], contributions: dict) -> dict:
     for key in ("ranking_cases", "tau_undefined", "null_tau_undefined"):
         out[key] = int(frame[key].sum())
     out.update(gain_over_sparsity=gain, gain_spread=spread,
+               folds_better=_positive_share(np.concatenate(list(contributions.values()))),
                beats_sparsity=scoring.beats(gain, spread))
     return out
 
@@ -441,8 +449,7 @@ def _regressor_index(plans, units, finals, comparison, pooled, target) -> list[d
                           & (comparison["model"] == (MEAN if pooled else model))
                           & (comparison["dataset"] == (MEAN if pooled else dataset))]
         cv = {r.protocol: {"r2": _num(r.r2), "mae": _num(r.mae)} for r in rows.itertuples()}
-        image_size = (sorted(set(unit["image_size"].dropna().astype(int)))
-                      if "image_size" in unit.columns else [])
+        image_size = _image_sizes(unit)
         entries.append({
             "model": model, "dataset": dataset, "feature_set": plan.name,
             "file": f"{model}__{dataset}__{plan.name.replace('/', '_')}.json",
@@ -453,9 +460,42 @@ def _regressor_index(plans, units, finals, comparison, pooled, target) -> list[d
             "image_sizes_seen": image_size,
             "sparsity_range": [float(unit["sparsity"].min()), float(unit["sparsity"].max())],
             "methods_seen": sorted(unit["method"].astype(str).unique()),
+            "identity_skips_seen": sorted({bool(v) for v in unit["identity_skips"].dropna()})
+            if "identity_skips" in unit.columns else [],
+            "run_settings": _run_settings(unit),
             "cv": cv,
         })
     return entries
+
+
+def _image_sizes(unit: pd.DataFrame) -> list[int]:
+    """Input sizes the pair's networks were encoded at (``image_size`` 0 = the dataset's)."""
+    if "image_size" not in unit.columns:
+        return []
+    sizes = set()
+    for dataset, size in unit[["dataset", "image_size"]].drop_duplicates().itertuples(
+            index=False):
+        if pd.isna(size):
+            continue
+        known = str(dataset) in data.DATASETS
+        sizes.add(int(size) or (data.dataset_info(str(dataset)).image_size if known else 0))
+    return sorted(s for s in sizes if s)
+
+
+#: Columns of a runs table that decide how a network of the study was pruned and measured.
+RUN_SETTINGS = ("batch_size", "train_subset", "test_subset", "image_size", "identity_skips",
+                "epochs", "lr")
+
+
+def _run_settings(unit: pd.DataFrame) -> dict:
+    """The study settings of a pair's runs (the first run's; they are the same for a pair),
+    for ``predict`` to rebuild a network exactly as the study pruned it."""
+    out = {}
+    for column in RUN_SETTINGS:
+        if column in unit.columns and unit[column].notna().any():
+            value = unit[column].dropna().iloc[0]
+            out[column] = value.item() if hasattr(value, "item") else value
+    return out
 
 
 def _num(value) -> float | None:

@@ -127,6 +127,9 @@ RAMANUJAN_COLUMNS: dict[str, str] = {
 }
 
 NETWORK_KEY = ["model", "dataset", "method", "sparsity", "seed"]
+#: Every published network was encoded at 32x32 (Tiny-ImageNet too: its MGE node counts equal
+#: CIFAR's but for the 200 outputs).
+PUBLISHED_IMAGE_SIZE = 32
 _CONTENT_KEY = ["model", "dataset", "sparsity", "seed", "accuracy"]
 _FORMATS = {
     "mge": "one row per network with columns accuracy, pruning, sparsity, model, dataset, seed, "
@@ -425,8 +428,9 @@ def load_published(src_dir: str | os.PathLike, *, datasets: Sequence[str] | None
     run_id = pd.Series([f"published/{d}/{m}/{meth}/{s:g}/{k}" for m, d, meth, s, k in
                         runs[NETWORK_KEY].itertuples(index=False)], name="run_id")
     runs = pd.concat([run_id, runs], axis=1)
+    runs["image_size"] = PUBLISHED_IMAGE_SIZE
     features = sorted(c for c in runs.columns if "." in c)
-    return runs[["run_id", *NETWORK_KEY, "accuracy", *features]]
+    return runs[["run_id", *NETWORK_KEY, "accuracy", "image_size", *features]]
 
 
 def _datasets_in(src: Path) -> list[str]:

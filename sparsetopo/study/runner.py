@@ -100,15 +100,31 @@ def _loaders(spec: RunSpec):
     )
 
 
+def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Module, tuple]:
+    """``(model, input shape)`` of a run before training: ``models.create`` (seeded by the
+    run seed) for the run's dataset and image size, pruned at initialization with the run's
+    method, sparsity, seed and pruning data (the training subset, without augmentation, in an
+    order seeded by the run seed); no pruning for ``dense``. ``sparsetopo predict`` rebuilds
+    a study's networks with it."""
+    from sparsetopo import pruning
+
+    torch.manual_seed(spec.seed)
+    info = dataset_info(spec)
+    model = _build_model(spec, info)
+    if spec.method != DENSE:
+        prune_loader = _loaders(spec)[0]
+        pruning.prune(model, spec.method, spec.sparsity, data=prune_loader, seed=spec.seed,
+                      progress=progress)
+    return model, _image_shape(info)
+
+
 def execute_run(spec: RunSpec, progress: bool = False) -> RunRecord:
     """Run one grid point and return its record (``status="failed"`` with the error and its
     traceback if anything raises; this function itself never raises an ``Exception``).
 
-    Steps: model = ``models.create`` (seeded by the run seed) -> ``pruning.prune(method,
-    sparsity, data=fixed seeded loader, seed)`` (none for ``dense``) -> features on the pruned
-    initialization (none for dense baselines) -> ``training.train`` -> test accuracy.
+    Steps: :func:`pruned_network` -> features on the pruned initialization (none for dense
+    baselines) -> ``training.train`` -> test accuracy.
     """
-    from sparsetopo import pruning
     from sparsetopo.study.features import timed_network_features
     from sparsetopo.training import train
 
@@ -116,20 +132,15 @@ def execute_run(spec: RunSpec, progress: bool = False) -> RunRecord:
     timings: dict[str, float] = {}
     features: dict[str, float] = {}
     try:
-        torch.manual_seed(spec.seed)
-        info = dataset_info(spec)
-        prune_loader, train_loader, test_loader = _loaders(spec)
-        model = _build_model(spec, info)
+        model, input_shape = pruned_network(spec, progress)
+        timings["prune"] = time.perf_counter() - t0
         if spec.method != DENSE:
-            t = time.perf_counter()
-            pruning.prune(model, spec.method, spec.sparsity, data=prune_loader, seed=spec.seed,
-                          progress=progress)
-            timings["prune"] = time.perf_counter() - t
             features, feature_times = timed_network_features(
-                model, _image_shape(info), seed=spec.seed,
+                model, input_shape, seed=spec.seed,
                 identity_skips=spec.metrics.identity_skips, progress=progress)
             timings["features"] = sum(feature_times.values())
             timings.update({f"features.{k}": v for k, v in feature_times.items()})
+        _, train_loader, test_loader = _loaders(spec)
         result = train(model, train_loader, test_loader, spec.training, seed=spec.seed,
                        progress=progress)
         timings["train"] = result.seconds

@@ -80,7 +80,8 @@ def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.
         f"protocol's rule; seed {config['seed']}. Every set is compared with `sparsity` (global "
         "sparsity alone) on the same runs and folds: gain = R^2(set) - R^2(sparsity), spread = "
         "standard deviation of the gain's fold contributions; a set beats sparsity only when "
-        "its gain exceeds that spread.",
+        "its gain exceeds that spread. `folds better`: the fraction of outer folds where the "
+        "set's squared error is below sparsity's.",
         "",
         "## Does topology beat global sparsity alone?",
         "",
@@ -96,11 +97,13 @@ def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.
         lines.append("")
     if not head.empty:
         lines += [markdown_table(head[["protocol", "feature_set", "pairs", "r2", "mae",
-                                       "gain_over_sparsity", "gain_spread", "beats_sparsity",
+                                       "gain_over_sparsity", "gain_spread", "folds_better",
+                                       "beats_sparsity",
                                        "kendall_tau", "null_kendall_tau", "top1_hit",
                                        "null_top1_hit"]].rename(columns={
             "feature_set": "feature set", "r2": "R^2", "mae": "MAE",
             "gain_over_sparsity": "gain", "gain_spread": "spread",
+            "folds_better": "folds better",
             "beats_sparsity": "beats sparsity", "kendall_tau": "Kendall tau",
             "null_kendall_tau": "null tau", "top1_hit": "top-1", "null_top1_hit": "null top-1"})),
             ""]

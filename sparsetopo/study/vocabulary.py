@@ -24,7 +24,7 @@ PROTOCOLS = ("random", "grouped", "leave-one-method-out")
 #: The set every other set must beat.
 BASELINE = "sparsity"
 #: Optuna trials per tuning (``study fit --trials``).
-DEFAULT_TRIALS = 10
+DEFAULT_TRIALS = 8
 #: Prefixes of the feature columns, in the order a runs table lists them.
 FEATURE_PREFIXES = ("density", "ramanujan", "rolled", "rolled_channel", "mge", "paths",
                     "bottleneck")
