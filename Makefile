@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/encoding.py
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/plot.py
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf $(VENV) sparsetopo-out .pytest_cache

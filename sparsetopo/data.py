@@ -321,14 +321,18 @@ def crop_flip(
     """Batched random-crop-with-padding and horizontal flip.
 
     ``out[b] = P[b, :, dy:dy+H, dx:dx+W]`` with ``P`` the images zero-padded by ``padding`` on
-    every side and ``(dy, dx) = offsets[b]``, then mirrored along W where ``flips[b]``.
+    every side and ``(dy, dx) = offsets[b]``, then mirrored along W where ``flips[b]``. Runs on
+    the images' device (the parameters are moved there): on a GPU the whole batch is one gather,
+    no per-sample step.
     """
     b, _, h, w = images.shape
+    device = images.device
+    offsets, flips = offsets.to(device), flips.to(device)
     padded = F.pad(images, (padding, padding, padding, padding))
-    rows = offsets[:, 0, None] + torch.arange(h)  # b x h
-    cols = offsets[:, 1, None] + torch.arange(w)  # b x w
+    rows = offsets[:, 0, None] + torch.arange(h, device=device)  # b x h
+    cols = offsets[:, 1, None] + torch.arange(w, device=device)  # b x w
     cols = torch.where(flips[:, None], cols.flip(1), cols)
-    batch = torch.arange(b)[:, None, None]
+    batch = torch.arange(b, device=device)[:, None, None]
     # advanced indices around a slice: the result is b x h x w x C
     out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
@@ -375,11 +379,29 @@ class ImageDataset(Dataset):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples ``indices`` as one batch ``(x: B x C x H x W, y: B)``; crop/flip them when
         ``offsets`` and ``flips`` are given (see :func:`crop_flip`)."""
+        indices = indices.to(self.images.device)
         x = self.images[indices]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         if offsets is not None and flips is not None:
             x = crop_flip(x, offsets, flips)
         return (x - self.mean) / self.std, self.labels[indices]
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> ImageDataset:
+        """This dataset with its images, labels and normalisation on ``device`` (itself when
+        already there); the augmentation generator stays on the CPU, so the same seed draws the
+        same crops and flips wherever the images are."""
+        device = torch.device(device)
+        if self.images.device == device:
+            return self
+        moved = ImageDataset.__new__(ImageDataset)
+        moved.__dict__.update(self.__dict__)
+        moved.images, moved.labels = self.images.to(device), self.labels.to(device)
+        moved.mean, moved.std = self.mean.to(device), self.std.to(device)
+        return moved
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         n = len(self)
@@ -540,6 +562,7 @@ def make_loader(
     num_workers: int = 0,
     drop_last: bool = False,
     indices: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
     **kw,
 ) -> DataLoader:
     """DataLoader of batches ``(x: B x C x H x W float32, y: B int64)`` of :func:`get_dataset`.
@@ -550,10 +573,19 @@ def make_loader(
     batches, whatever ``num_workers``. ``len(loader.dataset)`` is the number of samples.
     ``indices`` restricts the loader to those samples (e.g. :func:`subset_indices`); ``kw``
     goes to :func:`get_dataset` (``image_size`` resizes the images).
+
+    ``device`` (e.g. ``cuda``): the dataset is copied there once and every batch, its crop and
+    its flip are computed there (the order and augmentation parameters are still drawn on the
+    CPU, so the batches hold the same samples as on CPU); needs ``num_workers=0``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     base = get_dataset(name, split, data_dir, augment=False, **kw)
+    if device is not None and torch.device(device).type != "cpu":
+        if num_workers:
+            raise ValueError("a loader with its data on a device needs num_workers=0, got "
+                             f"{num_workers}")
+        base = base.to(device)
     if shuffle is None:
         shuffle = split == "train"
     if augment is None:

@@ -70,5 +70,10 @@ class FitError(InputError):
     """A fitted study (``study fit`` output) that cannot be used for a prediction."""
 
 
+class ResourceError(InputError):
+    """Compute resources asked for that the machine or cluster does not have (e.g. GPUs per run
+    where no GPU is visible); refused before anything runs instead of waiting for them."""
+
+
 class StudyError(SparsetopoError, RuntimeError):
     """The study could not go on (e.g. a worker process died); finished runs are stored."""

@@ -29,7 +29,8 @@ from sparsetopo.study.vocabulary import PROTOCOLS, SET_ORDER
 
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
-               "dense_accuracy", "accuracy_drop")
+               "dense_accuracy", "accuracy_drop", "device", "images_per_second",
+               "peak_accelerator_memory_mb")
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0 auto;

@@ -6,6 +6,12 @@ The model is expected in ``torch.nn.utils.prune`` form: each pruned layer holds 
 ``weight_orig`` where the mask is 0, but the effective weight stays exactly 0 there because the
 mask multiplies it, so masks stay fixed without any extra step. Layers without a mask are
 trained as ordinary dense layers.
+
+Where it trains: on CPU the path is deterministic for a fixed thread count (tested); on a CUDA
+device the loaders should hold the data on the device (``data.make_loader(device=...)``) so that
+batches and their crop + flip are gathered there, and ``amp`` (bfloat16 autocast) and
+``channels_last`` are the usual throughput levers. Neither changes which weights are zero: the
+pre-hook multiplies by the mask in every forward, whatever the dtype or memory format.
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ def scale_milestones(milestones: Iterable[int], base_epochs: int, epochs: int) -
 @dataclass(frozen=True)
 class TrainConfig:
     """SGD with momentum and weight decay, step learning rate ``lr * gamma^k`` after the
-    ``k``-th milestone epoch, cross-entropy loss. Defaults are the paper's CIFAR settings."""
+    ``k``-th milestone epoch, cross-entropy loss. Defaults are the paper's CIFAR settings.
+
+    ``amp``: forward passes under ``torch.autocast(dtype=torch.bfloat16)`` (no loss scaling is
+    needed for bfloat16); ``channels_last``: model and inputs in the NHWC memory format. Both are
+    off by default and, when off, absent from :meth:`to_dict` (and so from a study run's
+    identity)."""
 
     epochs: int = 160
     lr: float = 0.1
@@ -51,6 +62,8 @@ class TrainConfig:
     milestones: tuple[int, ...] = (80, 120)
     gamma: float = 0.1
     augment: bool = True
+    amp: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -71,6 +84,9 @@ class TrainConfig:
             m < 1 for m in self.milestones
         ):
             problems.append(f"milestones must be increasing positive epochs, got {self.milestones}")
+        for name in ("amp", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -104,7 +120,9 @@ class TrainConfig:
         )
 
     def to_dict(self) -> dict:
-        return {
+        """Plain dict of the fields; ``amp`` and ``channels_last`` only when on, so that the
+        configurations written before they existed keep their meaning (and their run ids)."""
+        out = {
             "epochs": int(self.epochs),
             "lr": float(self.lr),
             "momentum": float(self.momentum),
@@ -114,16 +132,35 @@ class TrainConfig:
             "gamma": float(self.gamma),
             "augment": bool(self.augment),
         }
+        for name in ("amp", "channels_last"):
+            if getattr(self, name):
+                out[name] = True
+        return out
 
 
 @dataclass
 class TrainResult:
     """Test accuracy (fraction in [0, 1]) after the last epoch, mean training loss of every
-    epoch, and wall-clock seconds of training plus evaluation."""
+    epoch, and wall-clock seconds of training plus evaluation.
+
+    Where and how fast it trained: ``device`` (e.g. ``cpu``, ``cuda:0``), ``device_name`` (the
+    GPU's name on CUDA), ``train_seconds`` (the epochs only, evaluation excluded; on CUDA up to a
+    synchronisation), ``images`` (training samples seen over all epochs), ``images_per_second``
+    (= ``images / train_seconds``) and ``peak_memory_mb`` (``torch.cuda.max_memory_allocated``
+    over the call, in MiB; ``None`` on CPU)."""
 
     test_accuracy: float
     train_loss_history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    device: str = "cpu"
+    device_name: str | None = None
+    train_seconds: float = 0.0
+    images: int = 0
+    peak_memory_mb: float | None = None
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.train_seconds if self.train_seconds > 0 else float("nan")
 
 
 def default_device() -> torch.device:
@@ -148,24 +185,58 @@ def deterministic(device: torch.device, enabled: bool = True) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
+def autocast(device: torch.device, enabled: bool):
+    """``torch.autocast`` to bfloat16 on ``device`` when ``enabled``, else a no-op context (so
+    that the default path runs exactly the ops it always ran)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _inputs(x, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None,
+             amp: bool = False, channels_last: bool = False) -> float:
     """Top-1 accuracy: ``(# argmax(model(x)) == y) / (# samples)`` over ``loader``, with the
-    model in eval mode (its previous mode is restored)."""
+    model in eval mode (its previous mode is restored); ``amp`` and ``channels_last`` as in
+    :class:`TrainConfig`."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct = total = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    total = 0
     try:
         for x, y in loader:
-            x, y = x.to(device), torch.as_tensor(y).to(device)
-            correct += int((model(x).argmax(dim=1) == y).sum())
+            x, y = _inputs(x, device, channels_last), torch.as_tensor(y).to(device)
+            with autocast(device, amp):
+                logits = model(x)
+            correct += (logits.argmax(dim=1) == y).sum()
             total += int(y.numel())
     finally:
         model.train(was_training)
     if total == 0:
         raise ValueError("evaluation loader yielded no samples")
-    return correct / total
+    return int(correct) / total
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(device: torch.device) -> Iterator[None]:
+    """cuDNN autotuning on CUDA (fixed input shapes: it pays off after the first batches)."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def train(
@@ -188,12 +259,21 @@ def train(
     same number of torch threads give identical results on CPU (its kernels are deterministic
     for a fixed thread count; tested). ``deterministic_algorithms`` additionally switches
     ``torch.use_deterministic_algorithms`` on during CPU training; it is off by default because
-    it makes oneDNN convolution backward passes about 3x slower.
+    it makes oneDNN convolution backward passes about 3x slower. ``config.amp`` and
+    ``config.channels_last`` switch on bfloat16 autocast and the NHWC memory format (on CUDA:
+    cuDNN autotuning too, whatever the config).
     """
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
     torch.manual_seed(seed)
+    cuda = device.type == "cuda"
+    if cuda:
+        device = torch.device("cuda", device.index if device.index is not None
+                              else torch.cuda.current_device())
+        torch.cuda.reset_peak_memory_stats(device)
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
         params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -203,17 +283,21 @@ def train(
     )
     loss_fn = nn.CrossEntropyLoss()
     history: list[float] = []
-    with deterministic(device, deterministic_algorithms):
+    images = 0
+    with deterministic(device, deterministic_algorithms), _cudnn_benchmark(device):
         bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not show_progress(progress),
                    leave=False)
+        train_start = time.perf_counter()
         for _ in bar:
             model.train()
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             seen = 0
             for x, y in train_loader:
-                x, y = x.to(device), torch.as_tensor(y).to(device)
+                x = _inputs(x, device, config.channels_last)
+                y = torch.as_tensor(y).to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
+                with autocast(device, config.amp):
+                    loss = loss_fn(model(x), y)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach().double() * y.numel()
@@ -221,7 +305,14 @@ def train(
             if seen == 0:
                 raise ValueError("training loader yielded no samples")
             scheduler.step()
-            history.append(float(loss_sum) / seen)
+            history.append(float(loss_sum) / seen)  # a device synchronisation on CUDA
+            images += seen
             bar.set_postfix(loss=f"{history[-1]:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
-        accuracy = evaluate(model, test_loader, device)
-    return TrainResult(accuracy, history, time.perf_counter() - start)
+        train_seconds = time.perf_counter() - train_start
+        accuracy = evaluate(model, test_loader, device, amp=config.amp,
+                            channels_last=config.channels_last)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    name = torch.cuda.get_device_name(device) if cuda else None
+    return TrainResult(accuracy, history, time.perf_counter() - start, device=str(device),
+                       device_name=name, train_seconds=train_seconds, images=images,
+                       peak_memory_mb=peak)

@@ -322,3 +322,33 @@ def test_tinyimagenet_bad_annotation(tmp_path):
     os.remove(tmp_path / "tiny-imagenet-200" / "train" / "n2" / "images" / "n2_0.JPEG")
     with pytest.raises(data.DataError, match="no images for class n2"):
         data.get_dataset("tinyimagenet", "train", data_dir=tmp_path, quiet=True)
+
+
+def test_loader_on_a_device_yields_the_cpu_batches(fake_root):
+    """``make_loader(device=...)`` holds the data on the device and crops/flips it there; the
+    order and augmentation parameters still come from the CPU generator, so the batches are the
+    CPU batches (checked on a GPU when there is one; on CPU the device path is the CPU path)."""
+    root, _ = fake_root
+    make = lambda **kw: data.make_loader("cifar10", "train", batch_size=4, data_dir=root,  # noqa: E731
+                                         seed=3, augment=True, **kw)
+    cpu = _epoch(make())
+    assert _same(cpu, _epoch(make(device="cpu")))
+    base = data.get_dataset("cifar10", "train", root)
+    assert base.to("cpu") is base and base.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="num_workers=0"):
+        make(device="cuda", num_workers=2)  # refused before anything touches CUDA
+    if not torch.cuda.is_available():
+        return
+    on_gpu = make(device="cuda")
+    assert on_gpu.dataset.base.images.is_cuda
+    batches = _epoch(on_gpu)
+    assert all(x.is_cuda and y.is_cuda for x, y in batches)
+    assert len(batches) == len(cpu)
+    for (x, y), (xc, yc) in zip(batches, cpu, strict=True):
+        assert torch.equal(y.cpu(), yc)
+        torch.testing.assert_close(x.cpu(), xc, rtol=1e-6, atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.rand(16, 3, 9, 11, generator=g)
+    offsets, flips = data.random_crop_flip_params(16, g)
+    assert torch.equal(data.crop_flip(imgs.cuda(), offsets, flips).cpu(),
+                       data.crop_flip(imgs, offsets, flips))

@@ -139,8 +139,10 @@ def test_build_report_from_results_file(tmp_path):
             features = {k: v for k, v in row.items() if k.startswith(("mge.", "density."))}
             config = {k: row[k] for k in ("model", "dataset", "method", "sparsity", "seed")}
             accuracy = None if np.isnan(row["accuracy"]) else float(row["accuracy"])
+            resources = {"device": "cuda:0", "images_per_second": 4321.5,
+                         "peak_accelerator_memory_mb": 612.0}
             db.write(store.RunRecord(row["run_id"], config, row["status"], row["error"],
-                                     accuracy, features))
+                                     accuracy, features, resources=resources))
     fit = tmp_path / "study-fit"
     fit.mkdir()
     comparison.to_csv(fit / "comparison.csv", index=False)
@@ -150,6 +152,9 @@ def test_build_report_from_results_file(tmp_path):
     assert f"Runs ({len(runs)})" in page and "Feature sets compared" in page
     assert "Predicted against measured" in page and "Feature importance" not in page
     assert str(fit) in page
+    for shown in ("<th>device</th>", "<th>images_per_second</th>",
+                  "<th>peak_accelerator_memory_mb</th>", "<td>cuda:0</td>", ">4322<"):
+        assert shown in page  # where each run trained
 
 
 # ----------------------------------------------------------------------------- browser

@@ -60,7 +60,8 @@ def test_run_id_is_sha256_of_canonical_config():
 @pytest.mark.parametrize("section, key, value", [
     ("training", "epochs", 3), ("training", "lr", 0.2), ("training", "batch_size", 32),
     ("data", "train_subset", 50), ("data", "test_subset", 10), ("data", "image_size", 8),
-    ("metrics", "identity_skips", True),
+    ("metrics", "identity_skips", True), ("training", "amp", True),
+    ("training", "channels_last", True),
 ])
 def test_run_id_changes_with_every_setting(section, key, value):
     base = expand_runs(parse_config(grid()))
@@ -69,6 +70,21 @@ def test_run_id_changes_with_every_setting(section, key, value):
     changed = expand_runs(parse_config(raw))
     assert [r.run_id for r in base] != [r.run_id for r in changed]
     assert not {r.run_id for r in base} & {r.run_id for r in changed}
+
+
+def test_run_ids_of_existing_configurations_are_unchanged():
+    """New training options at their defaults leave the hashed configuration as it was, so
+    results files written before them keep their finished runs (id pinned from the release
+    before ``amp``/``channels_last``)."""
+    runs = expand_runs(load_preset("smoke"))
+    assert runs[0].run_id == "9febf7069158f0fdc5b486c51bc91fd9c17e41d075ab3f9b087c3544b8dde111"
+    assert runs[5].run_id == "92afafe8ffd87e6beddf780cea7765732808268b03e8f3b4be732b4e2af206f3"
+    off = {**grid(), "training": {"amp": False, "channels_last": False}}
+    assert [r.run_id for r in expand_runs(parse_config(off))] == [
+        r.run_id for r in expand_runs(parse_config(grid()))]
+    on = expand_runs(parse_config({**grid(), "training": {"amp": True}}))[0]
+    assert on.training.amp is True and on.to_dict()["training"]["amp"] is True
+    assert type(on).from_dict(on.to_dict()) == on
 
 
 def test_data_dir_does_not_change_run_id(tmp_path):
@@ -112,6 +128,8 @@ def test_training_overrides_and_paper_defaults():
     ({**grid(), "training": {"epochs": 0}}, ["epochs"]),
     ({**grid(), "training": {"lr": "fast"}}, ["training.lr"]),
     ({**grid(), "metrics": {"identity_skips": "no"}}, ["identity_skips"]),
+    ({**grid(), "training": {"amp": "yes"}}, ["training.amp must be bool"]),
+    ({**grid(), "training": {"channels_last": 1}}, ["training.channels_last must be bool"]),
     ({**grid(), "data": {"train_subset": -5}}, ["data.train_subset"]),
     ({**grid(), "data": {"image_size": 8.5}}, ["data.image_size"]),
 ])

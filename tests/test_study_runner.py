@@ -17,7 +17,8 @@ from sparsetopo.study.config import expand_runs, parse_config
 from sparsetopo.study.runner import run_study
 from sparsetopo.study.store import ResultsStore, load_runs
 
-VOLATILE = ["prune_seconds", "train_seconds", "metrics_seconds", "started", "finished", "host"]
+VOLATILE = ["prune_seconds", "train_seconds", "metrics_seconds", "started", "finished", "host",
+            "images_per_second"]  # timings: differ between two runs of the same study
 PREFIXES = ("density.", "ramanujan.", "rolled.", "rolled_channel.", "mge.", "paths.",
             "bottleneck.")
 
@@ -122,6 +123,7 @@ def test_run_store_features_and_skip(tmp_path):
     assert pd.isna(dense["mge.edges"])  # baselines are trained only
     assert (pruned["accuracy_drop"] == dense["accuracy"] - pruned["accuracy"]).all()
     assert (df["train_seconds"] > 0).all() and (pruned["metrics_seconds"] > 0).all()
+    assert df["device"].notna().all() and (df["images_per_second"] > 0).all()
 
     again = run_study(config, results, progress=False)
     assert (again.ok, again.failed, again.skipped) == (0, 0, 3)
@@ -310,6 +312,9 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     results = tmp_path / "sparsetopo-out" / "smoke.sqlite"
     df = load_runs(results)
     assert len(df) == 14 and df["status"].eq("ok").all()
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"  # default: a GPU if any
+    assert df["device"].eq(expected).all() and df["images_per_second"].gt(0).all()
+    assert df["peak_accelerator_memory_mb"].isna().all() == (expected == "cpu")
     pruned = df[df["method"] != "dense"]
     assert pruned["accuracy_drop"].notna().all()
     for prefix in PREFIXES:
@@ -373,3 +378,181 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     values = [next(p["predicted_accuracy_drop"] for p in c["predictions"]
                    if p["feature_set"] == key) for c in table["candidates"]]
     assert values == sorted(values)
+
+
+# ------------------------------------------------------------------------------ GPUs
+
+
+def test_gpu_slots_and_worker_devices():
+    from sparsetopo.study.runner import gpu_slots, worker_devices
+
+    assert gpu_slots(2, 0.5) == 4 and gpu_slots(2, 0.25) == 8 and gpu_slots(1, 1) == 1
+    assert gpu_slots(3, 0.4) == 6  # 2 per GPU: a run never spans two GPUs
+    assert gpu_slots(4, 2) == 2 and gpu_slots(3, 2) == 1 and gpu_slots(0, 0.5) == 0
+    assert worker_devices(["0", "1"], 0.5, 8) == ["0", "1", "0", "1"]  # at most 4 slots
+    assert worker_devices(["0", "1"], 0.25, 3) == ["0", "1", "0"]  # round-robin
+    assert worker_devices(["0", "1"], 1, 8) == ["0", "1"]
+    assert worker_devices(["4", "6"], 1, 2) == ["4", "6"]  # ids as the parent sees them
+    assert worker_devices(["0", "1", "2", "3"], 2, 4) == ["0,1", "2,3"]
+    assert worker_devices([], 0, 3) == ["", "", ""]  # no GPU: workers see none
+
+
+def test_visible_gpu_ids_follow_the_parent(monkeypatch):
+    from sparsetopo.study.runner import visible_gpu_ids
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert visible_gpu_ids(2) == ["3", "5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_gpu_ids(3) == ["0", "1", "2"]
+
+
+def test_gpus_per_run_values_and_cluster_checks():
+    from sparsetopo.errors import InputError, ResourceError
+    from sparsetopo.study.runner import _ray_capacity, _resolve_gpus, check_gpus_per_run
+
+    assert check_gpus_per_run(None) is None and check_gpus_per_run(0.25) == 0.25
+    assert check_gpus_per_run(2) == 2.0
+    for bad in (-1, 1.5, float("nan"), True, "1"):
+        with pytest.raises(InputError, match="--gpus-per-run must be 0, a fraction"):
+            check_gpus_per_run(bad)
+
+    class FakeRay:  # what ray.cluster_resources() / ray.nodes() return
+        def __init__(self, gpus_per_node):
+            self.gpus = gpus_per_node
+
+        def cluster_resources(self):
+            return {"CPU": 8.0, **({"GPU": float(sum(self.gpus))} if sum(self.gpus) else {})}
+
+        def nodes(self):
+            return [{"Alive": True, "Resources": {"CPU": 4.0, **({"GPU": g} if g else {})}}
+                    for g in self.gpus]
+
+    assert _resolve_gpus(None, _ray_capacity(FakeRay([0, 0]))) == 0
+    assert _resolve_gpus(None, _ray_capacity(FakeRay([0, 2]))) == 1
+    assert _resolve_gpus(0.25, _ray_capacity(FakeRay([1, 1]))) == 0.25
+    assert _resolve_gpus(0, _ray_capacity(FakeRay([]))) == 0
+    with pytest.raises(ResourceError) as info:
+        _resolve_gpus(0.5, _ray_capacity(FakeRay([0, 0])))
+    assert str(info.value) == (
+        "--gpus-per-run 0.5 asks for GPUs but the Ray cluster has none "
+        "(ray.cluster_resources()['GPU'] == 0); use --gpus-per-run 0 to train on CPU")
+    with pytest.raises(ResourceError, match="asks for 2 GPUs per run but no machine has that "
+                                            "many.*at most 1 on one machine"):
+        _resolve_gpus(2, _ray_capacity(FakeRay([1, 1])))
+
+
+@pytest.mark.parametrize("extra", [["--gpus-per-run", "1"], ["--gpus-per-run", "0.5"],
+                                   ["--gpus-per-run", "0.5", "--backend", "ray"]])
+def test_gpus_per_run_without_gpu_fails_fast(tmp_path, monkeypatch, extra):
+    """GPUs asked for where torch sees none: one line, exit 2, before any run or file."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    results = tmp_path / "r.sqlite"
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, ["run", "--preset", "smoke", "--results", str(results),
+                                      "--quiet", *extra])
+    assert time.perf_counter() - start < 20  # nothing waits for GPUs that never come
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --gpus-per-run {extra[1]} asks for "
+                                                   "GPUs but torch sees none")
+    assert "torch.cuda.device_count() == 0" in lines[0] and "--gpus-per-run 0" in lines[0]
+    assert not results.exists()
+
+
+def _visible_devices(barrier) -> tuple[int, str]:
+    barrier.wait()  # both tasks run at once: each in its own worker
+    return os.getpid(), os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def test_local_pool_gives_each_worker_its_gpu():
+    from multiprocessing import get_context
+
+    from sparsetopo.study.runner import worker_pool
+
+    with get_context("spawn").Manager() as manager:
+        barrier = manager.Barrier(2, timeout=120)
+        with worker_pool(["0", "1"]) as pool:
+            seen = [f.result(timeout=180) for f in
+                    [pool.submit(_visible_devices, barrier) for _ in range(2)]]
+    assert len({pid for pid, _ in seen}) == 2
+    assert sorted(device for _, device in seen) == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_local_backend_on_fake_gpus_with_amp(tmp_path, monkeypatch):
+    """Two fake GPUs, one per run: two workers, CUDA_VISIBLE_DEVICES 0 and 1, every run
+    records what it saw and where it trained (CPU here: the workers' torch sees no GPU, which
+    the command reports); --amp reaches the runs' configuration."""
+    from sparsetopo.study.config import load_config
+
+    config_path = tiny_config(tmp_path, methods=("uniform",), seeds=(0, 1))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    results = tmp_path / "r.sqlite"
+    result = CliRunner().invoke(app, ["run", str(config_path), "--results", str(results),
+                                      "--workers", "4", "--gpus-per-run", "1", "--amp"])
+    assert result.exit_code == 0, result.output
+    assert "local: 2 workers, 1 GPU per run, CUDA_VISIBLE_DEVICES per worker: 0 1" in \
+        result.stdout
+    runs = load_runs(results)
+    assert len(runs) == 4 and runs["amp"].all()
+    assert {r.run_id for r in expand_runs(load_config(config_path))}.isdisjoint(runs["run_id"])
+    conn = sqlite3.connect(results)
+    resources = [json.loads(r) for (r,) in conn.execute("SELECT resources_json FROM runs")]
+    conn.close()
+    assert all(r["cuda_visible_devices"] in ("0", "1") and r["gpus_per_run"] == 1
+               for r in resources)
+    if not torch.cuda.is_available():
+        assert set(runs["device"]) == {"cpu"}
+        assert "4 runs asked for a GPU but torch saw none" in result.stderr
+    assert runs["images_per_second"].gt(0).all()
+
+
+@pytest.mark.slow
+def test_ray_fake_gpus_pack_four_runs_at_a_time(tmp_path):
+    """A Ray instance with 2 declared (fake) GPUs and 4 CPUs: --gpus-per-run 0.5 runs at most
+    four at once, at most two per GPU, each run seeing the GPU id Ray assigned it."""
+    import ray
+
+    from sparsetopo.errors import ResourceError
+
+    config = parse_config({
+        "grid": {"models": ["mlp"], "datasets": ["digits"], "methods": ["uniform"],
+                 "sparsities": [0.5], "seeds": list(range(8))},
+        "training": {"epochs": 1, "batch_size": 64},
+        "data": {"train_subset": 256, "test_subset": 64, "image_size": 8}})
+    dense = [r for r in expand_runs(config) if r.method == "dense"]  # training only: short
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ResourceError, match="asks for 3 GPUs per run but no machine"):
+            run_study(config, tmp_path / "no.sqlite", backend="ray", gpus_per_run=3,
+                      progress=False)
+        assert not (tmp_path / "no.sqlite").exists()
+        results = tmp_path / "r.sqlite"
+        summary = run_study(config, results, backend="ray", gpus_per_run=0.5, progress=False,
+                            runs=dense)
+        assert ray.is_initialized()  # not ours to shut down
+    finally:
+        ray.shutdown()
+    assert (summary.total, summary.ok, summary.failed) == (8, 8, 0)
+    assert "2 GPUs; each run 1 CPU and 0.5 GPU" in summary.placement
+    conn = sqlite3.connect(results)
+    rows = [json.loads(r) for (r,) in conn.execute("SELECT resources_json FROM runs")]
+    spans = conn.execute("SELECT started, finished FROM runs").fetchall()
+    conn.close()
+    for r in rows:
+        assert len(r["gpu_ids"]) == 1 and r["gpu_ids"][0] in ("0", "1")
+        assert r["cuda_visible_devices"] == r["gpu_ids"][0]  # what Ray set for the run
+        assert r["gpus_per_run"] == 0.5
+    times = [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in spans]
+    events = sorted([(a, 1, i) for i, (a, _) in enumerate(times)] +
+                    [(b, -1, i) for i, (_, b) in enumerate(times)])
+    running: set[int] = set()
+    peak = 0
+    for _, step, i in events:
+        running.add(i) if step > 0 else running.discard(i)
+        peak = max(peak, len(running))
+        per_gpu = [rows[j]["gpu_ids"][0] for j in running]
+        assert max(per_gpu.count("0"), per_gpu.count("1")) <= 2  # 0.5 GPU each
+    assert 2 <= peak <= 4

@@ -168,3 +168,75 @@ def test_cli_fit_needs_two_methods(tmp_path):
     assert not (tmp_path / "r-fit").exists()
     result = CliRunner().invoke(app, ["fit", str(tmp_path / "none.sqlite")])
     assert result.exit_code == 2 and "results file not found" in result.stderr
+
+
+OLD_RUNS_TABLE = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), error TEXT, accuracy REAL,
+    features_json TEXT, timings_json TEXT, started TEXT, finished TEXT, host TEXT)"""
+
+
+def test_resources_columns_and_results_files_from_before_them(tmp_path):
+    """Where a run trained is exported (device, peak accelerator memory, images/s); a file
+    written before ``resources_json`` existed (same schema version) is read as it is and gains
+    the column when a study writes to it again, keeping its runs."""
+    import json
+
+    from sparsetopo.study.config import canonical_json
+    from sparsetopo.study.store import APPLICATION, SCHEMA_VERSION
+
+    s = specs()
+    old = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(old)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                         [("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION))])
+        conn.execute(OLD_RUNS_TABLE)
+        conn.execute("INSERT INTO runs VALUES (?, ?, 'ok', NULL, 0.9, '{}', ?, 't0', 't1', 'h')",
+                     (s["dense", 0].run_id, canonical_json(s["dense", 0].to_dict()),
+                      json.dumps({"train": 1.0})))
+    conn.close()
+    before = load_runs(old)
+    assert len(before) == 1 and before["device"].isna().all()
+    assert before["images_per_second"].isna().all() and not before["amp"].any()
+
+    with ResultsStore(old) as store:  # a study resumes on the old file
+        assert store.statuses() == {s["dense", 0].run_id: "ok"}
+        gpu = record(s["uniform", 0], 0.7)
+        gpu.resources = {"device": "cuda:0", "peak_accelerator_memory_mb": 812.5,
+                         "images_per_second": 5400.0, "gpu_ids": ["1"], "gpus_per_run": 0.25}
+        store.write(gpu)
+        cpu = record(s["snip", 0], 0.8)
+        cpu.resources = {"device": "cpu", "peak_accelerator_memory_mb": None,
+                         "images_per_second": 900.0}
+        store.write(cpu)
+    conn = sqlite3.connect(old)
+    assert "resources_json" in {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    stored = dict(conn.execute("SELECT run_id, resources_json FROM runs").fetchall())
+    conn.close()
+    assert stored[s["dense", 0].run_id] is None
+    assert json.loads(stored[gpu.run_id])["gpu_ids"] == ["1"]
+
+    df = load_runs(old).set_index("method")
+    assert df.loc["uniform", "device"] == "cuda:0"
+    assert df.loc["uniform", "peak_accelerator_memory_mb"] == 812.5
+    assert df.loc["uniform", "images_per_second"] == 5400.0
+    assert df.loc["snip", "device"] == "cpu" and math.isnan(df.loc["snip",
+                                                                   "peak_accelerator_memory_mb"])
+    assert df.loc["dense", "accuracy"] == 0.9 and pd.isna(df.loc["dense", "device"])
+    csv = pd.read_csv(export(old, tmp_path / "runs.csv"))
+    assert {"device", "peak_accelerator_memory_mb", "images_per_second", "amp",
+            "channels_last"} <= set(csv.columns)
+    assert sorted(csv["device"].dropna()) == ["cpu", "cuda:0"]
+
+
+def test_training_options_are_columns(tmp_path):
+    path = tmp_path / "r.sqlite"
+    plain, fast = specs(), specs(amp=True, channels_last=True)
+    assert plain["uniform", 0].run_id != fast["uniform", 0].run_id
+    with ResultsStore(path) as store:
+        store.write(record(plain["uniform", 0], 0.7))
+        store.write(record(fast["uniform", 0], 0.71))
+    df = load_runs(path).set_index("accuracy")
+    assert df.loc[0.7, "amp"] == False and df.loc[0.71, "amp"] == True  # noqa: E712
+    assert df.loc[0.71, "channels_last"] == True  # noqa: E712

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -138,3 +140,60 @@ def test_evaluate_counts_argmax_hits():
     labels = torch.tensor([0, 1, 1, 0, 0])
     loader = DataLoader(TensorDataset(logits, labels), batch_size=2)
     assert evaluate(Fixed(), loader, "cpu") == pytest.approx(3 / 5)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("amp, channels_last", [(True, False), (True, True), (False, True)])
+def test_amp_and_channels_last_keep_masks_exactly_fixed(device, amp, channels_last):
+    """bfloat16 autocast and NHWC change how the forward is computed, never which weights are
+    zero: the effective weight is exactly 0 wherever the mask is, on CPU and on a GPU."""
+    net = pruned_net()
+    masks = {n: m.weight_mask.clone() for n, m in (("conv", net.conv), ("fc", net.fc))}
+    before = net.fc.weight_orig.detach().clone()
+    config = TrainConfig(epochs=2, lr=0.1, milestones=(1,), weight_decay=1e-3, augment=False,
+                         amp=amp, channels_last=channels_last)
+    result = train(net, *toy_loaders(), config, device=device, progress=False)
+    assert 0 <= result.test_accuracy <= 1 and all(math.isfinite(v)
+                                                  for v in result.train_loss_history)
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 6, 6, device=device))  # refresh the pre-hook's effective weight
+    for name, module in (("conv", net.conv), ("fc", net.fc)):
+        assert torch.equal(module.weight_mask.cpu(), masks[name])
+        masked = masks[name].to(device) == 0
+        assert torch.count_nonzero(module.weight[masked]) == 0
+        assert torch.count_nonzero((module.weight_orig * module.weight_mask)[masked]) == 0
+    assert not torch.allclose(net.fc.weight_orig.detach().cpu(), before)  # it did train
+    if channels_last:
+        assert net.conv.weight_orig.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_reports_device_and_throughput(device):
+    net = pruned_net()
+    config = TrainConfig(epochs=2, milestones=(1,), augment=False)
+    result = train(net, *toy_loaders(n=96), config, device=device, progress=False)
+    assert result.images == 2 * 96
+    assert 0 < result.train_seconds <= result.seconds
+    assert result.images_per_second == pytest.approx(result.images / result.train_seconds)
+    if device == "cpu":
+        assert result.device == "cpu" and result.peak_memory_mb is None
+        assert result.device_name is None
+    else:
+        assert result.device.startswith("cuda:") and result.peak_memory_mb > 0
+        assert result.device_name
+
+
+def test_amp_and_channels_last_options():
+    plain = TrainConfig().to_dict()
+    assert set(plain) == {"epochs", "lr", "momentum", "weight_decay", "batch_size",
+                          "milestones", "gamma", "augment"}  # unchanged: old run ids hold
+    on = TrainConfig(amp=True, channels_last=True).to_dict()
+    assert on["amp"] is True and on["channels_last"] is True
+    assert TrainConfig(**{**on, "milestones": tuple(on["milestones"])}) == TrainConfig(
+        amp=True, channels_last=True)
+    with pytest.raises(ValueError, match="amp must be true or false"):
+        TrainConfig(amp=1)

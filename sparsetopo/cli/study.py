@@ -33,23 +33,47 @@ def run_command(
     workers: Annotated[int, typer.Option(min=1, help="Parallel runs (processes / Ray CPUs).")] = 1,
     ray_address: Annotated[str | None, typer.Option(
         help="Address of an existing Ray cluster (e.g. auto or ray://host:10001).")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option(
+        "--gpus-per-run", help="GPUs per run, fractional to pack runs (0.25: four per GPU); "
+        "0 trains on CPU. Default: 1 when the machine (or Ray cluster) has a GPU, else 0.")
+    ] = None,
+    amp: Annotated[bool | None, typer.Option(
+        "--amp/--no-amp", help="bfloat16 autocast in training (default: the config's "
+        "training.amp, off). Part of the runs' identity when on.")] = None,
+    channels_last: Annotated[bool | None, typer.Option(
+        "--channels-last/--no-channels-last", help="NHWC memory format in training (default: "
+        "the config's training.channels_last, off). Part of the runs' identity when on.")
+    ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Run failed runs again.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Run every run of the study not yet complete in RESULTS (complete runs are skipped)."""
+    from dataclasses import replace
+
     from sparsetopo.study.config import load_config, load_preset
     from sparsetopo.study.runner import run_study
 
     if (config is None) == (preset is None):
         raise UsageError("give either a CONFIG file or --preset NAME (not both)")
     study = load_config(config) if config is not None else load_preset(preset)
+    overrides = {k: v for k, v in (("amp", amp), ("channels_last", channels_last))
+                 if v is not None}
+    if overrides:
+        study = replace(study, training={**study.training, **overrides})
     results = results or DEFAULT_OUT / f"{study.name}.sqlite"
     summary = run_study(study, results, backend=backend, workers=workers,
-                        ray_address=ray_address, retry_failed=retry_failed, progress=not quiet)
+                        ray_address=ray_address, retry_failed=retry_failed, progress=not quiet,
+                        gpus_per_run=gpus_per_run)
+    if not quiet and summary.placement:
+        typer.echo(summary.placement)
     typer.echo(
         f"{summary.total} runs: {summary.ok} done now, {summary.failed} failed, "
         f"{summary.skipped} already in {summary.results_path}"
     )
+    if summary.cpu_fallbacks:
+        typer.echo(f"warning: {summary.cpu_fallbacks} runs asked for a GPU but torch saw none "
+                   "in their process and they trained on CPU (see the device column of "
+                   "`study export`)", err=True)
     if not quiet and not summary.failures:
         typer.echo(f"next: sparsetopo study fit {summary.results_path}")
     if summary.failures:
@@ -69,7 +93,8 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="runs.parquet or runs.csv")],
     status: Annotated[str, typer.Option(help="ok, failed or all runs.")] = "all",
 ) -> None:
-    """Write the runs table (configuration, accuracy, accuracy drop, timings, features)."""
+    """Write the runs table (configuration, accuracy, accuracy drop, timings, where each run
+    trained: device, peak_accelerator_memory_mb, images_per_second; features)."""
     from sparsetopo.study.store import export
 
     path = export(results, out, status=status)

@@ -540,3 +540,79 @@ def sym_abs_matvec(indptr, indices, data, x, bounds, buf):
     for c in range(bounds.size - 1):
         y += buf[c]
     return y
+
+
+@nb.njit(**_OPTS)
+def sym_abs_matvec_into(indptr, indices, data, x, y, diag, laplacian):
+    """``y = (|A| + |A|^T) x`` (or ``diag * x - (|A| + |A|^T) x`` when ``laplacian``) in one
+    serial pass over the edges of A, float32 weights times float64 vectors. Serial on purpose:
+    two of these run at once in two threads (the gap and the radius), without the per-thread
+    scatter buffers and their reduction that a parallel product needs."""
+    n = indptr.size - 1
+    for u in range(n):
+        y[u] = 0.0
+    for u in range(n):
+        s = 0.0
+        xu = x[u]
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            w = abs(np.float64(data[e]))
+            s += w * x[v]
+            y[v] += w * xu
+        y[u] += s
+    if laplacian:
+        for u in range(n):
+            y[u] = diag[u] * x[u] - y[u]
+
+
+@nb.njit(**_OPTS)
+def lanczos_three_term(r, v, v_prev, beta):
+    """One Lanczos step on ``r = A v`` in place: ``r -= beta v_prev``, ``alpha = v.r``,
+    ``r -= alpha v``; returns ``(alpha, |r|^2)``."""
+    n = r.size
+    a = 0.0
+    for i in range(n):
+        t = r[i] - beta * v_prev[i]
+        r[i] = t
+        a += v[i] * t
+    s = 0.0
+    for i in range(n):
+        t = r[i] - a * v[i]
+        r[i] = t
+        s += t * t
+    return a, s
+
+
+@nb.njit(**_OPTS)
+def scale_into(r, c, out):
+    """``out = c * r``."""
+    for i in range(r.size):
+        out[i] = c * r[i]
+
+
+@nb.njit(**_OPTS)
+def orthogonalize(basis, m, r, h):
+    """One classical Gram-Schmidt pass of ``r`` against rows ``0..m-1`` of ``basis``:
+    ``h = basis[:m] r``, ``r -= basis[:m]^T h``; returns ``|r|^2``. Blocked over the columns so
+    that each block of ``r`` stays in cache while every basis row passes over it."""
+    n = r.size
+    blk = 2048
+    for i in range(m):
+        h[i] = 0.0
+    for s in range(0, n, blk):
+        t = min(s + blk, n)
+        for i in range(m):
+            acc = 0.0
+            for q in range(s, t):
+                acc += basis[i, q] * r[q]
+            h[i] += acc
+    nrm = 0.0
+    for s in range(0, n, blk):
+        t = min(s + blk, n)
+        for i in range(m):
+            hi = h[i]
+            for q in range(s, t):
+                r[q] -= hi * basis[i, q]
+        for q in range(s, t):
+            nrm += r[q] * r[q]
+    return nrm

@@ -21,6 +21,8 @@ Schema (every key optional except the grid lists)::
     milestones = [2, 4]
     gamma = 0.1
     augment = true
+    amp = false                       # bfloat16 autocast (GPU throughput; CPU too)
+    channels_last = false             # NHWC memory format
 
     [data]
     data_dir = "path/to/data"         # relative paths are taken from the config file's folder
@@ -34,7 +36,10 @@ Schema (every key optional except the grid lists)::
 Each run is identified by ``run_id`` = sha256 of the canonical JSON (sorted keys, no spaces) of
 its full configuration: model, dataset, method, sparsity, seed, resolved training config, data
 subset settings and metric options. ``data_dir`` is where the data lives, not what it is, so it
-is not part of the hash (moving the data does not invalidate finished runs).
+is not part of the hash (moving the data does not invalidate finished runs); nor is where a run
+trains (CPU or GPU, ``--gpus-per-run``). ``training.amp`` and ``training.channels_last`` enter
+the hash only when true, so that the runs of results files written before they existed keep
+their ids.
 """
 
 from __future__ import annotations
@@ -232,7 +237,8 @@ def _check_keys(raw: dict, source: str) -> None:
 
 def _training(raw: dict, source: str) -> dict[str, Any]:
     types = {"epochs": int, "batch_size": int, "lr": float, "momentum": float,
-             "weight_decay": float, "gamma": float, "augment": bool, "milestones": list}
+             "weight_decay": float, "gamma": float, "augment": bool, "milestones": list,
+             "amp": bool, "channels_last": bool}
     out: dict[str, Any] = {}
     for key, value in raw.items():
         want = types[key]

@@ -140,6 +140,7 @@ def _unit_name(unit: pd.DataFrame, pooled: bool) -> str:
 
 def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan]:
     plans = []
+    skipped: dict[str, list[str]] = {}
     for u, unit in enumerate(units):
         arch = [c for c in unit.columns if c.startswith(_ARCH)] if pooled else []
         for name, patterns in sets.items():
@@ -159,8 +160,7 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
                 if name == BASELINE:
                     raise ValueError(f"{_unit_name(unit, pooled)}: no value of the baseline "
                                      "column sparsity")
-                notes.append(f"{_unit_name(unit, pooled)}: feature set {name} skipped (no "
-                             "value in its columns).")
+                skipped.setdefault(name, []).append(_unit_name(unit, pooled))
                 continue
             x = np.hstack([features[usable].to_numpy(np.float64),
                            unit[arch].to_numpy(np.float64)]) if arch else \
@@ -169,6 +169,8 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
             monotone = ([sign * MONOTONE_DIRECTIONS.get(c, 0) for c in cols]
                         if is_monotone(name) else None)
             plans.append(_Plan(u, name, cols, x, monotone))
+    notes += [f"feature set {name} skipped where it has no value: {', '.join(where)}."
+              for name, where in skipped.items()]
     return plans
 
 

@@ -10,11 +10,27 @@ only the runs in flight, and running the same study again skips the complete run
 Threads: a pool or Ray worker runs with ``cpu_count // workers`` (Ray: 1) torch and BLAS
 threads, since oversubscribed cores slow small CPU kernels down several times. On a Ray
 cluster every node needs sparsetopo installed and, for file-based datasets, the data at the
-configured ``data_dir``; tasks run on CPU (one CPU each).
+configured ``data_dir``; tasks take one CPU each.
+
+GPUs (``gpus_per_run``, fractional packs several runs on one GPU; default 1 when the machine or
+cluster has a GPU, else 0): a Ray task asks for ``num_gpus=gpus_per_run`` (Ray then sets its
+``CUDA_VISIBLE_DEVICES``), and a Ray instance started here declares the GPUs torch sees. The
+local backend runs at most :func:`gpu_slots` runs at once and gives pool worker ``k`` the
+``k``-th GPU round-robin through ``CUDA_VISIBLE_DEVICES`` (set by the pool initializer, before
+torch touches CUDA); with ``gpus_per_run=0`` the workers see no GPU. A request that cannot be
+scheduled (GPUs asked, none visible or none in the cluster) is a :class:`ResourceError` before
+any run starts, never a wait. A run trains on ``cuda`` when it asked for a GPU and torch sees one
+in its process (else on CPU, recorded as such): data on the device, crop + flip there, pruning
+always on CPU so that the masks are the same whatever the device. A run trains on one GPU: a
+whole ``gpus_per_run`` above 1 only reserves the others. Ray gives every GPU task a fresh worker
+process (its default ``max_calls=1`` for GPU tasks), so a run never inherits a CUDA context
+made for another run's GPU. Every record keeps its device, GPU ids, peak accelerator memory and
+images/s in ``RunRecord.resources``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -30,7 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsetopo import data, models
-from sparsetopo.errors import StudyError
+from sparsetopo.errors import ResourceError, StudyError, UsageError
 from sparsetopo.io import show_progress
 from sparsetopo.study.config import RunSpec, StudyConfig, expand_runs
 from sparsetopo.study.store import ResultsStore, RunRecord
@@ -39,13 +55,13 @@ from sparsetopo.study.vocabulary import DENSE
 BACKENDS = ("local", "ray")
 SUBSET_SEED = 0  # the same training/test subset for every run of a study
 RAY_MAX_RETRIES = 2
-
-
+VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 
 @dataclass
 class StudySummary:
-    """Counts of a :func:`run_study` call."""
+    """Counts of a :func:`run_study` call; ``placement`` says where the runs went (workers,
+    GPUs), ``cpu_fallbacks`` counts runs that asked for a GPU but saw none and trained on CPU."""
 
     results_path: str
     total: int
@@ -53,10 +69,112 @@ class StudySummary:
     ok: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    gpus_per_run: float = 0.0
+    placement: str = ""
+    cpu_fallbacks: int = 0
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# --------------------------------------------------------------------------------- GPUs
+
+
+def check_gpus_per_run(gpus_per_run: float | None) -> float | None:
+    """``gpus_per_run`` as a float (None: decide from the GPUs there are); it must be 0, a
+    fraction in (0, 1] or a whole number (what Ray can schedule)."""
+    if gpus_per_run is None:
+        return None
+    bad = isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, int | float)
+    if bad or not math.isfinite(gpus_per_run) or gpus_per_run < 0 or (
+            gpus_per_run > 1 and not float(gpus_per_run).is_integer()):
+        raise UsageError(f"--gpus-per-run must be 0, a fraction in (0, 1] (e.g. 0.25: four "
+                         f"runs per GPU) or a whole number of GPUs, got {gpus_per_run!r}")
+    return float(gpus_per_run)
+
+
+def gpu_slots(n_gpus: int, gpus_per_run: float) -> int:
+    """How many runs of ``gpus_per_run`` GPUs each fit at once on ``n_gpus`` GPUs of one
+    machine: ``n_gpus * floor(1 / g)`` for a fraction ``g`` (a run never spans two GPUs),
+    ``n_gpus // g`` for whole ``g``."""
+    if gpus_per_run <= 0:
+        raise ValueError("gpu_slots needs gpus_per_run > 0")
+    if gpus_per_run <= 1:
+        return int(n_gpus) * math.floor(1 / gpus_per_run + 1e-9)
+    return int(n_gpus) // math.ceil(gpus_per_run)
+
+
+def visible_gpu_ids(n_gpus: int) -> list[str]:
+    """The ids that name this process's ``n_gpus`` GPUs in ``CUDA_VISIBLE_DEVICES`` (its own
+    value when set, so that a worker's id means the same GPU as it does here)."""
+    listed = [d.strip() for d in os.environ.get(VISIBLE_DEVICES, "").split(",") if d.strip()]
+    if VISIBLE_DEVICES in os.environ and len(listed) >= n_gpus:
+        return listed[:n_gpus]
+    return [str(i) for i in range(n_gpus)]
+
+
+def worker_devices(gpu_ids: list[str], gpus_per_run: float, workers: int) -> list[str]:
+    """``CUDA_VISIBLE_DEVICES`` of each local pool worker: none (``""``) when
+    ``gpus_per_run`` is 0; else ``min(workers, gpu_slots)`` workers, worker ``k`` on GPU
+    ``gpu_ids[k % len(gpu_ids)]`` (round-robin, so packed runs spread evenly), or on its own
+    block of ``gpus_per_run`` GPUs when that is a whole number above 1."""
+    if gpus_per_run <= 0:
+        return [""] * workers
+    count = min(workers, gpu_slots(len(gpu_ids), gpus_per_run))
+    if gpus_per_run <= 1:
+        return [gpu_ids[k % len(gpu_ids)] for k in range(count)]
+    per = math.ceil(gpus_per_run)
+    return [",".join(gpu_ids[k * per:(k + 1) * per]) for k in range(count)]
+
+
+@dataclass(frozen=True)
+class _GpuCapacity:
+    """GPUs where the runs go: in all and on the largest machine, and how that was seen."""
+
+    total: float
+    largest: float
+    where: str
+
+
+def _torch_capacity() -> _GpuCapacity:
+    n = torch.cuda.device_count()
+    shown = os.environ.get(VISIBLE_DEVICES)
+    env = f", {VISIBLE_DEVICES}={shown!r}" if shown is not None else ""
+    return _GpuCapacity(n, n, f"torch sees {n} (torch.cuda.device_count() == {n}{env})")
+
+
+def _ray_capacity(ray) -> _GpuCapacity:
+    total = float(ray.cluster_resources().get("GPU", 0))
+    largest = max((float(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes()
+                   if n.get("Alive", True)), default=0.0)
+    return _GpuCapacity(total, largest, f"the Ray cluster has {total:g} (ray.cluster_resources()"
+                                        f"['GPU'] == {total:g})")
+
+
+def _resolve_gpus(gpus_per_run: float | None, capacity: _GpuCapacity) -> float:
+    """The default (1 with GPUs, else 0) or the request, refused when it cannot be scheduled."""
+    if gpus_per_run is None:
+        return 1.0 if capacity.total >= 1 else 0.0
+    if gpus_per_run == 0:
+        return 0.0
+    if capacity.total <= 0:
+        where = capacity.where.replace(" sees 0 ", " sees none ").replace(" has 0 ", " has none ")
+        raise ResourceError(f"--gpus-per-run {gpus_per_run:g} asks for GPUs but {where}; use "
+                            "--gpus-per-run 0 to train on CPU")
+    if gpus_per_run > capacity.largest:
+        raise ResourceError(f"--gpus-per-run {gpus_per_run:g} asks for {gpus_per_run:g} GPUs "
+                            f"per run but no machine has that many ({capacity.where}, at most "
+                            f"{capacity.largest:g} on one machine); ask for fewer")
+    return gpus_per_run
+
+
+def training_device(gpus_per_run: float | None) -> torch.device:
+    """Where a run trains: ``cuda`` (the first GPU this process sees) when it asked for a GPU
+    (None: whenever there is one) and torch sees one, else ``cpu``."""
+    if (gpus_per_run is None or gpus_per_run > 0) and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 def _image_shape(info) -> tuple[int, int, int]:
@@ -78,10 +196,11 @@ def _build_model(spec: RunSpec, info):
                          image_size=_image_shape(info)[1])
 
 
-def _loaders(spec: RunSpec):
+def _loaders(spec: RunSpec, device: torch.device | None = None):
     """(prune, train, test) loaders over fixed subsets (``data.train_subset``/``test_subset``).
     The pruning loader is the training subset without augmentation, in an order seeded by the
-    run seed; the training loader is augmented when ``training.augment``."""
+    run seed, on the CPU; the training loader is augmented when ``training.augment``; the
+    training and test loaders hold their data on ``device`` (same batches as on CPU)."""
     options = _data_options(spec)
     n_train = len(data.get_dataset(spec.dataset, "train", **options))
     n_test = len(data.get_dataset(spec.dataset, "test", **options))
@@ -89,14 +208,15 @@ def _loaders(spec: RunSpec):
     test_idx = data.subset_indices(n_test, spec.data.test_subset, SUBSET_SEED)
     batch = spec.training.batch_size
 
-    def loader(split, indices, batch_size, shuffle, augment, seed):
+    def loader(split, indices, batch_size, shuffle, augment, seed, on=None):
         return data.make_loader(spec.dataset, split, batch_size, shuffle=shuffle,
-                                augment=augment, seed=seed, indices=indices, **options)
+                                augment=augment, seed=seed, indices=indices, device=on,
+                                **options)
 
     return (
         loader("train", train_idx, batch, True, False, spec.seed),
-        loader("train", train_idx, batch, True, spec.training.augment, spec.seed),
-        loader("test", test_idx, max(batch, 256), False, False, 0),
+        loader("train", train_idx, batch, True, spec.training.augment, spec.seed, device),
+        loader("test", test_idx, max(batch, 256), False, False, 0, device),
     )
 
 
@@ -118,12 +238,15 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
     return model, _image_shape(info)
 
 
-def execute_run(spec: RunSpec, progress: bool = False) -> RunRecord:
+def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | None = None
+                ) -> RunRecord:
     """Run one grid point and return its record (``status="failed"`` with the error and its
     traceback if anything raises; this function itself never raises an ``Exception``).
 
     Steps: :func:`pruned_network` -> features on the pruned initialization (none for dense
-    baselines) -> ``training.train`` -> test accuracy.
+    baselines) -> ``training.train`` on :func:`training_device` (``gpus_per_run`` None: a GPU
+    when there is one; :func:`run_study` always passes the resolved request) -> test accuracy.
+    The record's ``resources`` say where it trained and how fast.
     """
     from sparsetopo.study.features import timed_network_features
     from sparsetopo.training import train
@@ -131,6 +254,10 @@ def execute_run(spec: RunSpec, progress: bool = False) -> RunRecord:
     started, t0 = _now(), time.perf_counter()
     timings: dict[str, float] = {}
     features: dict[str, float] = {}
+    device = training_device(gpus_per_run)
+    resources: dict = {"device": str(device), "gpus_per_run": gpus_per_run,
+                       "cuda_visible_devices": os.environ.get(VISIBLE_DEVICES),
+                       "torch_threads": torch.get_num_threads()}
     try:
         model, input_shape = pruned_network(spec, progress)
         timings["prune"] = time.perf_counter() - t0
@@ -140,19 +267,23 @@ def execute_run(spec: RunSpec, progress: bool = False) -> RunRecord:
                 identity_skips=spec.metrics.identity_skips, progress=progress)
             timings["features"] = sum(feature_times.values())
             timings.update({f"features.{k}": v for k, v in feature_times.items()})
-        _, train_loader, test_loader = _loaders(spec)
-        result = train(model, train_loader, test_loader, spec.training, seed=spec.seed,
-                       progress=progress)
+        _, train_loader, test_loader = _loaders(spec, device)
+        result = train(model, train_loader, test_loader, spec.training, device=device,
+                       seed=spec.seed, progress=progress)
         timings["train"] = result.seconds
         timings["total"] = time.perf_counter() - t0
+        resources.update(device=result.device, device_name=result.device_name,
+                         peak_accelerator_memory_mb=result.peak_memory_mb,
+                         images_per_second=result.images_per_second,
+                         train_images=result.images, train_loop_seconds=result.train_seconds)
         return RunRecord(spec.run_id, spec.to_dict(), "ok", None, result.test_accuracy, features,
-                         timings, started, _now(), socket.gethostname())
+                         timings, started, _now(), socket.gethostname(), resources)
     except Exception as exc:
         timings["total"] = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}".strip()
         error = f"{message}\n\n{traceback.format_exc()}"
         return RunRecord(spec.run_id, spec.to_dict(), "failed", error, None, {}, timings,
-                         started, _now(), socket.gethostname())
+                         started, _now(), socket.gethostname(), resources)
 
 
 def limit_threads(threads: int) -> None:
@@ -165,24 +296,53 @@ def limit_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def execute_run_dict(config: dict, threads: int | None = None) -> RunRecord:
+def execute_run_dict(config: dict, threads: int | None = None, gpus_per_run: float = 0.0
+                     ) -> RunRecord:
     """:func:`execute_run` from a plain configuration dict (what worker processes receive),
     with :func:`limit_threads` first when ``threads`` is given."""
     if threads:
         limit_threads(threads)
-    return execute_run(RunSpec.from_dict(config), progress=False)
+    return execute_run(RunSpec.from_dict(config), progress=False, gpus_per_run=gpus_per_run)
+
+
+def _ray_task(config: dict, threads: int, gpus_per_run: float) -> RunRecord:
+    """A Ray task: :func:`execute_run_dict`, plus the GPU ids Ray assigned to it."""
+    import ray
+
+    record = execute_run_dict(config, threads, gpus_per_run)
+    record.resources["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]
+    return record
 
 
 def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _run_local_pool(pending: list[RunSpec], workers: int, on_result: Callable[[RunRecord], None]
-                    ) -> None:
-    threads = _threads_per_worker(workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=limit_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(execute_run_dict, spec.to_dict()) for spec in pending]
+def init_worker(threads: int, devices) -> None:
+    """Pool initializer: this worker's ``CUDA_VISIBLE_DEVICES`` (the next one from the
+    ``devices`` queue; before anything initialises CUDA, which reads it once) and
+    :func:`limit_threads`."""
+    os.environ[VISIBLE_DEVICES] = devices.get()
+    limit_threads(threads)
+
+
+def worker_pool(devices: list[str]) -> ProcessPoolExecutor:
+    """A spawn process pool of ``len(devices)`` workers, worker ``k`` started with
+    ``CUDA_VISIBLE_DEVICES=devices[k]`` and ``cpu_count // workers`` threads."""
+    context = get_context("spawn")
+    queue = context.SimpleQueue()
+    for device in devices:
+        queue.put(device)
+    return ProcessPoolExecutor(max_workers=len(devices), mp_context=context,
+                               initializer=init_worker,
+                               initargs=(_threads_per_worker(len(devices)), queue))
+
+
+def _run_local_pool(pending: list[RunSpec], devices: list[str], gpus_per_run: float,
+                    on_result: Callable[[RunRecord], None]) -> None:
+    with worker_pool(devices) as pool:
+        futures = [pool.submit(execute_run_dict, spec.to_dict(), None, gpus_per_run)
+                   for spec in pending]
         try:
             for future in as_completed(futures):
                 on_result(future.result())
@@ -192,22 +352,39 @@ def _run_local_pool(pending: list[RunSpec], workers: int, on_result: Callable[[R
                 "same command again to continue, perhaps with fewer --workers") from None
 
 
-def _run_ray(pending: list[RunSpec], workers: int, ray_address: str | None,
-             on_result: Callable[[RunRecord], None]) -> None:
+def _import_ray():
     try:
         import ray
     except ImportError:
         raise ValueError("the ray backend needs the 'ray' package (pip install ray)") from None
+    return ray
+
+
+def _run_ray(pending: list[RunSpec], workers: int, ray_address: str | None,
+             gpus_per_run: float | None, on_result: Callable[[RunRecord], None],
+             summary: StudySummary) -> None:
+    """Run ``pending`` as Ray tasks of one CPU and ``gpus_per_run`` GPUs each, on the Ray
+    instance already initialised in this process, the cluster at ``ray_address`` or a local
+    instance of ``workers`` CPUs and the GPUs torch sees; ``gpus_per_run`` is resolved against
+    the cluster's GPUs before any task is submitted."""
+    ray = _import_ray()
     started_here = False
     if not ray.is_initialized():
         if ray_address:
             ray.init(address=ray_address, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers, num_gpus=torch.cuda.device_count(),
+                     include_dashboard=False, log_to_driver=False)
         started_here = True
     try:
-        task = ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES)(execute_run_dict)
-        in_flight = {task.remote(spec.to_dict(), 1): spec for spec in pending}
+        gpus_per_run = _resolve_gpus(gpus_per_run, _ray_capacity(ray))
+        summary.gpus_per_run = gpus_per_run
+        cluster = ray.cluster_resources()
+        summary.placement = (f"ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} "
+                             f"GPUs; each run 1 CPU and {gpus_per_run:g} GPU")
+        task = ray.remote(num_cpus=1, num_gpus=gpus_per_run,
+                          max_retries=RAY_MAX_RETRIES)(_ray_task)
+        in_flight = {task.remote(spec.to_dict(), 1, gpus_per_run): spec for spec in pending}
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             spec = in_flight.pop(ready[0])
@@ -216,11 +393,24 @@ def _run_ray(pending: list[RunSpec], workers: int, ray_address: str | None,
             except ray.exceptions.RayError as exc:  # worker lost after all retries
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 record = RunRecord(spec.run_id, spec.to_dict(), "failed",
-                                   f"{type(exc).__name__}: {first}", finished=_now())
+                                   f"{type(exc).__name__}: {first}", finished=_now(),
+                                   resources={"gpus_per_run": gpus_per_run})
             on_result(record)
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _local_placement(devices: list[str], gpus_per_run: float) -> str:
+    workers = max(1, len(devices))
+    if gpus_per_run <= 0:
+        return f"local: {workers} worker{'s' * (workers > 1)} on CPU"
+    if len(devices) <= 1:
+        shown = os.environ.get(VISIBLE_DEVICES)
+        return (f"local: 1 worker on GPU {devices[0] if devices else '0'} ({gpus_per_run:g} GPU "
+                f"per run" + (f", {VISIBLE_DEVICES}={shown}" if shown is not None else "") + ")")
+    return (f"local: {workers} workers, {gpus_per_run:g} GPU per run, "
+            f"{VISIBLE_DEVICES} per worker: {' '.join(devices)}")
 
 
 def _preflight(runs: list[RunSpec], check_data: bool) -> None:
@@ -251,21 +441,41 @@ def run_study(
     retry_failed: bool = False,
     progress: bool = True,
     runs: Iterable[RunSpec] | None = None,
+    gpus_per_run: float | None = None,
 ) -> StudySummary:
     """Run every run of ``config`` (or the given ``runs``) not yet complete in
-    ``results_path``; failed runs are re-run only with ``retry_failed``. Returns the counts."""
+    ``results_path``; failed runs are re-run only with ``retry_failed``. Returns the counts.
+
+    ``gpus_per_run`` (see the module docstring; None: 1 when there is a GPU, else 0) is checked
+    against the GPUs torch sees (local backend, or a Ray instance started here) or the Ray
+    cluster's (an initialised Ray or ``ray_address``) before any run starts:
+    :class:`ResourceError` when GPUs are asked for and there are none."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if ray_address and backend != "ray":
         raise ValueError("--ray-address needs --backend ray")
+    gpus_per_run = check_gpus_per_run(gpus_per_run)
+    devices: list[str] = []
+    if backend == "local":
+        gpus_per_run = _resolve_gpus(gpus_per_run, _torch_capacity())
+        if workers > 1 or gpus_per_run > 0:
+            ids = visible_gpu_ids(torch.cuda.device_count()) if gpus_per_run > 0 else []
+            devices = worker_devices(ids, gpus_per_run, workers)
+    elif not ray_address:  # a Ray instance of this process: its GPUs are known now
+        ray = _import_ray()
+        capacity = _ray_capacity(ray) if ray.is_initialized() else _torch_capacity()
+        gpus_per_run = _resolve_gpus(gpus_per_run, capacity)
     runs = list(runs) if runs is not None else expand_runs(config)
     with ResultsStore(results_path) as store:
         done = store.statuses()
         skip = {"ok", "failed"} - ({"failed"} if retry_failed else set())
         pending = [r for r in runs if done.get(r.run_id) not in skip]
-        summary = StudySummary(os.fspath(results_path), len(runs), skipped=len(runs) - len(pending))
+        summary = StudySummary(os.fspath(results_path), len(runs), skipped=len(runs) - len(pending),
+                               gpus_per_run=gpus_per_run or 0.0)
+        if backend == "local":
+            summary.placement = _local_placement(devices, gpus_per_run)
         if not pending:
             return summary
         _preflight(pending, check_data=not (backend == "ray" and ray_address))
@@ -276,6 +486,9 @@ def run_study(
         def on_result(record: RunRecord) -> None:
             store.write(record)
             label = labels.get(record.run_id, record.run_id[:12])
+            asked = record.resources.get("gpus_per_run") or 0
+            if asked > 0 and record.resources.get("device") == "cpu":
+                summary.cpu_fallbacks += 1
             if record.status == "ok":
                 summary.ok += 1
                 line = f"ok     {label}  accuracy={record.accuracy:.4f}"
@@ -290,13 +503,13 @@ def run_study(
 
         try:
             if backend == "ray":
-                _run_ray(pending, workers, ray_address, on_result)
-            elif workers == 1:
+                _run_ray(pending, workers, ray_address, gpus_per_run, on_result, summary)
+            elif len(devices) <= 1:  # in this process (with its own CUDA_VISIBLE_DEVICES)
                 for spec in pending:
                     bar.set_postfix_str(spec.label)
-                    on_result(execute_run(spec, progress=progress))
+                    on_result(execute_run(spec, progress=progress, gpus_per_run=gpus_per_run))
             else:
-                _run_local_pool(pending, workers, on_result)
+                _run_local_pool(pending, devices, gpus_per_run, on_result)
         finally:
             bar.close()
     return summary

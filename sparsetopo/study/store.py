@@ -2,8 +2,11 @@
 
 Tables: ``meta(key, value)`` records ``application = sparsetopo-results`` and
 ``schema_version``; ``runs(run_id PK, config_json, status ('ok'|'failed'), error, accuracy,
-features_json, timings_json, started, finished, host)``. A run is therefore either complete or
-absent, whatever happens to the writer. WAL journal and a busy timeout let readers work while
+features_json, timings_json, started, finished, host, resources_json)``. A run is therefore
+either complete or absent, whatever happens to the writer. ``resources_json`` (where the run
+trained: device, GPU ids, peak accelerator memory, images/s) was added after schema version 1
+first shipped: a writer adds the column to an older file (``ALTER TABLE``), a reader of such a
+file sees no resources. WAL journal and a busy timeout let readers work while
 the study runs (only the driver process writes).
 """
 
@@ -31,7 +34,11 @@ BUSY_TIMEOUT_S = 60.0
 STATUSES = ("ok", "failed")
 CONFIG_COLUMNS = ("model", "dataset", "method", "sparsity", "seed")
 TRAINING_COLUMNS = ("epochs", "lr", "momentum", "weight_decay", "batch_size", "milestones",
-                    "gamma", "augment")
+                    "gamma", "augment", "amp", "channels_last")
+#: Training options absent from configurations written before they existed: their default.
+TRAINING_DEFAULTS = {"amp": False, "channels_last": False}
+#: Where and how fast a run trained (``RunRecord.resources``), as exported.
+RESOURCE_COLUMNS = ("device", "peak_accelerator_memory_mb", "images_per_second")
 OTHER_CONFIG_COLUMNS = ("train_subset", "test_subset", "image_size", "identity_skips")
 
 _SCHEMA = (
@@ -46,16 +53,21 @@ _SCHEMA = (
     timings_json TEXT,
     started TEXT,
     finished TEXT,
-    host TEXT
+    host TEXT,
+    resources_json TEXT
 )""",
 )
+ROW_COLUMNS = ("run_id", "config_json", "status", "error", "accuracy", "features_json",
+               "timings_json", "started", "finished", "host", "resources_json")
 
 
 
 
 @dataclass
 class RunRecord:
-    """What one finished run leaves in the store."""
+    """What one finished run leaves in the store. ``resources``: where it trained (``device``,
+    ``device_name``, ``gpus_per_run``, ``gpu_ids`` Ray assigned, ``cuda_visible_devices`` it
+    saw, ``peak_accelerator_memory_mb``, ``images_per_second``, ...)."""
 
     run_id: str
     config: dict[str, Any]
@@ -67,6 +79,7 @@ class RunRecord:
     started: str | None = None
     finished: str | None = None
     host: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
 
 
 def _json(obj: Any) -> str:
@@ -76,6 +89,8 @@ def _json(obj: Any) -> str:
             return None
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
         return v
     return json.dumps(clean(obj), sort_keys=True)
 
@@ -105,6 +120,24 @@ def _check_meta(conn: sqlite3.Connection, path: str) -> None:
         raise StoreError(f"{path} is damaged: no 'runs' table")
 
 
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a results file written by an older sparsetopo (same schema version, fewer
+    columns) up to date; the runs it holds are kept as they are."""
+    if "resources_json" not in _columns(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "resources_json" not in _columns(conn):  # another writer may have added it
+                conn.execute("ALTER TABLE runs ADD COLUMN resources_json TEXT")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
 class ResultsStore:
     """Open (creating it when absent) a results file for writing runs."""
 
@@ -116,6 +149,7 @@ class ResultsStore:
         try:
             if exists:
                 _check_meta(self.conn, self.path)
+                _add_missing_columns(self.conn)
             else:
                 self._create()
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -152,11 +186,12 @@ class ResultsStore:
             accuracy = None
         row = (record.run_id, canonical_json(record.config), record.status, record.error,
                accuracy, _json(record.features), _json(record.timings), record.started,
-               record.finished, record.host)
+               record.finished, record.host, _json(record.resources))
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            c.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            c.execute(f"INSERT OR REPLACE INTO runs ({', '.join(ROW_COLUMNS)}) VALUES "
+                      f"({', '.join('?' * len(ROW_COLUMNS))})", row)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -179,10 +214,9 @@ def _read_rows(path: str | os.PathLike) -> list[tuple]:
     conn = _connect(path)
     try:
         _check_meta(conn, path)
-        return conn.execute(
-            "SELECT run_id, config_json, status, error, accuracy, features_json, timings_json, "
-            "started, finished, host FROM runs"
-        ).fetchall()
+        present = _columns(conn)
+        select = ", ".join(c if c in present else f"NULL AS {c}" for c in ROW_COLUMNS)
+        return conn.execute(f"SELECT {select} FROM runs").fetchall()
     finally:
         conn.close()
 
@@ -195,14 +229,14 @@ def _feature_order(name: str) -> tuple[int, str]:
 
 def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
     run_id, config_json, status, error, accuracy, features_json, timings_json, started, finished, \
-        host = row
+        host, resources_json = row
     config = json.loads(config_json)
     training = config.get("training", {})
     data = config.get("data", {})
     timings = json.loads(timings_json or "{}")
     out: dict[str, Any] = {"run_id": run_id}
     out.update({k: config.get(k) for k in CONFIG_COLUMNS})
-    out.update({k: training.get(k) for k in TRAINING_COLUMNS})
+    out.update({k: training.get(k, TRAINING_DEFAULTS.get(k)) for k in TRAINING_COLUMNS})
     out["milestones"] = ",".join(str(m) for m in training.get("milestones", []))
     out["train_subset"] = data.get("train_subset")
     out["test_subset"] = data.get("test_subset")
@@ -214,6 +248,11 @@ def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
                train_seconds=timings.get("train", np.nan),
                metrics_seconds=timings.get("features", np.nan),
                started=started, finished=finished, host=host)
+    resources = json.loads(resources_json or "{}")
+    out["device"] = resources.get("device")
+    for key in RESOURCE_COLUMNS[1:]:
+        value = resources.get(key)
+        out[key] = np.nan if value is None else float(value)
     features = {k: (np.nan if v is None else float(v))
                 for k, v in json.loads(features_json or "{}").items()}
     baseline = hashed_part(config)
@@ -227,11 +266,15 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
     sparsity, seed.
 
     Columns: ``run_id``, the configuration (model, dataset, method, sparsity, seed, epochs, lr,
-    momentum, weight_decay, batch_size, milestones, gamma, augment, train_subset, test_subset,
+    momentum, weight_decay, batch_size, milestones, gamma, augment, amp, channels_last,
+    train_subset, test_subset,
     image_size, identity_skips), ``status``, ``error``, ``accuracy``, ``dense_accuracy``, ``accuracy_drop``
     (= dense accuracy of the run with the same model, dataset, seed, training and data settings
     minus ``accuracy``; NaN without a successful dense run), ``prune_seconds``,
-    ``train_seconds``, ``metrics_seconds``, ``started``, ``finished``, ``host``, then every
+    ``train_seconds``, ``metrics_seconds``, ``started``, ``finished``, ``host``, ``device``
+    (``cpu``, ``cuda:0``, ...; None for runs stored before it was recorded),
+    ``peak_accelerator_memory_mb`` (NaN on CPU), ``images_per_second`` (training throughput),
+    then every
     feature column (``density.*``, ``ramanujan.*``, ``rolled.*``, ``rolled_channel.*``,
     ``mge.*``, ``paths.*``, ``bottleneck.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
     """
@@ -250,13 +293,15 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
         feature_rows.append(features)
     base_cols = (["run_id", *CONFIG_COLUMNS, *TRAINING_COLUMNS, *OTHER_CONFIG_COLUMNS, "status",
                   "error", "accuracy", "dense_accuracy", "accuracy_drop", "prune_seconds",
-                  "train_seconds", "metrics_seconds", "started", "finished", "host"])
+                  "train_seconds", "metrics_seconds", "started", "finished", "host",
+                  *RESOURCE_COLUMNS])
     feature_cols = sorted({k for f in feature_rows for k in f}, key=_feature_order)
     df = pd.DataFrame(rows, columns=base_cols)
     feats = pd.DataFrame(feature_rows, columns=feature_cols, dtype=float, index=df.index)
     df = pd.concat([df, feats], axis=1)
     for col in ("sparsity", "accuracy", "dense_accuracy", "accuracy_drop", "lr", "momentum",
-                "weight_decay", "gamma", "prune_seconds", "train_seconds", "metrics_seconds"):
+                "weight_decay", "gamma", "prune_seconds", "train_seconds", "metrics_seconds",
+                *RESOURCE_COLUMNS[1:]):
         df[col] = df[col].astype(float)
     df = df.sort_values(["model", "dataset", "method", "sparsity", "seed", "run_id"],
                         kind="stable").reset_index(drop=True)

@@ -89,12 +89,12 @@ def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.
     for protocol in config["protocols"]:
         lines += [f"- {verdict(comparison, protocol)}"]
     head = comparison[comparison["model"] == MEAN]
-    lines += ["", "Mean over (model, dataset) pairs:", ""]
+    intro = "Mean over (model, dataset) pairs:"
     if "pairs" in head.columns and head["pairs"].nunique() > 1:
-        lines[-1] = ("Mean over (model, dataset) pairs (`pairs`: how many; a set without values "
-                     "for a pair is skipped there, so compare such sets through their gain, "
-                     "which is always taken pair by pair against the same pair's sparsity):")
-        lines.append("")
+        intro = ("Mean over (model, dataset) pairs (`pairs`: how many; a set without values "
+                 "for a pair is skipped there, so compare such sets through their gain, which "
+                 "is always taken pair by pair against the same pair's sparsity):")
+    lines += ["", intro, ""]
     if not head.empty:
         lines += [markdown_table(head[["protocol", "feature_set", "pairs", "r2", "mae",
                                        "gain_over_sparsity", "gain_spread", "folds_better",
