@@ -362,7 +362,8 @@ def multipartite(
             "n_weights": plan.n_weights,
             "identity_edges": sum(j.n_edges for j in plan.jobs if j.op is None)}
     return from_edges(src, dst, weight, plan.partitions, weight_ids=wid, kind="mge",
-                      output_index=plan.output_index, meta=meta, merge=plan.may_merge)
+                      output_index=plan.output_index, meta=meta, merge=plan.may_merge,
+                      consume=True)  # the edge arrays are freed during the CSR build
 
 
 def multipartite_pair(

@@ -147,9 +147,21 @@ def linear_edges(weight: np.ndarray, mask: np.ndarray) -> LayerEdges:
 
 def layer_arrays(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """Effective weight (float32 numpy, as stored on the edges) and presence mask of a
-    conv/linear module."""
-    w, m = weight_and_mask(module)
-    return w.to(torch.float32).cpu().numpy(), m.cpu().numpy()
+    conv/linear module: ``weight_and_mask`` computed in numpy when the weight is a float32 or
+    float64 CPU tensor (torch's element-wise ops go through its OpenMP pool, whose wake-ups cost
+    milliseconds per layer on a loaded 2-core machine), in torch otherwise."""
+    masked = hasattr(module, "weight_mask")
+    w = module.weight_orig if masked else module.weight
+    if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64):
+        w, m = weight_and_mask(module)
+        return w.to(torch.float32).cpu().numpy(), m.cpu().numpy()
+    w = w.detach().numpy()
+    if masked:
+        mask = module.weight_mask.detach().cpu().numpy() != 0
+        w = w * mask
+    else:
+        mask = w != 0
+    return w.astype(np.float32, copy=False), mask
 
 
 def layer_edges(module: nn.Module, in_shape, out_shape, arrays=None) -> LayerEdges:

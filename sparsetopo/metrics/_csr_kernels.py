@@ -39,8 +39,8 @@ def _popcount(x):
 
 @nb.njit(**_OPTS)
 def in_degree(indices, n):
-    """Number of entries per column."""
-    deg = np.zeros(n, np.int64)
+    """Number of entries per column (int32: an MGE's edge count fits, see ``index_dtype``)."""
+    deg = np.zeros(n, indices.dtype)
     for e in range(indices.size):
         deg[indices[e]] += 1
     return deg
@@ -112,11 +112,11 @@ def alternates_parity(indptr, indices, part):
 def coreness(uptr, uidx):
     """Coreness of every node (Batagelj & Zaversnik 2003, O(n + m) bucket peeling)."""
     n = uptr.size - 1
-    deg = (uptr[1:] - uptr[:-1]).astype(np.int64)
+    deg = (uptr[1:] - uptr[:-1]).astype(uidx.dtype)  # int32 arrays: half the memory traffic
     if n == 0:
         return deg
     md = deg.max()
-    bins = np.zeros(md + 1, np.int64)
+    bins = np.zeros(md + 1, uidx.dtype)
     for v in range(n):
         bins[deg[v]] += 1
     start = 0
@@ -124,8 +124,8 @@ def coreness(uptr, uidx):
         num = bins[d]
         bins[d] = start
         start += num
-    pos = np.empty(n, np.int64)
-    vert = np.empty(n, np.int64)
+    pos = np.empty(n, uidx.dtype)
+    vert = np.empty(n, uidx.dtype)
     for v in range(n):
         pos[v] = bins[deg[v]]
         vert[pos[v]] = v
@@ -157,11 +157,12 @@ def bridges_articulation_components(uptr, uidx):
     """(bridges, articulation points, connected components) of a simple undirected graph by one
     iterative Tarjan lowpoint DFS; isolated nodes are components of their own."""
     n = uptr.size - 1
-    disc = np.full(n, -1, np.int64)
-    low = np.zeros(n, np.int64)
-    parent = np.full(n, -1, np.int64)
-    it = np.zeros(n, np.int64)
-    stack = np.empty(n, np.int64)
+    ix = uidx.dtype  # node ids and discovery times fit the index type (int32 for an MGE)
+    disc = np.full(n, -1, ix)
+    low = np.zeros(n, ix)
+    parent = np.full(n, -1, ix)
+    it = np.zeros(n, uptr.dtype)
+    stack = np.empty(n, ix)
     is_cut = np.zeros(n, np.bool_)
     t = 0
     n_bridges = 0

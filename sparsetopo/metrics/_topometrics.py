@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
@@ -21,13 +22,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding.graph import LayeredGraph
 from sparsetopo.io import show_progress
 
 from . import _csr_kernels as K
+from ._lanczos import LanczosNoConvergence, extreme_eigenvalues, largest_eigenvalue
 
 # numba's OpenMP layer spin-waits: on a busy 2-core machine a 7 ms kernel took 80 ms. The
 # portable work-queue layer does not (it only needs kernels launched from one thread at a time).
@@ -202,6 +204,14 @@ class GraphView:
         return self._timed("coreness", lambda: K.coreness(uptr, uidx))
 
     @cached_property
+    def motif_flags(self) -> np.ndarray:
+        """Nodes with an incident edge that skips a partition (``K.long_edge_nodes``: every
+        triangle has two of them; the motif count needs them)."""
+        a = self.adjacency
+        return self._timed("motif_flags", lambda: K.long_edge_nodes(a.indptr, a.indices,
+                                                                    self.partition_index))
+
+    @cached_property
     def active(self) -> np.ndarray:
         """Boolean mask of the nodes with at least one edge (the spectral operators' nodes)."""
         return (self.out_degree > 0) | (self.in_degree > 0)
@@ -362,9 +372,7 @@ def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
     if roots.size == 0:
         return 0.0
     uptr, uidx = v.undirected
-    a = v.adjacency
-    flag = K.long_edge_nodes(a.indptr, a.indices, v.partition_index)
-    counts = K.motif_root_counts(uptr, uidx, flag, roots, min(numba.get_num_threads(), roots.size))
+    counts = K.motif_root_counts(uptr, uidx, v.motif_flags, roots, min(numba.get_num_threads(), roots.size))
     return float(counts.sum()) * (v.n / roots.size)
 
 
@@ -435,32 +443,78 @@ def _no_spectrum(v: GraphView) -> bool:
 #: (``GraphView.node_permutation``): ``x`` no longer fits in cache and neighbouring ids make the
 #: random reads local (ResNet-50 @224: 0.50 -> 0.34 s per product).
 RELABEL_MIN_NODES = 1 << 20
+#: Below this fraction of nodes with an edge, the spectra run on a copy of the graph without
+#: its isolated nodes (shorter vectors); above it on the graph's own CSR arrays, isolated nodes
+#: included (they only add zero eigenvalues), which saves the copy (8 bytes per edge, 0.1-0.7 s
+#: on conv6).
+COPY_ACTIVE_FRACTION = 0.5
+#: Memory the Lanczos basis of ``spectral_gap`` may use (it grows by one vector per step; 20-50
+#: steps on the MGEs of the speed issue). An operator too large for ``LANCZOS_MIN_BASIS`` vectors
+#: in it goes to ARPACK (16 vectors) instead.
+LANCZOS_BASIS_BYTES = 256 << 20
+LANCZOS_MIN_BASIS = 40
+
+
+class _MatrixFree(LinearOperator):
+    """A symmetric operator on ``dim``-vectors given by ``apply_into(x, out)`` (a serial numba
+    product: ``out = A x``), acting on the vectors supported on ``support`` (a boolean mask;
+    ``None``: all). ``_eigsh`` solves it by Lanczos; ``compressed()`` is the same operator on
+    the support's coordinates, for the dense and ARPACK fallbacks."""
+
+    def __init__(self, dim: int, apply_into, support: np.ndarray | None = None):
+        super().__init__(dtype=np.float64, shape=(dim, dim))
+        self.apply_into = apply_into
+        self.support = support
+
+    def _matvec(self, x):
+        out = np.empty(self.shape[0])
+        self.apply_into(np.ascontiguousarray(x, dtype=np.float64).ravel(), out)
+        return out
+
+    def compressed(self) -> LinearOperator:
+        if self.support is None:
+            return self
+        idx = np.flatnonzero(self.support)
+        full = np.zeros(self.shape[0])
+
+        def matvec(x):
+            full[idx] = np.ravel(x)
+            return self._matvec(full)[idx]
+
+        return LinearOperator((idx.size, idx.size), dtype=np.float64, matvec=matvec)
+
+    @property
+    def support_size(self) -> int:
+        return self.shape[0] if self.support is None else int(self.support.sum())
 
 
 class _SymOperators:
-    """Matrix-free float64 operators ``S x = |A| x + |A|^T x`` (one pass over the directed CSR)
-    and its Laplacian, on the nodes with at least one edge: isolated nodes only add zero
-    eigenvalues to ``S`` and to its Laplacian, and dropping them shortens ARPACK's vectors.
+    """Matrix-free float64 operators on ``S = |A| + |A|^T`` (float32 weights times float64
+    vectors, one serial pass over the directed CSR per product): ``S`` itself, its Laplacian
+    ``diag(S 1) - S`` and, when partition parity 2-colours the graph, ``S^2`` on one colour
+    class (the Gram matrix of the biadjacency).
 
-    When partition parity 2-colours the graph, operator ids put colour 0 first
-    (``self.split`` = its size) so that the Gram operator slices instead of indexing."""
+    Vectors are indexed by node (``dim = nodes``), isolated nodes included: they only add zero
+    eigenvalues and keeping them saves a copy of the graph. The spectra run on a relabelled copy
+    without isolated nodes (``dim = size``) when these are most of the graph, or channel-minor
+    for locality on huge graphs (``RELABEL_MIN_NODES``). ``size`` is the number of nodes with
+    an edge (the operators' nonzero part). Every operator method returns a new operator with
+    its own scratch space, so two threads can each solve one."""
 
     def __init__(self, v: GraphView):
         a = v.adjacency
         keep = v.active
         self.size = v.n_active
+        order = None
         if self.size >= RELABEL_MIN_NODES:
             order = np.argsort(v.node_permutation())  # new position -> node
             order = order[keep[order]]
-        else:
+        elif self.size < COPY_ACTIVE_FRACTION * v.n:
             order = np.flatnonzero(keep)
-        self.split = None
-        if K.alternates_parity(a.indptr, a.indices, v.partition_index):
-            odd = (v.partition_index[order] % 2).astype(bool)
-            order = np.concatenate([order[~odd], order[odd]])
-            self.split = int((~odd).sum())
-        if self.size == v.n and np.array_equal(order, np.arange(v.n)):
+        if order is None or (order.size == v.n and np.array_equal(order, np.arange(v.n))):
             self.indptr, self.indices, self.data = a.indptr, a.indices, a.data
+            self.active = keep
+            nodes = None
         else:  # every dropped row is empty, so the kept rows hold every edge
             new_id = np.full(v.n, -1, a.indices.dtype)
             new_id[order] = np.arange(order.size, dtype=a.indices.dtype)
@@ -470,60 +524,104 @@ class _SymOperators:
             self.indices, self.data = K.relabel_rows(
                 a.indptr, a.indices, a.data, order, new_id, self.indptr, bounds
             )
-        self.bounds = K.balanced_bounds(self.indptr, numba.get_num_threads())
-        self.buf = np.zeros((self.bounds.size - 1, self.size))
+            self.active = np.ones(order.size, bool)
+            nodes = order
+        self.dim = self.indptr.size - 1
+        self.colour = None  # partition parity of every vector index, if it 2-colours the graph
+        if K.alternates_parity(a.indptr, a.indices, v.partition_index):
+            part = v.partition_index if nodes is None else v.partition_index[nodes]
+            self.colour = (part % 2).astype(bool)
+        self._diag = None
+        self._zero = np.zeros(0)
+
+    def _product(self, x, out, diag=None):
+        K.sym_abs_matvec_into(self.indptr, self.indices, self.data, x, out,
+                              self._zero if diag is None else diag, diag is not None)
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float64).ravel()
-        return K.sym_abs_matvec(self.indptr, self.indices, self.data, x, self.bounds, self.buf)
+        out = np.empty(self.dim)
+        self._product(np.ascontiguousarray(x, dtype=np.float64).ravel(), out)
+        return out
 
-    def adjacency(self) -> LinearOperator:
-        return LinearOperator((self.size, self.size), dtype=np.float64, matvec=self.matvec)
+    @property
+    def diag(self) -> np.ndarray:
+        """``S 1``: the strength of every node."""
+        if self._diag is None:
+            self._diag = self.matvec(np.ones(self.dim))
+        return self._diag
 
-    def laplacian(self) -> LinearOperator:
-        diag = self.matvec(np.ones(self.size))
-        return LinearOperator((self.size, self.size), dtype=np.float64,
-                              matvec=lambda x: diag * np.ravel(x) - self.matvec(x))
+    def adjacency(self) -> _MatrixFree:
+        return _MatrixFree(self.dim, self._product)
 
-    def colour_classes(self) -> list[slice] | None:
-        """Operator-id ranges of the two colour classes, if partition parity 2-colours."""
-        if self.split is None:
+    def laplacian(self) -> _MatrixFree:
+        diag = self.diag
+        return _MatrixFree(self.dim, lambda x, out: self._product(x, out, diag))
+
+    def gram_side(self) -> np.ndarray | None:
+        """Mask of the smaller colour class (counting nodes with an edge), when partition
+        parity 2-colours the graph and that class has more than ``ARPACK_MIN_SIZE`` such
+        nodes; else ``None``."""
+        if self.colour is None:
             return None
-        return [slice(0, self.split), slice(self.split, self.size)]
+        odd = int((self.colour & self.active).sum())
+        side = self.colour if odd <= self.size - odd else ~self.colour
+        return side if min(odd, self.size - odd) > ARPACK_MIN_SIZE else None
 
-    def _block(self, rows: slice, cols: slice, x: np.ndarray) -> np.ndarray:
-        """``S[rows, cols] x``."""
-        full = np.zeros(self.size)
-        full[cols] = np.ravel(x)
-        return self.matvec(full)[rows]
+    def gram(self, side: np.ndarray) -> _MatrixFree:
+        """``S^2`` on the vectors supported on ``side`` (a colour class): ``B^T B`` for the
+        biadjacency ``B = S[other, side]`` (``S x`` lies on the other class, ``S S x`` on
+        ``side`` again, exactly)."""
+        tmp = np.empty(self.dim)
 
-    def gram(self, side: slice, other: slice) -> LinearOperator:
-        """``B^T B`` for ``B = S[other, side]``."""
-        n = side.stop - side.start
-        return LinearOperator(
-            (n, n), dtype=np.float64,
-            matvec=lambda x: self._block(side, other, self._block(other, side, x)),
-        )
+        def apply_into(x, out):
+            self._product(x, tmp)
+            self._product(tmp, out)
+
+        return _MatrixFree(self.dim, apply_into, support=side)
+
+    def lanczos_maxdim(self) -> int:
+        """How many basis vectors ``spectral_gap``'s Lanczos may keep (``LANCZOS_BASIS_BYTES``;
+        0: too large an operator, ARPACK instead)."""
+        fit = LANCZOS_BASIS_BYTES // (8 * max(self.dim, 1))
+        return 0 if fit < LANCZOS_MIN_BASIS else int(min(fit, 400))
 
 
 def _start_vector(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.5, 1.5, n)
 
 
-def _eigsh(op: LinearOperator, k: int, which: str, seed: int, ncv: int) -> np.ndarray:
-    """``k`` eigenvalues (``which`` = "LM" or "LA") of the symmetric ``op`` by ARPACK. The
-    callers only send operators of more than ``ARPACK_MIN_SIZE`` rows; a smaller one (where
-    ARPACK needs ``k < ncv <= N`` and scipy would warn ``k >= N`` and raise) is solved densely
-    instead."""
-    n = op.shape[0]
+def _eigsh(op: LinearOperator, k: int, which: str, seed: int, ncv: int,
+           maxdim: int = 300) -> np.ndarray:
+    """``k`` eigenvalues (``which`` = "LM" or "LA") of the symmetric ``op``. A ``_MatrixFree``
+    operator goes to the Lanczos solvers of ``_lanczos`` (``maxdim`` basis vectors at most;
+    ``maxdim=0`` or no convergence: ARPACK); anything else, or what they leave, to ARPACK
+    (``eigsh``, relative tolerance ``ARPACK_TOL``, ``ncv`` vectors). The callers only send
+    operators of more than ``ARPACK_MIN_SIZE`` rows; a smaller one (where ARPACK needs
+    ``k < ncv <= N`` and scipy would warn ``k >= N`` and raise) is solved densely instead."""
+    support = getattr(op, "support", None)
+    n = op.support_size if isinstance(op, _MatrixFree) else op.shape[0]
+    if n > max(ARPACK_MIN_SIZE, k) and isinstance(op, _MatrixFree):
+        v0 = _start_vector(op.shape[0], seed)
+        if support is not None:
+            v0 = np.where(support, v0, 0.0)
+        try:
+            if k == 1 and which == "LA":
+                return np.array([largest_eigenvalue(op.apply_into, v0, tol=ARPACK_TOL)])
+            if maxdim > 0:
+                return extreme_eigenvalues(op.apply_into, v0, k, which, tol=ARPACK_TOL,
+                                           maxdim=maxdim, seed=seed, support=support)
+        except LanczosNoConvergence:
+            pass
+    if isinstance(op, _MatrixFree):
+        op = op.compressed()
     if n <= max(ARPACK_MIN_SIZE, k):
         vals = np.linalg.eigvalsh(op.matmat(np.eye(n)))
         order = np.argsort(-np.abs(vals) if which == "LM" else -vals, kind="stable")
         return vals[order[:k]]
     try:  # ARPACK's BLAS calls are small and memory-bound: BLAS threads only contend
         with threadpool_limits(1, user_api="blas"):
-            return eigsh(op, k=k, which=which, tol=ARPACK_TOL, v0=_start_vector(op.shape[0], seed),
-                         ncv=min(op.shape[0], ncv), return_eigenvectors=False)
+            return eigsh(op, k=k, which=which, tol=ARPACK_TOL, v0=_start_vector(n, seed),
+                         ncv=min(n, ncv), return_eigenvectors=False)
     except ArpackNoConvergence as err:
         raise RuntimeError(f"ARPACK did not converge ({which}, k={k}): {err}") from err
 
@@ -532,16 +630,16 @@ def _top_magnitudes_sparse(v: GraphView, seed: int) -> np.ndarray:
     """The three largest eigenvalue magnitudes of ``S``. When partition parity 2-colours the
     graph, ``S = [[0, B], [B^T, 0]]`` has eigenvalues ``+-sigma_i(B)``: the magnitudes are
     ``sigma_1, sigma_1, sigma_2``, the top two eigenvalues of the Gram matrix of B on the
-    smaller side (about half the Lanczos steps of which="LM" on S, on half-length vectors)."""
+    smaller side (``S^2`` there: as many products as which="LM" on S, half the Lanczos steps)."""
     ops = v.spectral_operators
-    classes = ops.colour_classes()
-    if classes is not None:
-        side, other = sorted(classes, key=lambda c: c.stop - c.start)
-        if side.stop - side.start > ARPACK_MIN_SIZE:  # the Gram operator's own size
-            mu = np.sort(_eigsh(ops.gram(side, other), 2, "LA", seed, ncv=16))[::-1]
-            sigma = np.sqrt(np.clip(mu, 0.0, None))
-            return np.array([sigma[0], sigma[0], sigma[1]])
-    return np.abs(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16))  # ops.size > ARPACK_MIN_SIZE
+    side = ops.gram_side()
+    maxdim = ops.lanczos_maxdim()
+    if side is not None:
+        mu = np.sort(_eigsh(ops.gram(side), 2, "LA", seed, ncv=16, maxdim=maxdim))[::-1]
+        sigma = np.sqrt(np.clip(mu, 0.0, None))
+        sigma = np.concatenate([sigma, np.zeros(2)])
+        return np.array([sigma[0], sigma[0], sigma[1]])
+    return np.abs(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16, maxdim=maxdim))
 
 
 def spectral_gap(
@@ -550,8 +648,9 @@ def spectral_gap(
     """On ``S = |A| + |A|^T``: largest minus third largest eigenvalue magnitude. With fewer than
     three nodes the missing magnitudes count as 0. Exact dense eigenvalues when the operator
     (the nodes with an edge; isolated nodes only add zeros) has at most
-    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes, ARPACK (which="LM", float64, relative tolerance
-    ``ARPACK_TOL``) above."""
+    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes, Lanczos above (``_lanczos.extreme_eigenvalues``,
+    float64 vectors, ARPACK's residual test at relative tolerance ``ARPACK_TOL``; ARPACK
+    itself for operators too large for its basis)."""
     v = _view(g)
     if _no_spectrum(v):
         return 0.0
@@ -567,8 +666,9 @@ def spectral_radius(
     g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
 ) -> float:
     """Largest eigenvalue of the Laplacian ``diag(S 1) - S``, ``S = |A| + |A|^T`` (dense up to
-    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes with an edge, ARPACK which="LA" above; isolated
-    nodes only add zero eigenvalues)."""
+    ``max(dense_max, ARPACK_MIN_SIZE)`` nodes with an edge, plain Lanczos above
+    (``_lanczos.largest_eigenvalue``, ARPACK's residual test at ``ARPACK_TOL``); isolated nodes
+    only add zero eigenvalues)."""
     v = _view(g)
     if _no_spectrum(v):
         return 0.0
@@ -668,6 +768,114 @@ METRICS: dict[str, Callable] = {
 _SEEDED = ("motifs", "spectral_gap", "spectral_radius")
 
 
+#: Shared structures each metric needs (``GraphView`` attributes), computed up front by
+#: ``_precompute`` on two threads.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "motifs": ("undirected", "motif_flags"),
+    "k_core": ("coreness",),
+    "cut_edges": ("dfs",),
+    "cut_nodes": ("dfs",),
+    "connected_components": ("dfs",),
+    "mean_component_size": ("dfs",),
+    **{k: ("paths",) for k in ("effective_density", "alive_edges", "log10_paths",
+                               "log10_path_norm")},
+}
+#: ``(structure, structures it needs)`` in the order the two threads take them (longest first).
+_STRUCTURES = (("undirected", ()), ("coreness", ("undirected",)), ("dfs", ("undirected",)),
+               ("paths", ()), ("motif_flags", ()))
+
+_BLAS = None
+
+
+def _blas_controller():
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS
+
+
+def run_tasks(tasks: Mapping[str, tuple[Callable[[], object], tuple[str, ...]]],
+              n_threads: int = 2) -> dict[str, float]:
+    """Run ``tasks`` (name -> (function, names of the tasks it needs)) on ``n_threads``
+    threads (the caller's included); each thread takes the first task, in the mapping's order,
+    whose needs are done. Returns the seconds each task took; the first error is raised once
+    every thread has stopped. The functions must release the GIL for real work (numba
+    ``nogil`` kernels, large numpy operations) and launch no parallel numba kernel: numba's
+    work-queue layer takes parallel launches from one thread at a time."""
+    cond = threading.Condition()
+    pending = list(tasks)
+    done: set[str] = set()
+    spent: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with cond:
+                while True:
+                    if errors or not pending:
+                        return
+                    name = next((t for t in pending
+                                 if all(d in done or d not in tasks for d in tasks[t][1])), None)
+                    if name is not None:
+                        pending.remove(name)
+                        break
+                    cond.wait()
+            t = time.perf_counter()
+            try:
+                tasks[name][0]()
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller)
+                with cond:
+                    errors.append(exc)
+                    cond.notify_all()
+                return
+            with cond:
+                spent[name] = time.perf_counter() - t
+                done.add(name)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(n_threads - 1)]
+    for th in threads:
+        th.start()
+    worker()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+    return spent
+
+
+def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]:
+    """The spectra and the shared structures the ``wanted`` metrics need, on two threads:
+    ``spectral_gap`` and ``spectral_radius`` (serial products, each thread its own operator)
+    next to the serial graph kernels (undirected CSR, DFS, coreness, path sweeps), BLAS held
+    to one thread (its idle threads spin on the cores the kernels use). Returns the spectral
+    values and the seconds per task."""
+    for name in ("in_degree", "out_degree", "active", "partition_index"):
+        getattr(v, name)  # cheap and needed by several tasks: computed once, here
+    values: dict[str, float] = {}
+    tasks: dict[str, tuple[Callable, tuple]] = {}
+    for key in ("spectral_gap", "spectral_radius"):
+        if key in wanted:
+            if not (_no_spectrum(v) or _dense_spectrum(v, DENSE_SPECTRUM_MAX)):
+                v.spectral_operators  # noqa: B018 (built here: it may run a parallel kernel)
+
+            def spectral(key=key):
+                values[key] = float(METRICS[key](v, seed=seed))
+
+            tasks[key] = (spectral, ())
+    needed = {s for k in wanted for s in _NEEDS.get(k, ())}
+    needed |= {d for s, deps in _STRUCTURES if s in needed for d in deps}
+    for name, deps in _STRUCTURES:
+        if name in needed:
+            tasks[name] = (lambda name=name: getattr(v, name), deps)
+    if len(tasks) < 2:
+        spent = run_tasks(tasks, n_threads=1)
+    else:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            spent = run_tasks(tasks, n_threads=2)
+    return values, spent
+
+
 def topometrics(
     graph: LayeredGraph,
     seed: int = 0,
@@ -677,10 +885,12 @@ def topometrics(
 ) -> dict[str, float]:
     """Every SPEC 4 topometric of ``graph`` (or only ``keys``), keys in SPEC order.
 
-    ``seed`` draws the motif sample (and the ARPACK start vectors). ``progress`` shows a
+    ``seed`` draws the motif sample (and the Lanczos start vectors). ``progress`` shows a
     progress bar over the metrics. If ``timings`` is a dict it receives the seconds spent per
     metric (``metric``) and per shared structure (``build:undirected``, ``build:dfs``, ...;
-    these are excluded from the metric that first needed them)."""
+    these are excluded from the metric that first needed them). The spectra and the shared
+    structures are computed first, on two threads (``_precompute``); the two spectra's times
+    then overlap each other and the structures'."""
     wanted = list(METRICS)
     if keys is not None:
         keys = set(keys)
@@ -689,16 +899,20 @@ def topometrics(
             raise ValueError(f"unknown topometric(s) {unknown}; supported: {', '.join(METRICS)}")
         wanted = [k for k in METRICS if k in keys]
     v = GraphView(graph)
+    pre, spent = _precompute(v, wanted, seed)
     out: dict[str, float] = {}
     for key in tqdm(wanted, desc="topometrics", disable=not show_progress(progress), leave=False):
-        fn = METRICS[key]
         before = sum(v.timings.values())
         t = time.perf_counter()
-        value = fn(v, seed=seed) if key in _SEEDED else fn(v)
-        spent = time.perf_counter() - t
+        if key in pre:
+            value = pre[key]
+        else:
+            fn = METRICS[key]
+            value = fn(v, seed=seed) if key in _SEEDED else fn(v)
+        spent_here = time.perf_counter() - t
         out[key] = float(value) if isinstance(value, float) else int(value)
         if timings is not None:
-            timings[key] = spent - (sum(v.timings.values()) - before)
+            timings[key] = spent.get(key, 0.0) + spent_here - (sum(v.timings.values()) - before)
     if timings is not None:
         timings.update({f"build:{k}": t for k, t in v.timings.items()})
     return out
