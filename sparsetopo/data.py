@@ -22,7 +22,8 @@ Augmentation (training): pad 4 pixels of black (``v = 0``, before normalisation,
 ``RandomCrop(32, padding=4)`` on images), take a random 32x32 crop, flip horizontally with
 probability 1/2; written with batched torch ops.
 
-Decoded arrays are cached in memory only (per process). ``data_dir=None`` means
+Decoded arrays are cached in memory only (per process); the digits' stratified split is also
+kept in ``cache_dir()`` (no scikit-learn import on later runs). ``data_dir=None`` means
 ``$SPARSETOPO_DATA_DIR`` or ``./data``.
 """
 
@@ -43,8 +44,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from sparsetopo.errors import DataError
-from sparsetopo.io import show_progress
+from sparsetopo.errors import DataError, InputError
+from sparsetopo.io import atomic_path, ensure_dir, show_progress
 
 DATASETS = ("cifar10", "cifar100", "tinyimagenet", "digits", "synthetic")
 SPLITS = ("train", "test")
@@ -258,18 +259,54 @@ def _read_tinyimagenet(root: Path, split: str, quiet: bool) -> tuple[np.ndarray,
 # ---------------------------------------------------------------- digits, synthetic
 
 
-def _read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def cache_dir() -> Path:
+    """Where derived data small enough to keep is cached: ``$SPARSETOPO_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/sparsetopo``, else ``~/.cache/sparsetopo``."""
+    if os.environ.get("SPARSETOPO_CACHE_DIR"):
+        return Path(os.environ["SPARSETOPO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "sparsetopo"
+
+
+def _digits_arrays() -> dict[str, np.ndarray]:
+    """The digits (``x`` 1797x64 in 0..16, ``y``) and the indices of the stratified split
+    (``train``, ``test``), from ``cache_dir()`` when a file written for this scikit-learn
+    version is there: importing scikit-learn costs more than a second, a third of a warm
+    ``analyze``. Otherwise computed with scikit-learn and cached (best effort: a cache that
+    cannot be written is skipped). The file is an ``.npz`` of integer arrays, read with
+    ``allow_pickle=False``."""
+    from importlib.metadata import version
+
+    path = cache_dir() / f"digits-split-sklearn-{version('scikit-learn')}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in ("x", "y", "train", "test")}
+        if arrays["x"].shape == (1797, 64) and arrays["train"].size + arrays["test"].size == 1797:
+            return arrays
+    except (OSError, KeyError, ValueError):
+        pass
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
-    train_idx, test_idx = train_test_split(
-        np.arange(len(y)), test_size=0.25, random_state=0, stratify=y
-    )
-    idx = train_idx if split == "train" else test_idx
-    small = torch.from_numpy((x[idx] / 16.0).astype(np.float32)).reshape(-1, 1, 8, 8)
+    train, test = train_test_split(np.arange(len(y)), test_size=0.25, random_state=0, stratify=y)
+    arrays = {"x": x.astype(np.uint8), "y": y.astype(np.int64), "train": train, "test": test}
+    try:
+        ensure_dir(path.parent)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    except (OSError, InputError):
+        pass
+    return arrays
+
+
+def _read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    arrays = _digits_arrays()
+    idx = arrays["train"] if split == "train" else arrays["test"]
+    x = arrays["x"][idx].astype(np.float64)
+    small = torch.from_numpy((x / 16.0).astype(np.float32)).reshape(-1, 1, 8, 8)
     images = F.interpolate(small, size=(32, 32), mode="bilinear", align_corners=False)
-    return images.contiguous(), torch.from_numpy(y[idx].astype(np.int64))
+    return images.contiguous(), torch.from_numpy(arrays["y"][idx].astype(np.int64))
 
 
 def _digits_normalisation() -> tuple[tuple[float], tuple[float]]:

@@ -191,3 +191,33 @@ def test_draw_writes_picture_with_sampling_note(tmp_path):
     assert img.size == (1600, 900)
     pixels = np.asarray(img.convert("L"))
     assert int(pixels.max()) - int(pixels.min()) > 100  # not blank
+
+
+def _console(*args, tmp_path):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "sparsetopo", *args], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+
+
+def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
+    """``main`` ends analyze-like commands with ``os._exit``: stdout must be complete, the
+    exit code that of the command (0, or 2 with one line on bad input)."""
+    import json
+
+    done = _console("analyze", "--model", "conv6", "--input-size", "8", "--sparsity", "0.9",
+                    "--pruning", "uniform", "--no-picture", "--json", "--out", "out",
+                    tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # the whole JSON arrived
+    assert result["network"]["model"] == "conv6" and (tmp_path / "out" / "metrics.json").exists()
+    bad = _console("analyze", "--sparsity", "2", tmp_path=tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "sparsity" in bad.stderr
+    listed = _console("models", tmp_path=tmp_path)
+    assert listed.returncode == 0 and listed.stdout.startswith("models:")
+    usage = _console("analyze", "--no-such-option", tmp_path=tmp_path)
+    assert usage.returncode == 2 and "no-such-option" in usage.stderr
+    study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command
+    assert study.returncode == 0 and "run" in study.stdout

@@ -128,6 +128,40 @@ def test_digits_against_sklearn():
     assert np.bincount(yt).min() >= 43  # stratified: every digit ~45 times
 
 
+def test_digits_split_cache_is_used_and_equals_sklearn(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSETOPO_CACHE_DIR", str(tmp_path))
+    data.clear_cache()
+    first = data._read_digits("test")
+    files = list(tmp_path.glob("digits-split-sklearn-*.npz"))
+    assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) != "0o600"
+    data.clear_cache()
+    import sklearn.model_selection
+
+    def no_sklearn(*a, **k):
+        raise AssertionError("the cached split should be read, not recomputed")
+
+    monkeypatch.setattr(sklearn.model_selection, "train_test_split", no_sklearn)
+    again = data._read_digits("test")  # from the file: train_test_split is not called
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    files[0].write_bytes(b"not an npz")  # a broken cache is recomputed, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("SPARSETOPO_CACHE_DIR", str(tmp_path))
+    data.clear_cache()
+    fixed = data._read_digits("test")
+    assert torch.equal(first[0], fixed[0])
+    data.clear_cache()
+
+
+def test_digits_without_a_writable_cache(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("SPARSETOPO_CACHE_DIR", str(blocker / "sub"))  # under a file
+    data.clear_cache()
+    images, labels = data._read_digits("train")
+    assert images.shape == (1347, 1, 32, 32) and len(labels) == 1347
+    data.clear_cache()
+
+
 def test_synthetic():
     ds = data.get_dataset("synthetic", "train", shape=(2, 5, 7), num_classes=3, n=40, data_seed=4)
     x, y = all_samples(ds)

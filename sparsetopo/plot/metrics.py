@@ -22,7 +22,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from sparsetopo.plot._common import method_styles, require_columns, save_png
-from sparsetopo.study.scoring import regression_scores
 from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES, PROTOCOLS, SET_ORDER
 
 #: Feature families (the prefix before the first dot; ``sparsity`` has none), one colour each.
@@ -256,6 +255,10 @@ def _default(values: pd.Series, wanted: str, preferred: tuple[str, ...]) -> str:
 
 def _mean_pair_scores(part: pd.DataFrame) -> tuple[float, float]:
     """Mean over (model, dataset) pairs of R^2 and MAE (NaN without rows)."""
+    # here, not at the top: scoring imports scikit-learn (1.4 s), which analyze's MGE picture
+    # (same package) does not need
+    from sparsetopo.study.scoring import regression_scores
+
     scores = [regression_scores(g["measured"], g["predicted"])
               for _, g in part.groupby(_pairs(part), sort=True)]
     if not scores:
