@@ -196,6 +196,42 @@ def test_relabelled_sparse_spectra_match_dense(monkeypatch):
                                                                    rel=1e-6)  # fmt: skip
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_shared_spectra_equal_the_separate_solves(seed, monkeypatch):
+    """``topometrics`` runs the gap's and the radius's Lanczos in lockstep on shared passes:
+    bitwise the values of the separate solves, and the dense oracle's to 1e-6."""
+    monkeypatch.setattr(tm, "DENSE_SPECTRUM_MAX", 0)  # sparse path inside topometrics too
+    g = next(g for s in range(2200 + 50 * seed, 2250 + 50 * seed)
+             if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
+                                                       skips=seed % 2 == 0)).n_active > 64)
+    timings: dict = {}
+    both = tm.topometrics(g, keys=("spectral_gap", "spectral_radius"), seed=seed,
+                          timings=timings)
+    assert "build:spectra" in timings  # the shared task ran
+    assert both["spectral_gap"] == tm.spectral_gap(g, dense_max=0, seed=seed)
+    assert both["spectral_radius"] == tm.spectral_radius(g, dense_max=0, seed=seed)
+    want = oracle(g)
+    assert both["spectral_gap"] == pytest.approx(want["spectral_gap"], rel=1e-6)
+    assert both["spectral_radius"] == pytest.approx(want["spectral_radius"], rel=1e-6)
+
+
+def test_shared_spectra_fall_back_when_a_solver_does_not_converge(monkeypatch):
+    from sparsetopo.metrics._lanczos import LanczosNoConvergence
+
+    def never(*args, **kwargs):
+        raise LanczosNoConvergence("forced")
+        yield  # a generator, as the real solver
+
+    g = next(g for s in range(2300, 2350)
+             if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
+                                                       skips=False)).n_active > 64)
+    want = oracle(g)
+    monkeypatch.setattr(tm, "largest_eigenvalue_steps", never)
+    gap, radius = tm._shared_spectra(tm.GraphView(g), seed=0)
+    assert radius == pytest.approx(want["spectral_radius"], rel=1e-6)  # solved apart
+    assert gap == pytest.approx(want["spectral_gap"], rel=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(40, 60, 0.1), (200, 40, 0.05), (300, 33, 0.02)])
 def test_sparse_spectral_gap_of_bipartite_graphs(shape):
     g = bipartite_graph(*shape, seed=sum(shape[:2]))

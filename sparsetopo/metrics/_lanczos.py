@@ -34,7 +34,7 @@ exact dense spectra by default).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
@@ -60,6 +60,23 @@ class LanczosNoConvergence(RuntimeError):
 
 
 Apply = Callable[[np.ndarray, np.ndarray], None]  # apply(x, out): out = A x
+#: A solver as a generator: it yields ``(x, out)`` requests, each to be answered by writing
+#: ``A x`` into ``out`` before the next ``send``, and returns its eigenvalue(s). The solver
+#: never sees the operator, so a driver can answer the requests of several solvers with one
+#: pass over a matrix (``_topometrics`` does: the gap and the radius share their products).
+Steps = Generator[tuple[np.ndarray, np.ndarray], None, object]
+
+
+def drive(steps: Steps, apply: Apply):
+    """Run a solver generator to its end, answering each request with ``apply``; return its
+    result (its exceptions propagate)."""
+    try:
+        x, out = next(steps)
+        while True:
+            apply(x, out)
+            x, out = steps.send(None)
+    except StopIteration as stop:
+        return stop.value
 
 
 def _tridiagonal_eig(alpha: np.ndarray, beta: np.ndarray, m: int):
@@ -97,7 +114,15 @@ def extreme_eigenvalues(apply: Apply, v0: np.ndarray, k: int, which: str = "LM",
                         tol: float = 1e-6, maxdim: int = 300, seed: int = 0,
                         support: np.ndarray | None = None) -> np.ndarray:
     """The ``k`` eigenvalues of largest magnitude (``which="LM"``) or largest value ("LA") of
-    the symmetric operator ``apply``, in that order, by Lanczos with partial
+    the symmetric operator ``apply``; see :func:`extreme_eigenvalue_steps`."""
+    return drive(extreme_eigenvalue_steps(v0, k, which, tol, maxdim, seed, support), apply)
+
+
+def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: float = 1e-6,
+                             maxdim: int = 300, seed: int = 0,
+                             support: np.ndarray | None = None) -> Steps:
+    """Generator form (see :func:`drive`) of: the ``k`` eigenvalues of largest magnitude
+    (``which="LM"``) or largest value ("LA") of a symmetric operator, in that order, by Lanczos with partial
     reorthogonalization (see the module docstring). ``v0`` is the start vector (the Krylov
     space never leaves its support, so ``apply`` may act on a subspace, e.g. one colour class
     under ``S^2``; ``support``, that subspace's mask, keeps restart vectors in it). Raises :class:`LanczosNoConvergence` after ``maxdim`` steps; with fewer
@@ -120,7 +145,7 @@ def extreme_eigenvalues(apply: Apply, v0: np.ndarray, k: int, which: str = "LM",
     blocked = False  # an invariant subspace was found: full reorthogonalization from then on
     block_start = 0
     for j in range(maxdim):
-        apply(basis[j], r)
+        yield basis[j], r  # the driver writes A basis[j] into r
         b_prev = beta[j - 1] if j else 0.0
         a, s = K.lanczos_three_term(r, basis[j], basis[j - 1] if j else basis[0], b_prev)
         b = math.sqrt(s)
@@ -180,9 +205,15 @@ def extreme_eigenvalues(apply: Apply, v0: np.ndarray, k: int, which: str = "LM",
 
 def largest_eigenvalue(apply: Apply, v0: np.ndarray, tol: float = 1e-6,
                        maxiter: int = 1000) -> float:
-    """The largest eigenvalue of the symmetric operator ``apply`` by plain three-term Lanczos
-    (no basis kept: three vectors). Raises :class:`LanczosNoConvergence` after ``maxiter``
-    steps."""
+    """The largest eigenvalue of the symmetric operator ``apply``; see
+    :func:`largest_eigenvalue_steps`."""
+    return drive(largest_eigenvalue_steps(v0, tol, maxiter), apply)
+
+
+def largest_eigenvalue_steps(v0: np.ndarray, tol: float = 1e-6, maxiter: int = 1000) -> Steps:
+    """Generator form (see :func:`drive`) of: the largest eigenvalue of a symmetric operator
+    by plain three-term Lanczos (no basis kept: three vectors). Raises
+    :class:`LanczosNoConvergence` after ``maxiter`` steps."""
     n = v0.size
     q = v0 / float(np.linalg.norm(v0))
     q_prev = np.zeros(n)
@@ -192,7 +223,7 @@ def largest_eigenvalue(apply: Apply, v0: np.ndarray, tol: float = 1e-6,
     anorm = 0.0
     b_prev = 0.0
     for j in range(min(maxiter, n)):
-        apply(q, r)
+        yield q, r  # the driver writes A q into r
         a, s = K.lanczos_three_term(r, q, q_prev, b_prev)
         b = math.sqrt(s)
         anorm = max(anorm, abs(a) + b + b_prev)

@@ -29,7 +29,13 @@ from sparsetopo.encoding.graph import LayeredGraph
 from sparsetopo.io import show_progress
 
 from . import _csr_kernels as K
-from ._lanczos import LanczosNoConvergence, extreme_eigenvalues, largest_eigenvalue
+from ._lanczos import (
+    LanczosNoConvergence,
+    extreme_eigenvalue_steps,
+    extreme_eigenvalues,
+    largest_eigenvalue,
+    largest_eigenvalue_steps,
+)
 
 # numba's OpenMP layer spin-waits: on a busy 2-core machine a 7 ms kernel took 80 ms. The
 # portable work-queue layer does not (it only needs kernels launched from one thread at a time).
@@ -568,16 +574,25 @@ class _SymOperators:
         return side if min(odd, self.size - odd) > ARPACK_MIN_SIZE else None
 
     def gram(self, side: np.ndarray) -> _MatrixFree:
-        """``S^2`` on the vectors supported on ``side`` (a colour class): ``B^T B`` for the
-        biadjacency ``B = S[other, side]`` (``S x`` lies on the other class, ``S S x`` on
-        ``side`` again, exactly)."""
-        tmp = np.empty(self.dim)
+        """``S^2`` restricted to ``side`` (a colour class), on vectors of ``side``'s
+        coordinates only: ``B^T B`` for the biadjacency ``B = S[other, side]`` (``S x`` lies on
+        the other class, ``S S x`` on ``side`` again, exactly). Short vectors halve the Lanczos
+        basis (memory and orthogonalization)."""
+        scratch = self.gram_scratch(side)
 
         def apply_into(x, out):
-            self._product(x, tmp)
-            self._product(tmp, out)
+            idx, full, tmp, res = scratch
+            full[idx] = x
+            self._product(full, tmp)
+            self._product(tmp, res)
+            np.take(res, idx, out=out)
 
-        return _MatrixFree(self.dim, apply_into, support=side)
+        return _MatrixFree(scratch[0].size, apply_into)
+
+    def gram_scratch(self, side: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(side's node indices, zeroed full vector, two full work vectors)`` for ``gram``."""
+        return (np.flatnonzero(side), np.zeros(self.dim), np.empty(self.dim),
+                np.empty(self.dim))
 
     def lanczos_maxdim(self) -> int:
         """How many basis vectors ``spectral_gap``'s Lanczos may keep (``LANCZOS_BASIS_BYTES``;
@@ -635,11 +650,94 @@ def _top_magnitudes_sparse(v: GraphView, seed: int) -> np.ndarray:
     side = ops.gram_side()
     maxdim = ops.lanczos_maxdim()
     if side is not None:
-        mu = np.sort(_eigsh(ops.gram(side), 2, "LA", seed, ncv=16, maxdim=maxdim))[::-1]
-        sigma = np.sqrt(np.clip(mu, 0.0, None))
-        sigma = np.concatenate([sigma, np.zeros(2)])
-        return np.array([sigma[0], sigma[0], sigma[1]])
+        return _gram_magnitudes(_eigsh(ops.gram(side), 2, "LA", seed, ncv=16, maxdim=maxdim))
     return np.abs(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16, maxdim=maxdim))
+
+
+def _gram_magnitudes(mu: np.ndarray) -> np.ndarray:
+    """``sigma_1, sigma_1, sigma_2`` from the top eigenvalues ``mu`` of the Gram matrix."""
+    sigma = np.sqrt(np.clip(np.sort(mu)[::-1], 0.0, None))
+    sigma = np.concatenate([sigma, np.zeros(2)])
+    return np.array([sigma[0], sigma[0], sigma[1]])
+
+
+def _as_products(steps, laplacian: bool = False, gram: tuple | None = None):
+    """The requests of a ``_lanczos`` solver generator as product requests ``(x, out,
+    laplacian)`` on ``S`` (``out = S x``, or ``diag(S 1) x - S x``): one per request, or two
+    when the solver runs on ``S^2`` of one colour class (``gram``: the scratch of
+    ``_SymOperators.gram``, the same steps as its operator). Returns the solver's result."""
+    try:
+        x, out = next(steps)
+        while True:
+            if gram is None:
+                yield x, out, laplacian
+            else:
+                idx, full, tmp, res = gram
+                full[idx] = x
+                yield full, tmp, False
+                yield tmp, res, False
+                np.take(res, idx, out=out)
+            x, out = steps.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _shared_spectra(v: GraphView, seed: int) -> tuple[float, float]:
+    """``(spectral_gap, spectral_radius)`` with their two Lanczos solvers run in lockstep,
+    every step's products on ``S`` done in one pass over the CSR for both
+    (``K.sym_abs_matvec2_into``): the same start vectors and the same arithmetic as
+    :func:`spectral_gap` and :func:`spectral_radius` solved apart, so the same values, for
+    about 60% of the memory traffic (conv6 @0.9: 61 passes instead of 109). A solver that does
+    not converge is solved again apart (ARPACK)."""
+    ops = v.spectral_operators
+    side = ops.gram_side()
+    start = _start_vector(ops.dim, seed)
+    if side is not None:
+        scratch = ops.gram_scratch(side)
+        gap = extreme_eigenvalue_steps(_start_vector(scratch[0].size, seed), 2, "LA",
+                                       tol=ARPACK_TOL, maxdim=ops.lanczos_maxdim(), seed=seed)
+        gap = _as_products(gap, gram=scratch)
+    else:
+        gap = _as_products(extreme_eigenvalue_steps(start, 3, "LM", tol=ARPACK_TOL,
+                                                    maxdim=ops.lanczos_maxdim(), seed=seed))
+    radius = _as_products(largest_eigenvalue_steps(start.copy(), tol=ARPACK_TOL),
+                          laplacian=True)
+    diag = ops.diag
+    results: dict[int, object] = {}
+    pending: dict[int, tuple] = {}
+    solvers = [gap, radius]
+
+    def advance(i: int, first: bool = False) -> None:
+        try:
+            pending[i] = next(solvers[i]) if first else solvers[i].send(None)
+        except StopIteration as stop:
+            results[i] = stop.value
+            pending.pop(i, None)
+        except LanczosNoConvergence:
+            results[i] = None
+            pending.pop(i, None)
+
+    advance(0, True)
+    advance(1, True)
+    while pending:
+        ids = list(pending)
+        if len(ids) == 2:
+            (x1, y1, l1), (x2, y2, l2) = pending[ids[0]], pending[ids[1]]
+            K.sym_abs_matvec2_into(ops.indptr, ops.indices, ops.data, x1, y1, l1, x2, y2, l2,
+                                   diag)
+        else:
+            x, y, lap = pending[ids[0]]
+            ops._product(x, y, diag if lap else None)
+        for i in ids:
+            advance(i)
+    if results[0] is None:
+        gap_value = spectral_gap(v, seed=seed)
+    else:
+        mags = _gram_magnitudes(results[0]) if side is not None else np.abs(results[0])
+        mags = np.sort(np.concatenate([mags, np.zeros(3)]))[::-1]
+        gap_value = float(mags[0] - mags[2])
+    radius_value = spectral_radius(v, seed=seed) if results[1] is None else float(results[1])
+    return gap_value, radius_value
 
 
 def spectral_gap(
@@ -784,6 +882,11 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 _STRUCTURES = (("undirected", ()), ("coreness", ("undirected",)), ("dfs", ("undirected",)),
                ("paths", ()), ("motif_flags", ()))
 
+#: The one metric with a parallel numba kernel that ``_precompute`` runs next to the spectra
+#: (two_hop: 1.2 s on conv6 @0.9, otherwise computed after them while one core idles). Only one:
+#: numba's work-queue layer takes parallel launches from one thread at a time.
+_PARALLEL_METRIC = "two_hop"
+
 _BLAS = None
 
 
@@ -849,20 +952,39 @@ def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]
     ``spectral_gap`` and ``spectral_radius`` (serial products, each thread its own operator)
     next to the serial graph kernels (undirected CSR, DFS, coreness, path sweeps), BLAS held
     to one thread (its idle threads spin on the cores the kernels use). Returns the spectral
-    values and the seconds per task."""
+    values and the seconds per task. When both spectra are wanted and sparse they are one task,
+    ``_shared_spectra`` (its time goes to ``build:spectra``, not to either metric)."""
     for name in ("in_degree", "out_degree", "active", "partition_index"):
         getattr(v, name)  # cheap and needed by several tasks: computed once, here
     values: dict[str, float] = {}
     tasks: dict[str, tuple[Callable, tuple]] = {}
-    for key in ("spectral_gap", "spectral_radius"):
-        if key in wanted:
-            if not (_no_spectrum(v) or _dense_spectrum(v, DENSE_SPECTRUM_MAX)):
-                v.spectral_operators  # noqa: B018 (built here: it may run a parallel kernel)
+    spectra = [k for k in ("spectral_gap", "spectral_radius") if k in wanted]
+    sparse = not (_no_spectrum(v) or _dense_spectrum(v, DENSE_SPECTRUM_MAX))
+    if sparse:
+        v.spectral_operators  # noqa: B018 (built here: it may run a parallel kernel)
+    if len(spectra) == 2 and sparse and v.spectral_operators.lanczos_maxdim() > 0:
 
-            def spectral(key=key):
-                values[key] = float(METRICS[key](v, seed=seed))
+        def shared() -> None:
+            gap, radius = v._timed("spectra", lambda: _shared_spectra(v, seed))
+            values.update(spectral_gap=gap, spectral_radius=radius)
 
-            tasks[key] = (spectral, ())
+        tasks["spectra"] = (shared, ())
+        spectra = []
+    for key in spectra:
+
+        def spectral(key=key):
+            values[key] = float(METRICS[key](v, seed=seed))
+
+        tasks[key] = (spectral, ())
+    if _PARALLEL_METRIC in wanted:
+        # right after the spectra: the other thread takes it first, while the Lanczos basis is
+        # still small and before the undirected CSR exists (its word rows then add least to
+        # the peak; measured: after the structures it raised wrn28_2's peak by 30 MB)
+
+        def parallel_metric() -> None:
+            values[_PARALLEL_METRIC] = METRICS[_PARALLEL_METRIC](v)
+
+        tasks[_PARALLEL_METRIC] = (parallel_metric, ())
     needed = {s for k in wanted for s in _NEEDS.get(k, ())}
     needed |= {d for s, deps in _STRUCTURES if s in needed for d in deps}
     for name, deps in _STRUCTURES:
