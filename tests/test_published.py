@@ -381,8 +381,12 @@ def test_default_methods_keep_the_pai_methods_present(tmp_path):
 # ---------------------------------------------------------------------------------- full data
 @pytest.mark.skipif(not FULL.is_dir(), reason=f"published tables not found at {FULL}")
 def test_full_cifar10_tables():
+    import warnings
+
     notes: list[str] = []
-    runs = load_published(FULL, notes=notes)
+    with warnings.catch_warnings():  # pandas warned of a fragmented frame on these tables
+        warnings.simplefilter("error")
+        runs = load_published(FULL, notes=notes)
     mge = runs[runs["mge.nodes"].notna()]
     assert len(mge) == 770
     assert set(PAI_METHODS) <= set(runs["method"])
@@ -441,3 +445,4 @@ def _er_block() -> pd.DataFrame:
     (block,) = [b for b in _ramanujan_blocks() if np.allclose(
         b["layer_sparsity"].to_numpy(), er["layer_sparsity"].to_numpy(), atol=1e-9)]
     return block
+

@@ -427,8 +427,8 @@ def load_published(src_dir: str | os.PathLike, *, datasets: Sequence[str] | None
             f"the tables hold {', '.join(_datasets_in(src)) or 'none'}")
     run_id = pd.Series([f"published/{d}/{m}/{meth}/{s:g}/{k}" for m, d, meth, s, k in
                         runs[NETWORK_KEY].itertuples(index=False)], name="run_id")
-    runs = pd.concat([run_id, runs], axis=1)
-    runs["image_size"] = PUBLISHED_IMAGE_SIZE
+    image_size = pd.Series(PUBLISHED_IMAGE_SIZE, index=runs.index, name="image_size")
+    runs = pd.concat([run_id, runs, image_size], axis=1)  # one concat: no fragmented frame
     features = sorted(c for c in runs.columns if "." in c)
     return runs[["run_id", *NETWORK_KEY, "accuracy", "image_size", *features]]
 
