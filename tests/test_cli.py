@@ -8,27 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_checks import one_line_error, run
 from torch import nn
-from typer.testing import CliRunner
 
-from sparsetopo import cli
 from sparsetopo.pruning.masks import prunable_layers
 
-runner = CliRunner()
 FAST = ["--model", "mlp", "--pruning", "uniform", "--sparsity", "0.9", "--quiet"]
-
-
-def run(*args):
-    return runner.invoke(cli.app, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_prune_writes_loadable_masked_state_dict(tmp_path):

@@ -10,26 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_checks import one_line_error, run
 from torch.nn.utils import prune as torch_prune
-from typer.testing import CliRunner
-
-from sparsetopo import cli
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 FACTORY = f"{EXAMPLES / 'my_net.py'}:make"
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(cli.app, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _load_example():

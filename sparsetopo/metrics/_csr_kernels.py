@@ -520,35 +520,13 @@ def relabel_rows(indptr, indices, data, order, new_id, new_ptr, bounds):
     return out_idx, out_data
 
 
-@nb.njit(parallel=True, **_OPTS)
-def sym_abs_matvec(indptr, indices, data, x, bounds, buf):
-    """``(|A| + |A|^T) x`` in one pass over the edges of A (a gather for ``|A| x``, a scatter
-    for ``|A|^T x`` into the chunk's row of ``buf``, a (chunks, n) scratch array)."""
-    n = indptr.size - 1
-    y = np.empty(n)
-    for c in nb.prange(bounds.size - 1):
-        scat = buf[c]
-        scat[:] = 0.0
-        for u in range(bounds[c], bounds[c + 1]):
-            s = 0.0
-            xu = x[u]
-            for e in range(indptr[u], indptr[u + 1]):
-                v = indices[e]
-                w = abs(np.float64(data[e]))
-                s += w * x[v]
-                scat[v] += w * xu
-            y[u] = s
-    for c in range(bounds.size - 1):
-        y += buf[c]
-    return y
-
-
 @nb.njit(**_OPTS)
 def sym_abs_matvec_into(indptr, indices, data, x, y, diag, laplacian):
     """``y = (|A| + |A|^T) x`` (or ``diag * x - (|A| + |A|^T) x`` when ``laplacian``) in one
     serial pass over the edges of A, float32 weights times float64 vectors. Serial on purpose:
-    two of these run at once in two threads (the gap and the radius), without the per-thread
-    scatter buffers and their reduction that a parallel product needs."""
+    the spectra run on one thread while the other builds the shared structures
+    (``_topometrics._precompute``), so no per-thread scatter buffers and their reduction, which
+    cost more CPU per product than they saved on this 2-core machine."""
     n = indptr.size - 1
     for u in range(n):
         y[u] = 0.0

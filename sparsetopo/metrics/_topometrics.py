@@ -948,11 +948,11 @@ def run_tasks(tasks: Mapping[str, tuple[Callable[[], object], tuple[str, ...]]],
 
 
 def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]:
-    """The spectra and the shared structures the ``wanted`` metrics need, on two threads:
-    ``spectral_gap`` and ``spectral_radius`` (serial products, each thread its own operator)
-    next to the serial graph kernels (undirected CSR, DFS, coreness, path sweeps), BLAS held
-    to one thread (its idle threads spin on the cores the kernels use). Returns the spectral
-    values and the seconds per task. When both spectra are wanted and sparse they are one task,
+    """The spectra, two_hop and the shared structures the ``wanted`` metrics need, on two
+    threads: the spectra (serial products) next to two_hop's parallel kernel and the serial
+    graph kernels (undirected CSR, DFS, coreness, path sweeps), BLAS held to one thread (its
+    idle threads spin on the cores the kernels use). Returns the precomputed metric values
+    and the seconds per task. When both spectra are wanted and sparse they are one task,
     ``_shared_spectra`` (its time goes to ``build:spectra``, not to either metric)."""
     for name in ("in_degree", "out_degree", "active", "partition_index"):
         getattr(v, name)  # cheap and needed by several tasks: computed once, here
@@ -1010,9 +1010,9 @@ def topometrics(
     ``seed`` draws the motif sample (and the Lanczos start vectors). ``progress`` shows a
     progress bar over the metrics. If ``timings`` is a dict it receives the seconds spent per
     metric (``metric``) and per shared structure (``build:undirected``, ``build:dfs``, ...;
-    these are excluded from the metric that first needed them). The spectra and the shared
-    structures are computed first, on two threads (``_precompute``); the two spectra's times
-    then overlap each other and the structures'."""
+    these are excluded from the metric that first needed them). The spectra, two_hop and the
+    shared structures are computed first, on two threads (``_precompute``); when both spectra
+    are solved iteratively they share their products and their time is ``build:spectra``."""
     wanted = list(METRICS)
     if keys is not None:
         keys = set(keys)
