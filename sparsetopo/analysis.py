@@ -3,9 +3,14 @@ compute its metrics, report them."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import math
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +130,24 @@ def build_network(
                                   shuffle=True, augment=False, seed=seed, image_size=resized)
     pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=shape,
                   progress=not quiet)
+    release_freed_memory()
     return Network(net, model, dataset, method, sparsity, seed, shape)
+
+
+def release_freed_memory() -> bool:
+    """Hand the C heap's freed pages back to the OS (glibc ``malloc_trim(0)``; a no-op
+    elsewhere); True if it ran. A pruning pass frees its activations (0.25 GB for resnet20 on a
+    batch of 128) into the main thread's heap, where only that thread can reuse them: the
+    threads that compute metrics and draw the picture allocate from arenas of their own, so
+    without this the freed pages add to the job's peak (measured on the default analyze:
+    0.90-0.93 -> 0.87-0.88 GB)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True
 
 
 def density_table(net: Network) -> Table:
@@ -185,25 +207,10 @@ def path_summary(model, graph_with_skips) -> dict:
     return out
 
 
-def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
-                    normalise: str | None = None, force: bool = False,
-                    progress: bool = True) -> dict:
-    """Everything ``analyze`` reports, as a JSON-serialisable dict (plus ``_graph``: the MGE
-    when it was built, for the picture). Path metrics always come from the MGE with identity
-    skips (SPEC 4); the other topometrics from the chosen encoding."""
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    present, total = count_weights(net.model)
-    sizes = encoding_sizes(net.model, net.input_shape, identity_skips)
-    enc.check_memory(enc.estimate(net.model, net.input_shape, True), force)
-    timings["sizes_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
-                                              force=force, progress=progress)
-    timings["encode_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    paths = path_summary(net.model, with_skips)
+def _topometrics(net, encoding: str, graph, paths: dict, normalise: str | None,
+                 progress: bool) -> tuple[dict, list | None, dict]:
+    """``(topometrics, per-layer rows or None, topometrics as shown)`` of the chosen encoding,
+    path metrics taken from ``paths`` (the MGE with identity skips)."""
     if encoding == "mge":
         topo = metrics.topometrics(graph, seed=net.seed, progress=progress,
                                    keys=("nodes", "edges", *metrics.PAPER_METRICS))
@@ -220,12 +227,78 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     if encoding == "mge" and normalise:
         table = metrics.topometrics_table([topo], normalise=normalise)
         shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
-    timings["topometrics_s"] = time.perf_counter() - t
+    return topo, layers_topo, shown
+
+
+@contextmanager
+def _picture_alongside(graph, path: Path | None, title: str, seed: int,
+                       timings: dict[str, float]) -> Iterator[None]:
+    """Draw the MGE picture to ``path`` on a second thread while the body runs (the metrics'
+    kernels release the GIL; measured on the default job: 2.9 s instead of 3.9 s for
+    topometrics plus picture). The drawing goes to a temporary file that replaces ``path``
+    only once the body and the drawing both succeeded; the drawing's error is raised here.
+    ``path=None``: no picture."""
+    if path is None:
+        yield
+        return
+    with atomic_path(path) as tmp:
+        errors: list[BaseException] = []
+        spent: list[float] = []
+
+        def draw() -> None:
+            t = time.perf_counter()
+            try:  # no progress bar: it would interleave with the metrics' bar
+                from . import plot  # here: matplotlib's import overlaps the metrics too
+
+                plot.mge(graph, tmp, seed=seed, title=title, max_edges=PICTURE_MAX_EDGES,
+                         progress=False)
+            except BaseException as exc:  # noqa: BLE001 (re-raised in the caller)
+                errors.append(exc)
+            spent.append(time.perf_counter() - t)
+
+        thread = threading.Thread(target=draw, name="mge-picture", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
+        if errors:
+            raise errors[0]
+        timings["picture_s"] = spent[0]
+
+
+def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
+                    normalise: str | None = None, force: bool = False,
+                    progress: bool = True, picture: Path | None = None) -> dict:
+    """Everything ``analyze`` reports, as a JSON-serialisable dict. Path metrics always come
+    from the MGE with identity skips (SPEC 4); the other topometrics from the chosen encoding.
+    ``picture``: also draw the MGE (``encoding="mge"`` only) to this PNG, next to the
+    topometrics (:func:`_picture_alongside`); ``result["picture"]`` is then its path."""
+    if picture is not None and encoding != "mge":
+        raise UsageError(f"the picture shows the MGE; encoding {encoding!r} builds none")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    present, total = count_weights(net.model)
+    sizes = encoding_sizes(net.model, net.input_shape, identity_skips)
+    enc.check_memory(enc.estimate(net.model, net.input_shape, True), force)
+    timings["sizes_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    ram = metrics.ramanujan(net.model)
-    ram_summary = metrics.ramanujan_summary(ram)
-    timings["ramanujan_s"] = time.perf_counter() - t
+    graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
+                                              force=force, progress=progress)
+    timings["encode_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    paths = path_summary(net.model, with_skips)
+    del with_skips  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
+    title = picture_title(net.name, net.method, 1 - present / total, paths)
+    with _picture_alongside(graph, picture, title, net.seed, timings):
+        topo, layers_topo, shown = _topometrics(net, encoding, graph, paths, normalise,
+                                                progress)
+        timings["topometrics_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ram = metrics.ramanujan(net.model)
+        ram_summary = metrics.ramanujan_summary(ram)
+        timings["ramanujan_s"] = time.perf_counter() - t
     result = {
         "network": {"model": net.name, "dataset": net.dataset, "pruning": net.method,
                     "sparsity_target": net.sparsity, "sparsity": 1 - present / total,
@@ -247,7 +320,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     if layers_topo is not None:
         result["topometrics_layers"] = json.loads(pd.DataFrame(layers_topo).to_json(
             orient="records"))
-    result["_graph"] = graph
+    if picture is not None:
+        result["picture"] = str(picture)
     return result
 
 
@@ -264,20 +338,12 @@ def flat_row(result: dict) -> dict:
     return row
 
 
-def write_results(result: dict, out: Path, picture_path: Path | None = None, graph=None,
-                  progress: bool = True) -> list[Path]:
-    """Write metrics.json, metrics.csv (and the MGE picture), each atomically; the picture is
-    drawn first so that a failure leaves no partial set of new files."""
+def write_results(result: dict, out: Path) -> list[Path]:
+    """Write metrics.json and metrics.csv, each atomically; returns the files written, the
+    picture first when :func:`analyze_network` drew one (it is in place once every metric has
+    been computed, and the metrics files follow it: a failure leaves no half-new set)."""
     out = ensure_dir(out)
-    written = []
-    if picture_path is not None and graph is not None:
-        from . import plot  # the picture is the only part that needs matplotlib
-
-        net = result["network"]
-        title = picture_title(net["model"], net["pruning"], net["sparsity"], result["paths"])
-        plot.mge(graph, picture_path, seed=net["seed"], title=title,
-                 max_edges=PICTURE_MAX_EDGES, progress=progress)
-        written.append(picture_path)
+    written = [Path(result["picture"])] if result.get("picture") else []
     csv = pd.DataFrame([flat_row(result)])
     with atomic_path(out / "metrics.csv") as tmp:
         csv.to_csv(tmp, index=False)

@@ -22,10 +22,13 @@ from sparsetopo.plot import (
     shap_summary,
 )
 from sparsetopo.plot._mge import (
+    AXES_LEFT,
+    _short,
     axes_box,
     edge_endpoints,
     header_lines,
     node_layout,
+    over,
     rasterize_segments,
 )
 from sparsetopo.study.ranking import method_ranks as ranking_table
@@ -228,6 +231,60 @@ def test_rasterize_respects_point_budget():
     length = np.maximum(np.abs(x1 - x0), np.abs(y1 - y0)) + 1
     assert full.sum() >= length.sum()  # at least one point per pixel of length
     assert budget * 0.9 <= small.sum() <= budget * 1.35 + 2 * n
+
+
+def test_rasterize_adds_into_out():
+    w, h = 20, 10
+    args = (np.array([1.0]), np.array([2.0]), np.array([15.0]), np.array([2.0]), np.array([0]),
+            w, h)
+    once = rasterize_segments(*args)
+    out = np.zeros((2, h, w), np.int32)
+    assert rasterize_segments(*args, out=out) is out
+    rasterize_segments(*args, out=out)
+    np.testing.assert_array_equal(out, 2 * once)
+    with pytest.raises(ValueError, match="int32"):
+        rasterize_segments(*args, out=np.zeros((2, h, w), np.int64))
+
+
+def test_over_matches_pillow_alpha_composite():
+    """Labels laid over the drawing: Pillow's ``alpha_composite`` is the oracle."""
+    rng = np.random.default_rng(0)
+    layer = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    layer[:5, :, 3] = 0  # fully transparent and fully opaque rows included
+    layer[5:9, :, 3] = 255
+    page = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    expected = Image.alpha_composite(Image.fromarray(page, "RGB").convert("RGBA"),
+                                     Image.fromarray(layer, "RGBA"))
+    got = over(layer, page)
+    assert got.dtype == np.uint8 and got.shape == page.shape
+    diff = np.abs(got.astype(int) - np.asarray(expected)[..., :3].astype(int))
+    assert diff.max() <= 1
+    np.testing.assert_array_equal(got[:5], page[:5])
+    np.testing.assert_array_equal(got[5:9], layer[5:9, :, :3])
+
+
+def test_drawing_sits_under_its_axis_ticks(tmp_path):
+    """The drawing is pasted at the axes' pixels: every partition's node strip (black) is on
+    the pixel column of its tick, ``left + part_cols[p]``, not beside it."""
+    g = tiny_graph()
+    width, height, dpi = 800, 450, 100
+    rgb = read_png(mge(g, tmp_path / "m.png", width=width, height=height, dpi=dpi,
+                       progress=False))
+    labels = [_short(p.name) for p in g.partitions]
+    box = axes_box(width, height, dpi, 1, max(map(len, labels)))
+    img_w, img_h = int(round(box[2] * width)), int(round(box[3] * height))
+    part_cols = node_layout(g, img_w, img_h)[0]
+    left = int(round(AXES_LEFT * width))
+    top = height - int(round(box[1] * height)) - img_h
+    dark = (rgb < 0.3).all(axis=-1)
+    black = (rgb < 0.1).all(axis=-1)[top + 5 : top + img_h - 5]
+    ticks = dark[top + img_h + 2 : top + img_h + 4]  # tick marks, below the bottom spine
+    for col in part_cols[1:]:
+        x = left + int(col)
+        assert black[:, x].sum() > 3, f"no node strip at column {x}"
+        assert black[:, x + 3].sum() == 0 and black[:, x - 3].sum() == 0
+        assert ticks[:, x - 1 : x + 2].any(), f"no tick mark at column {x}"
+        assert not ticks[:, x + 3].any() and not ticks[:, x - 3].any()
 
 
 def test_edge_sampling_is_uniform_subset_and_seeded():

@@ -145,11 +145,10 @@ def analyze(
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
                         input_size, _shape(input_shape))
     result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
-                             normalise=normalise, force=force, progress=not quiet)
+                             normalise=normalise, force=force, progress=not quiet,
+                             picture=out / "mge.png" if picture and encoding == "mge" else None)
     result["timings"]["total_s"] = time.perf_counter() - t0
-    picture_path = out / "mge.png" if picture and encoding == "mge" else None
-    written = write_results(result, out, picture_path=picture_path,
-                            graph=result.pop("_graph", None), progress=not quiet)
+    written = write_results(result, out)
     if as_json:
         sys.stdout.write(json.dumps(result, default=float, indent=2) + "\n")
     else:

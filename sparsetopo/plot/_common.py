@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from PIL import Image
 
 from sparsetopo.io import atomic_path
 
@@ -44,6 +46,14 @@ def require_columns(df: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
+
+
+def save_rgb_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
+    """The ``(height, width, 3)`` uint8 image ``rgb`` as PNG at ``path``, atomically (zlib
+    level 3: a third of the default's time for 4% larger files)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        Image.fromarray(rgb, "RGB").save(fh, format="png", compress_level=3)
+    return Path(path)
 
 
 def save_png(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:

@@ -1,0 +1,70 @@
+"""The analyze job as a library: the picture drawn next to the metrics, and what a failure in
+either leaves on disk."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from sparsetopo import analysis, metrics, plot
+from sparsetopo import encoding as enc
+
+
+@pytest.fixture(scope="module")
+def net():
+    return analysis.build_network("resnet20", "uniform", 0.9, 0, "digits", None, quiet=True,
+                                  input_size=8)
+
+
+def test_picture_alongside_is_the_picture_drawn_alone(net, tmp_path):
+    """The thread changes when the picture is drawn, not what: same bytes as ``plot.mge`` on
+    the same graph and title after the metrics."""
+    result = analysis.analyze_network(net, progress=False, picture=tmp_path / "a" / "mge.png")
+    assert result["picture"] == str(tmp_path / "a" / "mge.png")
+    assert result["timings"]["picture_s"] > 0
+    graph, _ = enc.multipartite_pair(net.model, net.input_shape, False, progress=False)
+    title = analysis.picture_title(net.name, net.method, result["network"]["sparsity"],
+                                   result["paths"])
+    alone = plot.mge(graph, tmp_path / "alone.png", seed=net.seed, title=title,
+                     max_edges=analysis.PICTURE_MAX_EDGES, progress=False)
+    assert (tmp_path / "a" / "mge.png").read_bytes() == alone.read_bytes()
+    written = analysis.write_results(result, tmp_path / "a")
+    assert [p.name for p in written] == ["mge.png", "metrics.csv", "metrics.json"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "metrics.csv", "metrics.json", "mge.png"]
+
+
+def test_failed_metrics_leave_the_old_picture(net, tmp_path, monkeypatch):
+    old = tmp_path / "mge.png"
+    old.write_bytes(b"old picture")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("metrics broke")
+
+    monkeypatch.setattr(metrics, "topometrics", broken)
+    with pytest.raises(RuntimeError, match="metrics broke"):
+        analysis.analyze_network(net, progress=False, picture=old)
+    assert old.read_bytes() == b"old picture"
+    assert [p.name for p in tmp_path.iterdir()] == ["mge.png"]  # no temporary left
+
+
+def test_failed_picture_raises_and_writes_nothing(net, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("drawing broke")
+
+    monkeypatch.setattr(plot, "mge", broken)
+    with pytest.raises(ValueError, match="drawing broke"):
+        analysis.analyze_network(net, progress=False, picture=tmp_path / "mge.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_picture_needs_the_mge(net, tmp_path):
+    with pytest.raises(analysis.UsageError, match="picture shows the MGE"):
+        analysis.analyze_network(net, encoding="rolled", progress=False,
+                                 picture=tmp_path / "mge.png")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_release_freed_memory_runs_on_linux():
+    assert analysis.release_freed_memory() is True
