@@ -72,8 +72,8 @@ def mge(
                          "need width >= 200, height >= 150, dpi >= 10")
     path = Path(path)
     src, dst = edge_endpoints(graph, max_edges, seed)
-    degree = _degree(graph)
-    lines = header_lines(graph, int((degree == 0).sum()), len(src), seed, title)
+    connected = _has_edge(graph)
+    lines = header_lines(graph, int(graph.n_nodes - connected.sum()), len(src), seed, title)
     labels = [_short(p.name) for p in graph.partitions]
     box = axes_box(width, height, dpi, len(lines), max(map(len, labels), default=1))
     img_w, img_h = int(round(box[2] * width)), int(round(box[3] * height))
@@ -82,7 +82,7 @@ def mge(
     counts, n_skip = draw_edges(src, dst, node_col, node_row, node_part, img_w, img_h,
                                 progress=progress)
     rgb = composite(counts, img_w, img_h)
-    paint_nodes(rgb, node_col, node_row, degree > 0)
+    paint_nodes(rgb, node_col, node_row, connected)
     left, bottom = int(round(box[0] * width)), int(round(box[1] * height))
 
     # Labels, title and legend are drawn by matplotlib on a transparent figure and laid over
@@ -350,12 +350,12 @@ def paint_nodes(rgb: np.ndarray, node_col: np.ndarray, node_row: np.ndarray,
         rgb[moved_alive] = NODE_RGB
 
 
-def _degree(graph: LayeredGraph) -> np.ndarray:
-    """In-degree + out-degree of every node."""
+def _has_edge(graph: LayeredGraph) -> np.ndarray:
+    """Mask of the nodes with at least one edge (in or out)."""
     adj = graph.adjacency
-    out_deg = np.diff(adj.indptr)
-    in_deg = np.bincount(adj.indices, minlength=adj.shape[0])
-    return out_deg + in_deg
+    has = np.diff(adj.indptr) > 0
+    has[adj.indices] = True  # buffered index cast: no int64 copy of the indices
+    return has
 
 
 def _short(name: str, limit: int = 22) -> str:
