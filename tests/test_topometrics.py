@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 
 import igraph as ig
 import networkx as nx
@@ -13,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 from random_graphs import bipartite_graph, chain_graph, random_layered_graph
 
+import sparsetopo.metrics._csr_kernels as K
 import sparsetopo.metrics._topometrics as tm
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
 from sparsetopo.metrics._csr_kernels import long_edge_nodes, motif_root_counts
@@ -213,6 +215,55 @@ def test_shared_spectra_equal_the_separate_solves(seed, monkeypatch):
     want = oracle(g)
     assert both["spectral_gap"] == pytest.approx(want["spectral_gap"], rel=1e-6)
     assert both["spectral_radius"] == pytest.approx(want["spectral_radius"], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_symmetric_products_on_two_threads_are_bitwise_the_serial_ones(seed):
+    """The products run as two row blocks; on one thread or two, the same operations in the
+    same order (bitwise equal), and ``(|A| + |A|^T) x`` / its Laplacian to 1e-12 against scipy
+    (a random CSR, edges in any direction, every split point including the ends)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    a = sp.random(n, n, density=float(rng.uniform(0.001, 0.1)), random_state=seed,
+                  format="csr", dtype=np.float32)
+    a.data -= np.float32(0.5)  # negative weights too: the products use |w|
+    s = abs(a).astype(np.float64)
+    s = (s + s.T).toarray()
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    diag = s.sum(axis=1)
+    for split in {0, n, K.product_split(a.indptr), int(rng.integers(0, n + 1))}:
+        for lap in (False, True):
+            want = diag * x1 - s @ x1 if lap else s @ x1
+            y, yp = np.empty(n), np.empty(n)
+            K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x1, y, diag, lap, split)
+            K.sym_abs_matvec_into_parallel(a.indptr, a.indices, a.data, x1, yp, diag, lap, split)
+            np.testing.assert_array_equal(y, yp)
+            np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+        y1, y2, p1, p2 = (np.empty(n) for _ in range(4))
+        K.sym_abs_matvec2_into(a.indptr, a.indices, a.data, x1, y1, False, x2, y2, True, diag,
+                               split)
+        K.sym_abs_matvec2_into_parallel(a.indptr, a.indices, a.data, x1, p1, False, x2, p2,
+                                        True, diag, split)
+        single = np.empty(n)
+        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x2, single, diag, True, split)
+        np.testing.assert_array_equal(y1, p1)
+        np.testing.assert_array_equal(y2, p2)
+        np.testing.assert_array_equal(y2, single)  # the two-vector pass is each single pass
+        np.testing.assert_allclose(y1, s @ x1, rtol=1e-12, atol=1e-12)
+
+
+def test_shared_spectra_do_not_depend_on_when_the_second_core_frees_up():
+    """The spectra move their products to two threads once the other task thread is idle;
+    the values are bitwise those of a solve that never moves, or moves from the first step."""
+    g = next(g for s in range(2300, 2350)
+             if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
+                                                       skips=True)).n_active > 64)
+    never = tm._shared_spectra(tm.GraphView(g), seed=0)
+    idle = threading.Event()
+    idle.set()
+    always = tm._shared_spectra(tm.GraphView(g), seed=0, idle=idle)
+    assert never == always
+    assert never == (tm.spectral_gap(g, dense_max=0), tm.spectral_radius(g, dense_max=0))
 
 
 def test_shared_spectra_fall_back_when_a_solver_does_not_converge(monkeypatch):

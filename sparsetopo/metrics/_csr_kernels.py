@@ -520,40 +520,31 @@ def relabel_rows(indptr, indices, data, order, new_id, new_ptr, bounds):
     return out_idx, out_data
 
 
+def product_split(indptr: np.ndarray) -> int:
+    """The row that splits the edges of a CSR in two halves of about equal size: the two row
+    blocks of the symmetric products (``sym_abs_matvec_into`` and its relatives)."""
+    b = balanced_bounds(indptr, 2)
+    return int(b[1]) if b.size > 2 else int(indptr.size - 1)
+
+
 @nb.njit(**_OPTS)
-def sym_abs_matvec_into(indptr, indices, data, x, y, diag, laplacian):
-    """``y = (|A| + |A|^T) x`` (or ``diag * x - (|A| + |A|^T) x`` when ``laplacian``) in one
-    serial pass over the edges of A, float32 weights times float64 vectors. Serial on purpose:
-    the spectra run on one thread while the other builds the shared structures
-    (``_topometrics._precompute``), so no per-thread scatter buffers and their reduction, which
-    cost more CPU per product than they saved on this 2-core machine."""
-    n = indptr.size - 1
-    for u in range(n):
-        y[u] = 0.0
-    for u in range(n):
+def _sym_abs_rows(indptr, indices, data, x, z, lo, hi):
+    """``z += (|A| + |A|^T) x`` restricted to the edges of rows ``lo .. hi - 1``, in row order."""
+    for u in range(lo, hi):
         s = 0.0
         xu = x[u]
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
             w = abs(np.float64(data[e]))
             s += w * x[v]
-            y[v] += w * xu
-        y[u] += s
-    if laplacian:
-        for u in range(n):
-            y[u] = diag[u] * x[u] - y[u]
+            z[v] += w * xu
+        z[u] += s
 
 
 @nb.njit(**_OPTS)
-def sym_abs_matvec2_into(indptr, indices, data, x1, y1, lap1, x2, y2, lap2, diag):
-    """``sym_abs_matvec_into`` on two vectors in one pass over the edges (each result bitwise
-    equal to its own single pass: same operations in the same order): the products are
-    memory-bound, and the edges are read once instead of twice."""
-    n = indptr.size - 1
-    for u in range(n):
-        y1[u] = 0.0
-        y2[u] = 0.0
-    for u in range(n):
+def _sym_abs_rows2(indptr, indices, data, x1, z1, x2, z2, lo, hi):
+    """``_sym_abs_rows`` on two vectors in one pass over the edges (each bitwise its own)."""
+    for u in range(lo, hi):
         s1 = 0.0
         s2 = 0.0
         xu1 = x1[u]
@@ -562,17 +553,81 @@ def sym_abs_matvec2_into(indptr, indices, data, x1, y1, lap1, x2, y2, lap2, diag
             v = indices[e]
             w = abs(np.float64(data[e]))
             s1 += w * x1[v]
-            y1[v] += w * xu1
+            z1[v] += w * xu1
             s2 += w * x2[v]
-            y2[v] += w * xu2
-        y1[u] += s1
-        y2[u] += s2
-    if lap1:
-        for u in range(n):
-            y1[u] = diag[u] * x1[u] - y1[u]
-    if lap2:
-        for u in range(n):
-            y2[u] = diag[u] * x2[u] - y2[u]
+            z2[v] += w * xu2
+        z1[u] += s1
+        z2[u] += s2
+
+
+@nb.njit(**_OPTS)
+def _finish(y, z, x, diag, laplacian):
+    """``y += z``, then ``y = diag * x - y`` when ``laplacian``."""
+    for u in range(y.size):
+        y[u] += z[u]
+    if laplacian:
+        for u in range(y.size):
+            y[u] = diag[u] * x[u] - y[u]
+
+
+@nb.njit(**_OPTS)
+def sym_abs_matvec_into(indptr, indices, data, x, y, diag, laplacian, split):
+    """``y = (|A| + |A|^T) x`` (or ``diag * x - (|A| + |A|^T) x`` when ``laplacian``), float32
+    weights times float64 vectors: rows ``0 .. split - 1`` accumulate into ``y``, the others
+    into a second vector, then the two are added. ``sym_abs_matvec_into_parallel`` does the
+    same two blocks on two threads: the same operations in the same order, so bitwise the same
+    result, and the spectra can move to it (when the second core frees up) without their
+    values depending on when that happened."""
+    y[:] = 0.0
+    z = np.zeros(y.size)
+    _sym_abs_rows(indptr, indices, data, x, y, 0, split)
+    _sym_abs_rows(indptr, indices, data, x, z, split, indptr.size - 1)
+    _finish(y, z, x, diag, laplacian)
+
+
+@nb.njit(parallel=True, **_OPTS)
+def sym_abs_matvec_into_parallel(indptr, indices, data, x, y, diag, laplacian, split):
+    """``sym_abs_matvec_into`` with its two row blocks on two of numba's threads."""
+    y[:] = 0.0
+    z = np.zeros(y.size)
+    for b in nb.prange(2):
+        if b == 0:
+            _sym_abs_rows(indptr, indices, data, x, y, 0, split)
+        else:
+            _sym_abs_rows(indptr, indices, data, x, z, split, indptr.size - 1)
+    _finish(y, z, x, diag, laplacian)
+
+
+@nb.njit(**_OPTS)
+def sym_abs_matvec2_into(indptr, indices, data, x1, y1, lap1, x2, y2, lap2, diag, split):
+    """``sym_abs_matvec_into`` on two vectors in one pass over the edges (each result bitwise
+    equal to its own single product: same operations in the same order): the products are
+    memory-bound, and the edges are read once instead of twice."""
+    y1[:] = 0.0
+    y2[:] = 0.0
+    z1 = np.zeros(y1.size)
+    z2 = np.zeros(y2.size)
+    _sym_abs_rows2(indptr, indices, data, x1, y1, x2, y2, 0, split)
+    _sym_abs_rows2(indptr, indices, data, x1, z1, x2, z2, split, indptr.size - 1)
+    _finish(y1, z1, x1, diag, lap1)
+    _finish(y2, z2, x2, diag, lap2)
+
+
+@nb.njit(parallel=True, **_OPTS)
+def sym_abs_matvec2_into_parallel(indptr, indices, data, x1, y1, lap1, x2, y2, lap2, diag,
+                                  split):
+    """``sym_abs_matvec2_into`` with its two row blocks on two of numba's threads."""
+    y1[:] = 0.0
+    y2[:] = 0.0
+    z1 = np.zeros(y1.size)
+    z2 = np.zeros(y2.size)
+    for b in nb.prange(2):
+        if b == 0:
+            _sym_abs_rows2(indptr, indices, data, x1, y1, x2, y2, 0, split)
+        else:
+            _sym_abs_rows2(indptr, indices, data, x1, z1, x2, z2, split, indptr.size - 1)
+    _finish(y1, z1, x1, diag, lap1)
+    _finish(y2, z2, x2, diag, lap2)
 
 
 @nb.njit(**_OPTS)

@@ -539,10 +539,12 @@ class _SymOperators:
             self.colour = (part % 2).astype(bool)
         self._diag = None
         self._zero = np.zeros(0)
+        self.split = K.product_split(self.indptr)  # the products' two row blocks
 
-    def _product(self, x, out, diag=None):
-        K.sym_abs_matvec_into(self.indptr, self.indices, self.data, x, out,
-                              self._zero if diag is None else diag, diag is not None)
+    def _product(self, x, out, diag=None, parallel: bool = False):
+        kernel = K.sym_abs_matvec_into_parallel if parallel else K.sym_abs_matvec_into
+        kernel(self.indptr, self.indices, self.data, x, out,
+               self._zero if diag is None else diag, diag is not None, self.split)
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(self.dim)
@@ -682,7 +684,8 @@ def _as_products(steps, laplacian: bool = False, gram: tuple | None = None):
         return stop.value
 
 
-def _shared_spectra(v: GraphView, seed: int) -> tuple[float, float]:
+def _shared_spectra(v: GraphView, seed: int,
+                    idle: threading.Event | None = None) -> tuple[float, float]:
     """``(spectral_gap, spectral_radius)`` with their two Lanczos solvers run in lockstep,
     every step's products on ``S`` done in one pass over the CSR for both
     (``K.sym_abs_matvec2_into``): the same start vectors and the same arithmetic as
@@ -721,13 +724,14 @@ def _shared_spectra(v: GraphView, seed: int) -> tuple[float, float]:
     advance(1, True)
     while pending:
         ids = list(pending)
+        parallel = idle is not None and idle.is_set()
         if len(ids) == 2:
             (x1, y1, l1), (x2, y2, l2) = pending[ids[0]], pending[ids[1]]
-            K.sym_abs_matvec2_into(ops.indptr, ops.indices, ops.data, x1, y1, l1, x2, y2, l2,
-                                   diag)
+            kernel = K.sym_abs_matvec2_into_parallel if parallel else K.sym_abs_matvec2_into
+            kernel(ops.indptr, ops.indices, ops.data, x1, y1, l1, x2, y2, l2, diag, ops.split)
         else:
             x, y, lap = pending[ids[0]]
-            ops._product(x, y, diag if lap else None)
+            ops._product(x, y, diag if lap else None, parallel=parallel)
         for i in ids:
             advance(i)
     if results[0] is None:
@@ -898,13 +902,15 @@ def _blas_controller():
 
 
 def run_tasks(tasks: Mapping[str, tuple[Callable[[], object], tuple[str, ...]]],
-              n_threads: int = 2) -> dict[str, float]:
+              n_threads: int = 2, idle: threading.Event | None = None) -> dict[str, float]:
     """Run ``tasks`` (name -> (function, names of the tasks it needs)) on ``n_threads``
     threads (the caller's included); each thread takes the first task, in the mapping's order,
     whose needs are done. Returns the seconds each task took; the first error is raised once
     every thread has stopped. The functions must release the GIL for real work (numba
-    ``nogil`` kernels, large numpy operations) and launch no parallel numba kernel: numba's
-    work-queue layer takes parallel launches from one thread at a time."""
+    ``nogil`` kernels, large numpy operations). numba's work-queue layer takes parallel
+    launches from one thread at a time: at most one task launches parallel kernels while
+    others run (``_PARALLEL_METRIC``), and a task that waits for ``idle`` (set when a thread
+    finds no task left, so no other task is running) may launch them from then on."""
     cond = threading.Condition()
     pending = list(tasks)
     done: set[str] = set()
@@ -916,6 +922,8 @@ def run_tasks(tasks: Mapping[str, tuple[Callable[[], object], tuple[str, ...]]],
             with cond:
                 while True:
                     if errors or not pending:
+                        if idle is not None:
+                            idle.set()  # a thread is free: the task still running may use it
                         return
                     name = next((t for t in pending
                                  if all(d in done or d not in tasks for d in tasks[t][1])), None)
@@ -953,11 +961,14 @@ def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]
     graph kernels (undirected CSR, DFS, coreness, path sweeps), BLAS held to one thread (its
     idle threads spin on the cores the kernels use). Returns the precomputed metric values
     and the seconds per task. When both spectra are wanted and sparse they are one task,
-    ``_shared_spectra`` (its time goes to ``build:spectra``, not to either metric)."""
+    ``_shared_spectra`` (its time goes to ``build:spectra``, not to either metric); once the
+    other thread has nothing left, their products run on both cores (bitwise the same values:
+    ``K.sym_abs_matvec_into_parallel``)."""
     for name in ("in_degree", "out_degree", "active", "partition_index"):
         getattr(v, name)  # cheap and needed by several tasks: computed once, here
     values: dict[str, float] = {}
     tasks: dict[str, tuple[Callable, tuple]] = {}
+    idle = threading.Event()  # set once the other thread has no task left
     spectra = [k for k in ("spectral_gap", "spectral_radius") if k in wanted]
     sparse = not (_no_spectrum(v) or _dense_spectrum(v, DENSE_SPECTRUM_MAX))
     if sparse:
@@ -965,7 +976,7 @@ def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]
     if len(spectra) == 2 and sparse and v.spectral_operators.lanczos_maxdim() > 0:
 
         def shared() -> None:
-            gap, radius = v._timed("spectra", lambda: _shared_spectra(v, seed))
+            gap, radius = v._timed("spectra", lambda: _shared_spectra(v, seed, idle))
             values.update(spectral_gap=gap, spectral_radius=radius)
 
         tasks["spectra"] = (shared, ())
@@ -991,10 +1002,11 @@ def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]
         if name in needed:
             tasks[name] = (lambda name=name: getattr(v, name), deps)
     if len(tasks) < 2:
+        idle.set()  # no other task: the spectra have both cores from the start
         spent = run_tasks(tasks, n_threads=1)
     else:
         with _blas_controller().limit(limits=1, user_api="blas"):
-            spent = run_tasks(tasks, n_threads=2)
+            spent = run_tasks(tasks, n_threads=2, idle=idle)
     return values, spent
 
 
