@@ -496,7 +496,8 @@ class _MatrixFree(LinearOperator):
 
 class _SymOperators:
     """Matrix-free float64 operators on ``S = |A| + |A|^T`` (float32 weights times float64
-    vectors, one serial pass over the directed CSR per product): ``S`` itself, its Laplacian
+    vectors, one pass over the directed CSR per product, in two row blocks that run on two
+    threads once the other task thread is idle): ``S`` itself, its Laplacian
     ``diag(S 1) - S`` and, when partition parity 2-colours the graph, ``S^2`` on one colour
     class (the Gram matrix of the biadjacency).
 
