@@ -3,8 +3,6 @@ compute its metrics, report them."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import math
 import threading
@@ -22,6 +20,7 @@ from torch import nn
 
 from . import data, metrics, models, pruning
 from . import encoding as enc
+from ._memory import release_freed_memory
 from .errors import UsageError
 from .io import atomic_path, ensure_dir, write_text
 from .pruning.masks import count_weights, layer_densities, load_weights
@@ -132,22 +131,6 @@ def build_network(
                   progress=not quiet)
     release_freed_memory()
     return Network(net, model, dataset, method, sparsity, seed, shape)
-
-
-def release_freed_memory() -> bool:
-    """Hand the C heap's freed pages back to the OS (glibc ``malloc_trim(0)``; a no-op
-    elsewhere); True if it ran. A pruning pass frees its activations (0.25 GB for resnet20 on a
-    batch of 128) into the main thread's heap, where only that thread can reuse them: the
-    threads that compute metrics and draw the picture allocate from arenas of their own, so
-    without this the freed pages add to the job's peak (measured on the default analyze:
-    0.90-0.93 -> 0.87-0.88 GB)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return False
-    trim(0)
-    return True
 
 
 def density_table(net: Network) -> Table:

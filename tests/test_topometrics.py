@@ -240,16 +240,28 @@ def test_symmetric_products_on_two_threads_are_bitwise_the_serial_ones(seed):
             np.testing.assert_array_equal(y, yp)
             np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
         y1, y2, p1, p2 = (np.empty(n) for _ in range(4))
+        scratch = np.full((n, 6), np.nan)  # the kernels must not read what it held before
         K.sym_abs_matvec2_into(a.indptr, a.indices, a.data, x1, y1, False, x2, y2, True, diag,
-                               split)
+                               split, scratch)
         K.sym_abs_matvec2_into_parallel(a.indptr, a.indices, a.data, x1, p1, False, x2, p2,
-                                        True, diag, split)
-        single = np.empty(n)
-        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x2, single, diag, True, split)
+                                        True, diag, split, scratch)
+        single1, single2 = np.empty(n), np.empty(n)
+        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x1, single1, diag, False, split)
+        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x2, single2, diag, True, split)
         np.testing.assert_array_equal(y1, p1)
         np.testing.assert_array_equal(y2, p2)
-        np.testing.assert_array_equal(y2, single)  # the two-vector pass is each single pass
+        np.testing.assert_array_equal(y1, single1)  # the two-vector pass is each single pass
+        np.testing.assert_array_equal(y2, single2)
         np.testing.assert_allclose(y1, s @ x1, rtol=1e-12, atol=1e-12)
+
+
+def test_unpooled_scratch_is_a_writable_float_array_of_its_own_memory():
+    a = tm._unpooled_empty((1000, 6))
+    assert a.shape == (1000, 6) and a.dtype == np.float64 and a.flags.writeable
+    assert a.flags.c_contiguous and not a.flags.owndata  # the memory map owns the pages
+    a[:] = 1.5
+    assert a.sum() == 9000.0
+    assert tm._unpooled_empty((0, 6)).shape == (0, 6)
 
 
 def test_shared_spectra_do_not_depend_on_when_the_second_core_frees_up():

@@ -134,9 +134,9 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
     alpha = np.zeros(maxdim)
     beta = np.zeros(maxdim)
     h = np.zeros(maxdim + 1)
-    r = np.empty(n)
     rng = np.random.default_rng(seed + 1)
     K.scale_into(v0, 1.0 / float(np.linalg.norm(v0)), basis[0])
+    del v0  # a generator would hold it for the whole solve
     w_old = np.zeros(maxdim + 2)
     w_cur = np.zeros(maxdim + 2)
     w_cur[0] = 1.0
@@ -145,6 +145,7 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
     blocked = False  # an invariant subspace was found: full reorthogonalization from then on
     block_start = 0
     for j in range(maxdim):
+        r = basis[j + 1]  # the residual becomes the next basis vector in place: no extra vector
         yield basis[j], r  # the driver writes A basis[j] into r
         b_prev = beta[j - 1] if j else 0.0
         a, s = K.lanczos_three_term(r, basis[j], basis[j - 1] if j else basis[0], b_prev)
@@ -198,7 +199,7 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
         if j + 1 >= maxdim:
             break
         beta[j] = b
-        K.scale_into(r, 1.0 / b, basis[m])
+        K.scale_into(r, 1.0 / b, r)  # r is basis[m]
         w_old, w_cur = w_cur, w_new
     raise LanczosNoConvergence(f"Lanczos ({which}, k={k}) did not converge in {maxdim} steps")
 
@@ -216,6 +217,7 @@ def largest_eigenvalue_steps(v0: np.ndarray, tol: float = 1e-6, maxiter: int = 1
     :class:`LanczosNoConvergence` after ``maxiter`` steps."""
     n = v0.size
     q = v0 / float(np.linalg.norm(v0))
+    del v0
     q_prev = np.zeros(n)
     r = np.empty(n)
     alpha = np.zeros(maxiter)

@@ -11,6 +11,7 @@ run as compiled kernels on the CSR arrays (see ``_csr_kernels`` for why not igra
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from threadpoolctl import ThreadpoolController, threadpool_limits
 from tqdm.auto import tqdm
 
+from sparsetopo._memory import release_freed_memory
 from sparsetopo.encoding.graph import LayeredGraph
 from sparsetopo.io import show_progress
 
@@ -685,14 +687,25 @@ def _as_products(steps, laplacian: bool = False, gram: tuple | None = None):
         return stop.value
 
 
+def _unpooled_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 array in its own anonymous memory map: its pages go back to the system as soon
+    as it is released. (``np.empty`` takes large blocks from malloc, which on a worker thread
+    keeps them in that thread's arena, where the Lanczos basis allocated before cannot reuse
+    them: freeing the products' scratch halfway through the spectra would not lower the peak.)"""
+    n = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(8 * n, 1)), dtype=np.float64, count=n).reshape(shape)
+
+
 def _shared_spectra(v: GraphView, seed: int,
                     idle: threading.Event | None = None) -> tuple[float, float]:
     """``(spectral_gap, spectral_radius)`` with their two Lanczos solvers run in lockstep,
     every step's products on ``S`` done in one pass over the CSR for both
     (``K.sym_abs_matvec2_into``): the same start vectors and the same arithmetic as
     :func:`spectral_gap` and :func:`spectral_radius` solved apart, so the same values, for
-    about 60% of the memory traffic (conv6 @0.9: 61 passes instead of 109). A solver that does
-    not converge is solved again apart (ARPACK)."""
+    about 60% of the memory traffic (conv6 @0.9: 61 passes instead of 109). The paired passes
+    share one scratch array of per-node records (48 bytes a node, in its own memory map so that
+    it goes back to the system once one solver has finished). A solver that does not converge
+    is solved again apart (ARPACK)."""
     ops = v.spectral_operators
     side = ops.gram_side()
     start = _start_vector(ops.dim, seed)
@@ -704,9 +717,9 @@ def _shared_spectra(v: GraphView, seed: int,
     else:
         gap = _as_products(extreme_eigenvalue_steps(start, 3, "LM", tol=ARPACK_TOL,
                                                     maxdim=ops.lanczos_maxdim(), seed=seed))
-    radius = _as_products(largest_eigenvalue_steps(start.copy(), tol=ARPACK_TOL),
-                          laplacian=True)
+    radius = _as_products(largest_eigenvalue_steps(start, tol=ARPACK_TOL), laplacian=True)
     diag = ops.diag
+    records = _unpooled_empty((ops.dim, 6))  # the two-vector products' scratch (K._records2)
     results: dict[int, object] = {}
     pending: dict[int, tuple] = {}
     solvers = [gap, radius]
@@ -723,14 +736,17 @@ def _shared_spectra(v: GraphView, seed: int,
 
     advance(0, True)
     advance(1, True)
+    del start  # both solvers have read it (neither writes it) and dropped it
     while pending:
         ids = list(pending)
         parallel = idle is not None and idle.is_set()
         if len(ids) == 2:
             (x1, y1, l1), (x2, y2, l2) = pending[ids[0]], pending[ids[1]]
             kernel = K.sym_abs_matvec2_into_parallel if parallel else K.sym_abs_matvec2_into
-            kernel(ops.indptr, ops.indices, ops.data, x1, y1, l1, x2, y2, l2, diag, ops.split)
+            kernel(ops.indptr, ops.indices, ops.data, x1, y1, l1, x2, y2, l2, diag, ops.split,
+                   records)
         else:
+            records = None  # one solver left: freed while the other's basis still grows
             x, y, lap = pending[ids[0]]
             ops._product(x, y, diag if lap else None, parallel=parallel)
         for i in ids:
@@ -995,6 +1011,7 @@ def _precompute(v: GraphView, wanted: list[str], seed: int) -> tuple[dict, dict]
 
         def parallel_metric() -> None:
             values[_PARALLEL_METRIC] = METRICS[_PARALLEL_METRIC](v)
+            release_freed_memory()  # its word rows, freed in numba's worker arenas
 
         tasks[_PARALLEL_METRIC] = (parallel_metric, ())
     needed = {s for k in wanted for s in _NEEDS.get(k, ())}
