@@ -576,28 +576,32 @@ def _records2(x1, x2, q):
 
 
 @nb.njit(**_OPTS)
+def _laplacian_step(y, x, diag):
+    """``y = diag * x - y``: the Laplacian from the product ``y = S x``."""
+    for u in range(y.size):
+        y[u] = diag[u] * x[u] - y[u]
+
+
+@nb.njit(**_OPTS)
 def _finish2(q, x1, y1, lap1, x2, y2, lap2, diag):
-    """``y = first block's sums + second block's`` for both vectors, then ``_finish``'s
-    Laplacian step."""
+    """``y = first block's sums + second block's`` for both vectors, then the Laplacian step
+    where asked."""
     for u in range(y1.size):
         y1[u] = q[u, 2] + q[u, 4]
         y2[u] = q[u, 3] + q[u, 5]
     if lap1:
-        for u in range(y1.size):
-            y1[u] = diag[u] * x1[u] - y1[u]
+        _laplacian_step(y1, x1, diag)
     if lap2:
-        for u in range(y2.size):
-            y2[u] = diag[u] * x2[u] - y2[u]
+        _laplacian_step(y2, x2, diag)
 
 
 @nb.njit(**_OPTS)
 def _finish(y, z, x, diag, laplacian):
-    """``y += z``, then ``y = diag * x - y`` when ``laplacian``."""
+    """``y += z``, then the Laplacian step when ``laplacian``."""
     for u in range(y.size):
         y[u] += z[u]
     if laplacian:
-        for u in range(y.size):
-            y[u] = diag[u] * x[u] - y[u]
+        _laplacian_step(y, x, diag)
 
 
 @nb.njit(**_OPTS)
