@@ -166,8 +166,8 @@ class _ShapeRecorder(fx.Interpreter):
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
     """Trace ``model`` on one input of ``input_shape`` (no batch dim) into a :class:`LayerDAG`."""
     input_shape = tuple(int(s) for s in input_shape)
-    try:
-        gm = fx.symbolic_trace(model)
+    try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
+        graph = fx.Tracer().trace(model)
     except Exception as exc:  # fx raises many kinds of errors
         raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
     was_training = model.training
@@ -177,7 +177,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
         # one tiny sample: a single thread avoids oversubscription stalls on busy machines
         torch.set_num_threads(1)
         with torch.no_grad():
-            _ShapeRecorder(gm).run(torch.zeros((1, *input_shape)))
+            _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape)))
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TracingError(
@@ -186,10 +186,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
     finally:
         torch.set_num_threads(threads)
         model.train(was_training)
-    return _build_dag(gm, input_shape)
+    return _build_dag(model, graph, input_shape)
 
 
-def _build_dag(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> LayerDAG:
+def _build_dag(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> LayerDAG:
     values: list[Value] = []
     ops: list[Op] = []
     value_of: dict[fx.Node, int] = {}
@@ -212,7 +212,7 @@ def _build_dag(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> LayerDAG:
 
     tensor_inputs = lambda node: [a for a in node.all_input_nodes if a in value_of]  # noqa: E731
     output_value = None
-    for node in gm.graph.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder":
             if values:
                 raise TracingError("models with more than one input are not supported")
@@ -239,7 +239,7 @@ def _build_dag(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> LayerDAG:
                                         or node.op == "call_method"
                                         and node.target in ("size", "dim")):
             continue  # shape queries (x.size(0), x.shape[0]) feed reshapes, not the data path
-        module = gm.get_submodule(node.target) if node.op == "call_module" else None
+        module = model.get_submodule(node.target) if node.op == "call_module" else None
         _classify(node, module, ins, value_of, add_op, values)
     if output_value is None:
         raise TracingError("the traced model has no output")

@@ -255,6 +255,33 @@ def test_symmetric_products_on_two_threads_are_bitwise_the_serial_ones(seed):
         np.testing.assert_allclose(y1, s @ x1, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 2049, 5000])
+def test_lanczos_vector_kernels_against_numpy(n):
+    """The Lanczos step's vector kernels (partial sums four at a time, basis rows four at a
+    time) against plain numpy, for lengths and basis sizes that are not multiples of 4 and
+    column blocks that do not divide the length."""
+    rng = np.random.default_rng(n)
+    v, v_prev, r0 = (rng.normal(size=n) for _ in range(3))
+    r = r0.copy()
+    a, s = K.lanczos_three_term(r, v, v_prev, 0.7)
+    want = r0 - 0.7 * v_prev
+    want_a = float(v @ want)
+    want -= want_a * v
+    assert a == pytest.approx(want_a, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(r, want, rtol=1e-12, atol=1e-12)
+    assert s == pytest.approx(float(want @ want), rel=1e-12)
+    for m in (0, 1, 3, 4, 5, 8, 13):
+        basis = rng.normal(size=(m + 1, n))
+        r = r0.copy()
+        h = np.full(m + 1, np.nan)
+        nrm = K.orthogonalize(basis, m, r, h)
+        want_h = basis[:m] @ r0
+        want = r0 - want_h @ basis[:m]
+        np.testing.assert_allclose(h[:m], want_h, rtol=1e-12, atol=1e-10)
+        np.testing.assert_allclose(r, want, rtol=1e-12, atol=1e-10)
+        assert nrm == pytest.approx(float(want @ want), rel=1e-12)
+
+
 def test_unpooled_scratch_is_a_writable_float_array_of_its_own_memory():
     a = tm._unpooled_empty((1000, 6))
     assert a.shape == (1000, 6) and a.dtype == np.float64 and a.flags.writeable

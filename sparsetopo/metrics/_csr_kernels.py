@@ -663,19 +663,43 @@ def sym_abs_matvec2_into_parallel(indptr, indices, data, x1, y1, lap1, x2, y2, l
 @nb.njit(**_OPTS)
 def lanczos_three_term(r, v, v_prev, beta):
     """One Lanczos step on ``r = A v`` in place: ``r -= beta v_prev``, ``alpha = v.r``,
-    ``r -= alpha v``; returns ``(alpha, |r|^2)``."""
+    ``r -= alpha v``; returns ``(alpha, |r|^2)``. Each sum runs as four interleaved partial
+    sums (elements ``i mod 4``), added as ``(s0 + s1) + (s2 + s3)``: a single running sum is
+    one chain of dependent additions, which took twice as long as the memory traffic."""
     n = r.size
-    a = 0.0
-    for i in range(n):
+    m = n - n % 4
+    a0 = a1 = a2 = a3 = 0.0
+    for i in range(0, m, 4):
+        t0 = r[i] - beta * v_prev[i]
+        t1 = r[i + 1] - beta * v_prev[i + 1]
+        t2 = r[i + 2] - beta * v_prev[i + 2]
+        t3 = r[i + 3] - beta * v_prev[i + 3]
+        r[i], r[i + 1], r[i + 2], r[i + 3] = t0, t1, t2, t3
+        a0 += v[i] * t0
+        a1 += v[i + 1] * t1
+        a2 += v[i + 2] * t2
+        a3 += v[i + 3] * t3
+    for i in range(m, n):
         t = r[i] - beta * v_prev[i]
         r[i] = t
-        a += v[i] * t
-    s = 0.0
-    for i in range(n):
+        a0 += v[i] * t
+    a = (a0 + a1) + (a2 + a3)
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, m, 4):
+        t0 = r[i] - a * v[i]
+        t1 = r[i + 1] - a * v[i + 1]
+        t2 = r[i + 2] - a * v[i + 2]
+        t3 = r[i + 3] - a * v[i + 3]
+        r[i], r[i + 1], r[i + 2], r[i + 3] = t0, t1, t2, t3
+        s0 += t0 * t0
+        s1 += t1 * t1
+        s2 += t2 * t2
+        s3 += t3 * t3
+    for i in range(m, n):
         t = r[i] - a * v[i]
         r[i] = t
-        s += t * t
-    return a, s
+        s0 += t * t
+    return a, (s0 + s1) + (s2 + s3)
 
 
 @nb.njit(**_OPTS)
@@ -689,25 +713,48 @@ def scale_into(r, c, out):
 def orthogonalize(basis, m, r, h):
     """One classical Gram-Schmidt pass of ``r`` against rows ``0..m-1`` of ``basis``:
     ``h = basis[:m] r``, ``r -= basis[:m]^T h``; returns ``|r|^2``. Blocked over the columns so
-    that each block of ``r`` stays in cache while every basis row passes over it."""
+    that each block of ``r`` stays in cache while the basis rows pass over it, four rows at a
+    time (four independent sums per element of ``r``, and ``r`` read and written once per four
+    rows: twice as fast as one row at a time on a 22-vector basis of 191k-node vectors)."""
     n = r.size
     blk = 2048
     for i in range(m):
         h[i] = 0.0
     for s in range(0, n, blk):
         t = min(s + blk, n)
-        for i in range(m):
+        i = 0
+        while i + 4 <= m:
+            a0 = a1 = a2 = a3 = 0.0
+            for q in range(s, t):
+                rq = r[q]
+                a0 += basis[i, q] * rq
+                a1 += basis[i + 1, q] * rq
+                a2 += basis[i + 2, q] * rq
+                a3 += basis[i + 3, q] * rq
+            h[i] += a0
+            h[i + 1] += a1
+            h[i + 2] += a2
+            h[i + 3] += a3
+            i += 4
+        for j in range(i, m):
             acc = 0.0
             for q in range(s, t):
-                acc += basis[i, q] * r[q]
-            h[i] += acc
+                acc += basis[j, q] * r[q]
+            h[j] += acc
     nrm = 0.0
     for s in range(0, n, blk):
         t = min(s + blk, n)
-        for i in range(m):
-            hi = h[i]
+        i = 0
+        while i + 4 <= m:
+            h0, h1, h2, h3 = h[i], h[i + 1], h[i + 2], h[i + 3]
             for q in range(s, t):
-                r[q] -= hi * basis[i, q]
+                r[q] -= ((h0 * basis[i, q] + h1 * basis[i + 1, q])
+                         + (h2 * basis[i + 2, q] + h3 * basis[i + 3, q]))
+            i += 4
+        for j in range(i, m):
+            hj = h[j]
+            for q in range(s, t):
+                r[q] -= hj * basis[j, q]
         for q in range(s, t):
             nrm += r[q] * r[q]
     return nrm
