@@ -25,7 +25,7 @@ from .errors import UsageError
 from .io import atomic_path, ensure_dir, write_text
 from .pruning.masks import count_weights, layer_densities, load_weights
 from .pruning.masks import sparsity as measured_sparsity
-from .tracing import trace
+from .tracing import LayerDAG, trace
 
 PICTURE_MAX_EDGES = 5_000_000  # larger MGEs are drawn from a uniform sample (noted on the picture)
 
@@ -146,10 +146,12 @@ def density_table(net: Network) -> Table:
     return t
 
 
-def encoding_sizes(model, input_shape, identity_skips: bool = False) -> dict[str, dict]:
-    """Nodes and edges of every encoding, counted without building the large ones."""
-    est = enc.estimate(model, input_shape, identity_skips)
-    un_nodes, un_edges = enc.unrolled_size(model, input_shape)
+def encoding_sizes(model, input_shape, identity_skips: bool = False,
+                   dag: LayerDAG | None = None) -> dict[str, dict]:
+    """Nodes and edges of every encoding, counted without building the large ones (``dag``:
+    the model's trace on ``input_shape``, if the caller has it)."""
+    est = enc.estimate(model, input_shape, identity_skips, dag=dag)
+    un_nodes, un_edges = enc.unrolled_size(model, input_shape, dag=dag)
     rolled = enc.rolled(model)
     channel = enc.rolled_channel(model)
     return {
@@ -262,13 +264,14 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     timings: dict[str, float] = {}
     t = time.perf_counter()
     present, total = count_weights(net.model)
-    sizes = encoding_sizes(net.model, net.input_shape, identity_skips)
-    enc.check_memory(enc.estimate(net.model, net.input_shape, True), force)
+    dag = trace(net.model, net.input_shape)  # once, for every count and both MGE builds
+    sizes = encoding_sizes(net.model, net.input_shape, identity_skips, dag)
+    enc.check_memory(enc.estimate(net.model, net.input_shape, True, dag=dag), force)
     timings["sizes_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
-                                              force=force, progress=progress)
+                                              force=force, progress=progress, dag=dag)
     timings["encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
     paths = path_summary(net.model, with_skips)

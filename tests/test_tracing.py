@@ -194,3 +194,37 @@ def test_input_shape_the_model_cannot_take(factory, shape):
     with pytest.raises(TracingError) as info:
         trace(factory(), shape)
     assert str(tuple(shape)) in str(info.value)
+
+
+def test_a_caller_traces_once_and_the_encoders_reuse_its_dag(monkeypatch):
+    """``traced`` hands back the caller's DAG (no second trace) only when it is this model's
+    on this input shape; the encodings built from a reused DAG are the ones traced afresh."""
+    import numpy as np
+
+    import sparsetopo.tracing as tracing
+    from sparsetopo import encoding, pruning
+    from sparsetopo.tracing import traced
+
+    torch.manual_seed(0)
+    model = models.create("resnet20", num_classes=10, in_channels=1)
+    pruning.prune(model, "uniform", 0.9, seed=0)
+    shape = (1, 8, 8)
+    dag = trace(model, shape)
+    fresh = encoding.multipartite_pair(model, shape)
+    fresh_size = encoding.unrolled_size(model, shape)
+    fresh_est = encoding.estimate(model, shape, True)
+    calls = []
+    monkeypatch.setattr(tracing, "trace", lambda *a: calls.append(a))
+    assert traced(model, shape, dag) is dag
+    reused = encoding.multipartite_pair(model, shape, dag=dag)
+    assert encoding.unrolled_size(model, shape, dag=dag) == fresh_size
+    assert encoding.estimate(model, shape, True, dag=dag) == fresh_est
+    assert calls == []  # nothing traced again
+    for a, b in zip(fresh, reused, strict=True):
+        assert (a.adjacency != b.adjacency).nnz == 0
+        np.testing.assert_array_equal(a.adjacency.data, b.adjacency.data)
+        assert a.partitions == b.partitions
+    with pytest.raises(ValueError, match="input shape"):
+        traced(model, (1, 16, 16), dag)
+    with pytest.raises(ValueError, match="not this model"):
+        traced(models.create("resnet20", num_classes=10, in_channels=1), shape, dag)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from sparsetopo.io import show_progress
 
 from ..errors import EncodingError, GraphTooLargeError, TracingError, UnsupportedModelError
-from ..tracing import LayerDAG, Op, trace
+from ..tracing import LayerDAG, Op, traced
 from .graph import LayeredGraph, Partition, from_edges, index_dtype
 from .layers import layer_arrays, layer_edge_count, layer_edges, pool_windows
 
@@ -157,8 +157,9 @@ def _main_operand(op: Op, depth: dict[int, int]) -> int:
     return best
 
 
-def _plan(model: nn.Module, input_shape, identity_skips: bool) -> _Plan:
-    dag = trace(model, input_shape)
+def _plan(model: nn.Module, input_shape, identity_skips: bool,
+          dag: LayerDAG | None = None) -> _Plan:
+    dag = traced(model, input_shape, dag)
     depth = _depths(dag)
     consumers = dag.consumers()
     shape = {v.id: v.shape for v in dag.values}
@@ -301,11 +302,13 @@ def _estimate_plan(plan: _Plan) -> EncodingEstimate:
                             tuple(plan.partitions))
 
 
-def estimate(model: nn.Module, input_shape, identity_skips: bool = False) -> EncodingEstimate:
+def estimate(model: nn.Module, input_shape, identity_skips: bool = False, *,
+             dag: LayerDAG | None = None) -> EncodingEstimate:
     """Exact node and edge counts of ``multipartite(model, input_shape)`` and the bytes its
-    build needs, from masks and shapes only (nothing of the graph's size is allocated)."""
+    build needs, from masks and shapes only (nothing of the graph's size is allocated).
+    ``dag``: the model's trace on ``input_shape`` (``tracing.trace``), if the caller has it."""
     try:
-        return _estimate_plan(_plan(model, input_shape, identity_skips))
+        return _estimate_plan(_plan(model, input_shape, identity_skips, dag))
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
 
@@ -328,6 +331,7 @@ def multipartite(
     *,
     force: bool = False,
     progress: bool = False,
+    dag: LayerDAG | None = None,
 ) -> LayeredGraph:
     """Multipartite graph encoding of ``model`` for one input of ``input_shape`` (SPEC 3.5).
 
@@ -335,9 +339,10 @@ def multipartite(
     unless ``force``. Edges carry the index of the present weight that created them
     (``edge_weight_ids``; ``meta["n_weights"]`` present weights in all);
     ``meta["identity_edges"]`` counts the identity-skip edges (0: the graph is the same with
-    or without ``identity_skips``)."""
+    or without ``identity_skips``). ``dag``: the model's trace on ``input_shape``
+    (``tracing.trace``), if the caller has it (else traced here)."""
     try:
-        plan = _plan(model, input_shape, identity_skips)
+        plan = _plan(model, input_shape, identity_skips, dag)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
     est = _estimate_plan(plan)
@@ -373,14 +378,20 @@ def multipartite_pair(
     *,
     force: bool = False,
     progress: bool = False,
+    dag: LayerDAG | None = None,
 ) -> tuple[LayeredGraph, LayeredGraph]:
     """``(multipartite(model, input_shape, identity_skips), multipartite(model, input_shape,
     True))``: the encoding asked for and the one whose paths are the real network's (SPEC 4),
     built once when they are the same graph (no identity shortcut, or ``identity_skips``)."""
-    with_skips = multipartite(model, input_shape, True, force=force, progress=progress)
+    try:
+        dag = traced(model, input_shape, dag)  # once for both
+    except TracingError as exc:
+        raise UnsupportedModelError(str(exc)) from None
+    with_skips = multipartite(model, input_shape, True, force=force, progress=progress, dag=dag)
     if identity_skips or with_skips.meta["identity_edges"] == 0:
         return with_skips, with_skips
-    return multipartite(model, input_shape, False, force=force, progress=progress), with_skips
+    return multipartite(model, input_shape, False, force=force, progress=progress,
+                        dag=dag), with_skips
 
 
 def _job_edges(job: _Job):

@@ -7,7 +7,7 @@ import math
 from torch import nn
 
 from ..errors import TracingError, UnsupportedModelError
-from ..tracing import trace
+from ..tracing import LayerDAG, traced
 from .graph import LayeredGraph, Partition, from_edges
 from .layers import layer_edge_count, layer_edges
 
@@ -21,7 +21,7 @@ def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:
     biadjacency (out x in), ``B @ x.ravel() == conv2d(x, W_eff, bias=None, ...).ravel()``.
     """
     try:
-        dag = trace(model, input_shape)
+        dag = traced(model, input_shape)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
     shape = {v.id: v.shape for v in dag.values}
@@ -38,11 +38,13 @@ def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:
     return graphs
 
 
-def unrolled_size(model: nn.Module, input_shape) -> tuple[int, int]:
+def unrolled_size(model: nn.Module, input_shape, *,
+                  dag: LayerDAG | None = None) -> tuple[int, int]:
     """Total nodes (both sides of every layer) and edges of ``unrolled(model, input_shape)``,
-    counted from masks and shapes without building the graphs."""
+    counted from masks and shapes without building the graphs (``dag``: the model's trace on
+    ``input_shape``, if the caller has it)."""
     try:
-        dag = trace(model, input_shape)
+        dag = traced(model, input_shape, dag)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
     shape = {v.id: v.shape for v in dag.values}
