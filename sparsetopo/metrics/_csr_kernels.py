@@ -660,46 +660,36 @@ def sym_abs_matvec2_into_parallel(indptr, indices, data, x1, y1, lap1, x2, y2, l
     _finish2(q, x1, y1, lap1, x2, y2, lap2, diag)
 
 
+@nb.njit(inline="always", **_OPTS)
+def _subtract_dot(r, c, y, z):
+    """``r -= c y`` in place, returning ``z . r`` (the updated ``r``; ``z`` may be ``r``
+    itself) as four interleaved partial sums (elements ``i mod 4``) added ``(s0 + s1) +
+    (s2 + s3)``: one running sum is a chain of dependent additions, which took twice as long
+    as the memory traffic. A fixed order: the same sum on every machine and thread count."""
+    n = r.size
+    m = n - n % 4
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, m, 4):
+        r[i] -= c * y[i]
+        r[i + 1] -= c * y[i + 1]
+        r[i + 2] -= c * y[i + 2]
+        r[i + 3] -= c * y[i + 3]
+        s0 += z[i] * r[i]
+        s1 += z[i + 1] * r[i + 1]
+        s2 += z[i + 2] * r[i + 2]
+        s3 += z[i + 3] * r[i + 3]
+    for i in range(m, n):
+        r[i] -= c * y[i]
+        s0 += z[i] * r[i]
+    return (s0 + s1) + (s2 + s3)
+
+
 @nb.njit(**_OPTS)
 def lanczos_three_term(r, v, v_prev, beta):
     """One Lanczos step on ``r = A v`` in place: ``r -= beta v_prev``, ``alpha = v.r``,
-    ``r -= alpha v``; returns ``(alpha, |r|^2)``. Each sum runs as four interleaved partial
-    sums (elements ``i mod 4``), added as ``(s0 + s1) + (s2 + s3)``: a single running sum is
-    one chain of dependent additions, which took twice as long as the memory traffic."""
-    n = r.size
-    m = n - n % 4
-    a0 = a1 = a2 = a3 = 0.0
-    for i in range(0, m, 4):
-        t0 = r[i] - beta * v_prev[i]
-        t1 = r[i + 1] - beta * v_prev[i + 1]
-        t2 = r[i + 2] - beta * v_prev[i + 2]
-        t3 = r[i + 3] - beta * v_prev[i + 3]
-        r[i], r[i + 1], r[i + 2], r[i + 3] = t0, t1, t2, t3
-        a0 += v[i] * t0
-        a1 += v[i + 1] * t1
-        a2 += v[i + 2] * t2
-        a3 += v[i + 3] * t3
-    for i in range(m, n):
-        t = r[i] - beta * v_prev[i]
-        r[i] = t
-        a0 += v[i] * t
-    a = (a0 + a1) + (a2 + a3)
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(0, m, 4):
-        t0 = r[i] - a * v[i]
-        t1 = r[i + 1] - a * v[i + 1]
-        t2 = r[i + 2] - a * v[i + 2]
-        t3 = r[i + 3] - a * v[i + 3]
-        r[i], r[i + 1], r[i + 2], r[i + 3] = t0, t1, t2, t3
-        s0 += t0 * t0
-        s1 += t1 * t1
-        s2 += t2 * t2
-        s3 += t3 * t3
-    for i in range(m, n):
-        t = r[i] - a * v[i]
-        r[i] = t
-        s0 += t * t
-    return a, (s0 + s1) + (s2 + s3)
+    ``r -= alpha v``; returns ``(alpha, |r|^2)``."""
+    a = _subtract_dot(r, beta, v_prev, v)
+    return a, _subtract_dot(r, a, v, r)
 
 
 @nb.njit(**_OPTS)
