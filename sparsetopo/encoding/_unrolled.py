@@ -7,7 +7,7 @@ import math
 from torch import nn
 
 from ..errors import TracingError, UnsupportedModelError
-from ..tracing import LayerDAG, traced
+from ..tracing import LayerDAG, trace, traced
 from .graph import LayeredGraph, Partition, from_edges
 from .layers import layer_edge_count, layer_edges
 
@@ -21,7 +21,7 @@ def unrolled(model: nn.Module, input_shape) -> list[LayeredGraph]:
     biadjacency (out x in), ``B @ x.ravel() == conv2d(x, W_eff, bias=None, ...).ravel()``.
     """
     try:
-        dag = traced(model, input_shape)
+        dag = trace(model, input_shape)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
     shape = {v.id: v.shape for v in dag.values}
