@@ -3,6 +3,8 @@ compute its metrics, report them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import threading
@@ -12,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -282,7 +284,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                                                 progress)
         timings["topometrics_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        ram = metrics.ramanujan(net.model)
+        ram = metrics.ramanujan(net.model, as_frame=False)
         ram_summary = metrics.ramanujan_summary(ram)
         timings["ramanujan_s"] = time.perf_counter() - t
     result = {
@@ -300,15 +302,31 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         "topometrics_shown": {k: _finite(float(v)) for k, v in shown.items()},
         "paths": {k: _finite(v) if isinstance(v, float) else v for k, v in paths.items()},
         "ramanujan": {"summary": {k: _finite(float(v)) for k, v in ram_summary.items()},
-                      "layers": json.loads(ram.to_json(orient="records"))},
+                      "layers": [_json_row(r) for r in ram]},
         "timings": timings,
     }
     if layers_topo is not None:
-        result["topometrics_layers"] = json.loads(pd.DataFrame(layers_topo).to_json(
-            orient="records"))
+        result["topometrics_layers"] = [_json_row(r) for r in layers_topo]
     if picture is not None:
         result["picture"] = str(picture)
     return result
+
+
+def _json_row(row: dict) -> dict:
+    """A table row as JSON values: tuples as lists, numbers as Python numbers, NaN and inf as
+    None."""
+    def value(v):
+        if isinstance(v, tuple | list):
+            return [value(x) for x in v]
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, int | np.integer):
+            return int(v)
+        if isinstance(v, float | np.floating):
+            return _finite(float(v))
+        return v
+
+    return {k: value(v) for k, v in row.items()}
 
 
 def flat_row(result: dict) -> dict:
@@ -330,11 +348,29 @@ def write_results(result: dict, out: Path) -> list[Path]:
     been computed, and the metrics files follow it: a failure leaves no half-new set)."""
     out = ensure_dir(out)
     written = [Path(result["picture"])] if result.get("picture") else []
-    csv = pd.DataFrame([flat_row(result)])
-    with atomic_path(out / "metrics.csv") as tmp:
-        csv.to_csv(tmp, index=False)
+    write_text(out / "metrics.csv", csv_text([flat_row(result)]))
     write_text(out / "metrics.json", json.dumps(result, indent=2, default=float) + "\n")
     return [*written, out / "metrics.csv", out / "metrics.json"]
+
+
+def csv_text(rows: list[dict]) -> str:
+    """``rows`` as CSV text with a header (the first row's keys), written as
+    ``pandas.DataFrame(rows).to_csv(index=False)`` writes them (the tests check it) without
+    importing pandas: floats in their shortest round-trip form, None and NaN as empty
+    fields."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, float):
+            return repr(float(v))
+        return v
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(rows[0].keys() if rows else [])
+    for row in rows:
+        writer.writerow([cell(row.get(k)) for k in rows[0]])
+    return buf.getvalue()
 
 
 def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:

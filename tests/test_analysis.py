@@ -68,3 +68,20 @@ def test_picture_needs_the_mge(net, tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_release_freed_memory_runs_on_linux():
     assert analysis.release_freed_memory() is True
+
+
+def test_csv_text_is_what_pandas_writes():
+    """``analyze`` writes metrics.csv without pandas; pandas' own ``to_csv`` is the oracle."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    row = {"model": "resnet20", "note": 'a, "quoted" value', "seed": 3, "weights": None,
+           "sparsity": 0.98, "tiny": 1.2345678901234567e-07, "big": 3.0e21, "whole": 7.0,
+           "nan": float("nan"), "inf": float("inf"), "np64": np.float64(0.1) * 3,
+           "flag": True, "signal_cut": "layer3.2.conv1", "n": np.int64(12)}
+    expected = pd.DataFrame([row]).to_csv(index=False)
+    assert analysis.csv_text([row]) == expected
+    back = pd.read_csv(io.StringIO(analysis.csv_text([row])))
+    assert back["np64"][0] == float(row["np64"]) and back["tiny"][0] == row["tiny"]

@@ -206,3 +206,31 @@ def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
     assert usage.returncode == 2 and "no-such-option" in usage.stderr
     study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command
     assert study.returncode == 0 and "run" in study.stdout
+
+
+def test_analyze_never_imports_pandas(tmp_path):
+    """The main job (MGE, picture included) runs with pandas made unimportable: pandas' import
+    is half a second of every ``analyze`` (BENCHMARKS.md)."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pandas' or name.startswith('pandas.'):\n"
+        "            raise ImportError('pandas is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['sparsetopo', 'analyze', *sys.argv[1:]]\n"
+        "from sparsetopo.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program, *FAST, "--out", "out"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"mge.png", "metrics.csv",
+                                                             "metrics.json"}
+    csv = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert csv["topo.edges"][0] == data["topometrics"]["edges"]
+    assert csv["ramanujan.n_layers"][0] == len(data["ramanujan"]["layers"])

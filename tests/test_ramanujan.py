@@ -488,3 +488,20 @@ def test_summary_of_model_and_bad_table():
     assert s["frac_ramanujan"] == pytest.approx((defined >= 0).mean())
     with pytest.raises(ValueError, match="missing columns"):
         ramanujan_summary(df.drop(columns=["mu_hat"]))
+
+
+def test_rows_are_the_frame_and_summarise_the_same():
+    """``as_frame=False`` (what ``analyze`` uses, to skip importing pandas) gives the
+    DataFrame's rows, and ``ramanujan_summary`` of them is the summary of the frame."""
+    model, _ = tiny_model()
+    df = ramanujan(model)
+    rows = ramanujan(model, as_frame=False)
+    assert isinstance(rows, list) and [list(r) for r in rows] == [COLUMNS] * len(df)
+    pd.testing.assert_frame_equal(pd.DataFrame(rows, columns=COLUMNS), df)
+    by_rows, by_frame = ramanujan_summary(rows), ramanujan_summary(df)
+    assert by_rows.keys() == by_frame.keys()
+    for k, v in by_frame.items():
+        assert by_rows[k] == pytest.approx(v, rel=1e-15, nan_ok=True), k
+    assert ramanujan_summary([])["n_layers"] == 0
+    with pytest.raises(ValueError, match=r"missing columns \['mu_hat'\]"):
+        ramanujan_summary([{k: v for k, v in r.items() if k != "mu_hat"} for r in rows])

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -153,6 +152,8 @@ def _beats_note(fit, model: str, dataset: str, name: str) -> str | None:
     path = fit.folder / "comparison.csv"
     if not path.is_file():
         return None
+    import pandas as pd  # here: every command line (``analyze`` too) imports this module
+
     table = pd.read_csv(path)
     row = table[(table["feature_set"] == name) & (table["protocol"] == "leave-one-method-out")
                 & (table["model"] == model) & (table["dataset"] == dataset)]

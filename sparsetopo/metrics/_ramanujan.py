@@ -34,9 +34,10 @@ single-threaded): resnet20 0.03 s @0.98 / 0.2 s @0.6, conv6 0.36 s / 0.56 s, res
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 from threadpoolctl import threadpool_limits
@@ -46,6 +47,9 @@ from tqdm.auto import tqdm
 from sparsetopo.encoding import LayeredGraph, rolled
 from sparsetopo.io import show_progress
 from sparsetopo.pruning.masks import prunable_layers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_DEGREE = 3  # IMDB: left-degree groups and their mean right degree
 MIN_NODES = 3  # whole-layer values need more than this many non-isolated nodes
@@ -232,7 +236,8 @@ def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
     return out
 
 
-def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
+def ramanujan(model: nn.Module, progress: bool = False,
+              as_frame: bool = True) -> pd.DataFrame | list[dict]:
     """Ramanujan metrics (SPEC 5) of the rolled BGE (``encoding.rolled``) of every ``Conv2d`` /
     ``Linear`` layer.
 
@@ -241,7 +246,8 @@ def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
     weights), ``d_left``, ``d_right``, ``mu_hat``, ``delta_r``, ``delta_r_norm``,
     ``weighted_spectral_gap``, ``iterative_spectral_gap``, ``iterative_delta_r_norm`` (see
     ``layer_ramanujan``; NaN where undefined). Present weights are those of the mask, or the
-    non-zero weights of an unmasked layer.
+    non-zero weights of an unmasked layer. ``as_frame=False``: the same rows as a list of dicts
+    (keys ``COLUMNS``, in that order), without importing pandas.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"ramanujan expects a torch.nn.Module, got {type(model).__name__}")
@@ -260,7 +266,12 @@ def ramanujan(model: nn.Module, progress: bool = False) -> pd.DataFrame:
                 raise ValueError(f"layer {name!r} has NaN or inf weights")
             shape = tuple(module.weight.shape)
             row = {"layer": name, "kind": type(module).__name__, "shape": shape}
-            rows.append(row | layer_ramanujan(biadjacency))
+            row |= layer_ramanujan(biadjacency)
+            rows.append({c: row.get(c, math.nan) for c in COLUMNS})
+    if not as_frame:
+        return rows
+    import pandas as pd  # only here: importing pandas is 0.5 s of an ``analyze``, which needs no frame
+
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -271,25 +282,39 @@ def bge_biadjacency(graph: LayeredGraph) -> sp.csr_matrix:
     return sp.csr_matrix(graph.adjacency[:n_left, n_left:].T)
 
 
-def ramanujan_summary(df: pd.DataFrame) -> dict[str, float]:
-    """Per-network aggregates of a ``ramanujan`` table: for every metric column the mean over
-    the layers where it is defined (NaN-skipping mean; NaN if defined nowhere), plus
-    ``frac_ramanujan`` = fraction of layers with ``delta_r >= 0`` among those where
-    ``delta_r`` is defined (NaN if none), ``n_layers``, ``n_defined`` (layers with a defined
-    ``delta_r``) and ``n_defined_iterative`` (layers with a defined
-    ``iterative_delta_r_norm``)."""
-    missing = [c for c in METRIC_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"not a ramanujan() table: missing columns {missing}")
+def ramanujan_summary(table: pd.DataFrame | Sequence[dict]) -> dict[str, float]:
+    """Per-network aggregates of a ``ramanujan`` table (a DataFrame, or its rows as dicts):
+    for every metric column the mean over the layers where it is defined (NaN-skipping mean;
+    NaN if defined nowhere), plus ``frac_ramanujan`` = fraction of layers with
+    ``delta_r >= 0`` among those where ``delta_r`` is defined (NaN if none), ``n_layers``,
+    ``n_defined`` (layers with a defined ``delta_r``) and ``n_defined_iterative`` (layers with
+    a defined ``iterative_delta_r_norm``)."""
+    columns = _metric_columns(table)
     out: dict[str, float] = {}
     for column in METRIC_COLUMNS:
-        values = df[column].to_numpy(dtype=np.float64)
+        values = columns[column]
         defined = values[~np.isnan(values)]
         out[column] = float(defined.mean()) if defined.size else math.nan
-    delta_r = df["delta_r"].to_numpy(dtype=np.float64)
+    delta_r = columns["delta_r"]
     defined = delta_r[~np.isnan(delta_r)]
     out["frac_ramanujan"] = float(np.mean(defined >= 0)) if defined.size else math.nan
-    out["n_layers"] = float(len(df))
+    out["n_layers"] = float(len(delta_r))
     out["n_defined"] = float(defined.size)
-    out["n_defined_iterative"] = float(df["iterative_delta_r_norm"].notna().sum())
+    out["n_defined_iterative"] = float(np.count_nonzero(~np.isnan(columns["iterative_delta_r_norm"])))
     return out
+
+
+def _metric_columns(table: pd.DataFrame | Sequence[dict]) -> dict[str, np.ndarray]:
+    """The float64 values of every ``METRIC_COLUMNS`` column of a ``ramanujan`` table (None
+    read as NaN); ValueError naming the columns the table lacks."""
+    if isinstance(table, Sequence):
+        lacking = {c for row in table for c in METRIC_COLUMNS if c not in row}
+        missing = [c for c in METRIC_COLUMNS if c in lacking]
+    else:
+        missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"not a ramanujan() table: missing columns {missing}")
+    if isinstance(table, Sequence):
+        return {c: np.array([row[c] for row in table], dtype=np.float64).reshape(-1)
+                for c in METRIC_COLUMNS}
+    return {c: table[c].to_numpy(dtype=np.float64) for c in METRIC_COLUMNS}

@@ -17,10 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -38,6 +38,9 @@ from ._lanczos import (
     largest_eigenvalue,
     largest_eigenvalue_steps,
 )
+
+if TYPE_CHECKING:  # the table functions import pandas when called: 0.5 s off every ``analyze``
+    import pandas as pd
 
 # numba's OpenMP layer spin-waits: on a busy 2-core machine a 7 ms kernel took 80 ms. The
 # portable work-queue layer does not (it only needs kernels launched from one thread at a time).
@@ -1100,6 +1103,8 @@ def topometrics_table(
     for name, g in tqdm(items, desc="networks", disable=not show_progress(progress), leave=False):
         m = topometrics(g, seed=seed) if isinstance(g, LayeredGraph) else dict(g)
         rows[name] = normalise_paper(m) if normalise == "paper" else m
+    import pandas as pd
+
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
 
 
@@ -1112,11 +1117,15 @@ def layerwise(
     graphs = list(graphs)
     for i, g in enumerate(tqdm(graphs, desc="layers", disable=not show_progress(progress), leave=False)):
         rows.append({"layer": g.layer if g.layer is not None else str(i), **topometrics(g, seed)})
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["layer", *METRICS])
 
 
 def layer_mean(graphs: Iterable[LayeredGraph] | pd.DataFrame, seed: int = 0) -> dict[str, float]:
     """Per-network aggregate of layer-wise topometrics: the mean over layers of every metric
     (``graphs`` may also be the DataFrame returned by ``layerwise``)."""
+    import pandas as pd
+
     df = graphs if isinstance(graphs, pd.DataFrame) else layerwise(graphs, seed)
     return {k: float(df[k].mean()) if len(df) else math.nan for k in METRICS}

@@ -1,7 +1,12 @@
 """Pictures: the MGE of a network (``mge``) and the plots of a study (``metric_vs_sparsity``,
-``predicted_vs_measured``, ``shap_summary``)."""
+``predicted_vs_measured``, ``shap_summary``), imported on first use (``sparsetopo._lazy``: the
+study plots need pandas, the MGE picture does not)."""
 
-from sparsetopo.plot._mge import mge
-from sparsetopo.plot.metrics import metric_vs_sparsity, predicted_vs_measured, shap_summary
+from __future__ import annotations
 
-__all__ = ["mge", "metric_vs_sparsity", "predicted_vs_measured", "shap_summary"]
+from sparsetopo._lazy import lazy_namespace
+
+_EXPORTS = {"mge": "_mge", **dict.fromkeys(
+    ("metric_vs_sparsity", "predicted_vs_measured", "shap_summary"), "metrics")}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsetopo.io import atomic_path
+
+if TYPE_CHECKING:  # the MGE picture imports this module and needs no pandas
+    import pandas as pd
 
 # Fixed order so a method has the same colour in every plot of every report.
 KNOWN_METHODS = ("dense", "uniform", "er", "erk", "snip", "grasp", "synflow", "prospr",
@@ -41,6 +44,8 @@ def method_styles(methods) -> dict[str, dict]:
 
 def require_columns(df: pd.DataFrame, columns, what: str) -> None:
     """Raise ``ValueError`` naming the missing columns of ``df``."""
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]

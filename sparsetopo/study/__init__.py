@@ -2,33 +2,19 @@
 
 ``config`` (TOML -> ``StudyConfig`` -> ``RunSpec`` list), ``runner.run_study`` (local or Ray),
 ``store`` (SQLite results, ``load_runs``, ``export``), ``features.network_features``; the
-command line is ``sparsetopo study`` (``cli.app``).
+command line is ``sparsetopo study`` (``cli.app``). The names below are imported on first use
+(``sparsetopo._lazy``).
 """
 
-from sparsetopo.study.config import (
-    ConfigError,
-    RunSpec,
-    StudyConfig,
-    expand_runs,
-    load_config,
-    load_preset,
-    preset_names,
-)
-from sparsetopo.study.runner import execute_run, run_study
-from sparsetopo.study.store import ResultsStore, StoreError, export, load_runs
+from __future__ import annotations
 
-__all__ = [
-    "ConfigError",
-    "ResultsStore",
-    "RunSpec",
-    "StoreError",
-    "StudyConfig",
-    "execute_run",
-    "expand_runs",
-    "export",
-    "load_config",
-    "load_preset",
-    "load_runs",
-    "preset_names",
-    "run_study",
-]
+from sparsetopo._lazy import lazy_namespace
+
+_EXPORTS = {
+    **dict.fromkeys(("ConfigError", "RunSpec", "StudyConfig", "expand_runs", "load_config",
+                     "load_preset", "preset_names"), "config"),
+    **dict.fromkeys(("execute_run", "run_study"), "runner"),
+    **dict.fromkeys(("ResultsStore", "StoreError", "export", "load_runs"), "store"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)
