@@ -7,19 +7,11 @@ use, so that ``import sparsetopo`` stays cheap).
 
 from __future__ import annotations
 
-import importlib
+from sparsetopo._lazy import lazy_namespace
 
 __version__ = "0.1.0"
 
 _SUBMODULES = ("models", "data", "pruning", "tracing", "encoding", "metrics", "training",
                "study", "plot", "report", "analysis")
 
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'sparsetopo' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES])
+__getattr__, __dir__ = lazy_namespace(__name__, dict.fromkeys(_SUBMODULES))

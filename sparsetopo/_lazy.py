@@ -13,14 +13,18 @@ import sys
 from collections.abc import Callable, Mapping
 
 
-def lazy_namespace(package: str, exports: Mapping[str, str]) -> tuple[Callable, Callable]:
+def lazy_namespace(package: str,
+                   exports: Mapping[str, str | None]) -> tuple[Callable, Callable]:
     """``(__getattr__, __dir__)`` for the module ``package``'s namespace: ``exports`` maps each
-    public name to the submodule of ``package`` that defines it, imported when the name is
-    first read."""
+    public name to the submodule of ``package`` that defines it (``None``: the name is that
+    submodule itself), imported when the name is first read."""
 
     def getattr_(name: str):
         if name in exports:
-            value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            if exports[name] is None:
+                value = importlib.import_module(f"{package}.{name}")
+            else:
+                value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
             setattr(sys.modules[package], name, value)  # the next read is a plain lookup
             return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
