@@ -235,7 +235,7 @@ def _picture_alongside(graph, path: Path | None, title: str, seed: int,
         def draw() -> None:
             t = time.perf_counter()
             try:  # no progress bar: it would interleave with the metrics' bar
-                from . import plot  # here: matplotlib's import overlaps the metrics too
+                from . import plot  # here: its imports overlap the metrics too
 
                 plot.mge(graph, tmp, seed=seed, title=title, max_edges=PICTURE_MAX_EDGES,
                          progress=False)

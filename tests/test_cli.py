@@ -208,9 +208,9 @@ def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
     assert study.returncode == 0 and "run" in study.stdout
 
 
-def test_analyze_never_imports_pandas(tmp_path):
-    """The main job (MGE, picture included) runs with pandas made unimportable: pandas' import
-    is half a second of every ``analyze`` (BENCHMARKS.md)."""
+def test_analyze_never_imports_pandas_or_matplotlib(tmp_path):
+    """The main job (MGE, picture included) runs with pandas and matplotlib made unimportable:
+    their imports are half a second each of every ``analyze`` (BENCHMARKS.md)."""
     import subprocess
     import sys
 
@@ -218,8 +218,8 @@ def test_analyze_never_imports_pandas(tmp_path):
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'pandas' or name.startswith('pandas.'):\n"
-        "            raise ImportError('pandas is blocked in this test')\n"
+        "        if name.split('.')[0] in ('pandas', 'matplotlib'):\n"
+        "            raise ImportError(name + ' is blocked in this test')\n"
         "sys.meta_path.insert(0, Block())\n"
         "sys.argv = ['sparsetopo', 'analyze', *sys.argv[1:]]\n"
         "from sparsetopo.cli import main\n"

@@ -4,6 +4,7 @@ plots (sizes, not blank, errors) with the ranking table against a naive oracle."
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections import defaultdict
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from sparsetopo.encoding.graph import Partition, from_edges
 from sparsetopo.plot import (
@@ -21,14 +22,15 @@ from sparsetopo.plot import (
     predicted_vs_measured,
     shap_summary,
 )
+from sparsetopo.plot._annotations import draw_legend, font, paste_rotated
 from sparsetopo.plot._mge import (
     AXES_LEFT,
+    TITLE_PT,
     _short,
     axes_box,
     edge_endpoints,
     header_lines,
     node_layout,
-    over,
     rasterize_segments,
 )
 from sparsetopo.study.ranking import method_ranks as ranking_table
@@ -145,6 +147,21 @@ def test_mge_writes_png_of_requested_size_not_blank(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["mge.png"]  # no temporary left
 
 
+def test_mge_title_lines_are_centred_above_the_legend(tmp_path):
+    """Each header line is centred on the page; the legend row below them ends at 98.5% of
+    the width."""
+    rgb = read_png(mge(tiny_graph(), tmp_path / "m.png", width=800, height=450, dpi=100,
+                       title="a long enough title to measure its centre"))
+    line_px = TITLE_PT * 1.35 / 72 * 100
+    for i in range(2):  # the title, then the graph's sizes
+        band = rgb[int(6 + i * line_px) : int(6 + (i + 1) * line_px)]
+        cols = np.nonzero((band < 0.5).all(axis=-1).any(axis=0))[0]
+        assert cols.size and abs((cols.min() + cols.max()) / 2 - 400) <= 3
+    legend = rgb[int(6 + 2 * line_px) : int(6 + 3 * line_px)]
+    cols = np.nonzero((legend < 0.5).all(axis=-1).any(axis=0))[0]
+    assert 0.95 * 800 < cols.max() <= 0.985 * 800
+
+
 def test_mge_default_size_and_overwrite(tmp_path):
     path = tmp_path / "mge.png"
     path.write_bytes(b"old")
@@ -246,21 +263,70 @@ def test_rasterize_adds_into_out():
         rasterize_segments(*args, out=np.zeros((2, h, w), np.int64))
 
 
-def test_over_matches_pillow_alpha_composite():
-    """Labels laid over the drawing: Pillow's ``alpha_composite`` is the oracle."""
-    rng = np.random.default_rng(0)
-    layer = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
-    layer[:5, :, 3] = 0  # fully transparent and fully opaque rows included
-    layer[5:9, :, 3] = 255
-    page = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    expected = Image.alpha_composite(Image.fromarray(page, "RGB").convert("RGBA"),
-                                     Image.fromarray(layer, "RGBA"))
-    got = over(layer, page)
-    assert got.dtype == np.uint8 and got.shape == page.shape
-    diff = np.abs(got.astype(int) - np.asarray(expected)[..., :3].astype(int))
-    assert diff.max() <= 1
-    np.testing.assert_array_equal(got[:5], page[:5])
-    np.testing.assert_array_equal(got[5:9], layer[5:9, :, :3])
+def _ink(page: Image.Image) -> np.ndarray:
+    return 255 - np.asarray(page.convert("L"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("anchor", ["la", "ra", "md"])
+def test_paste_rotated_at_zero_degrees_is_pillows_own_text(anchor):
+    """Unturned, the label is Pillow's ``ImageDraw.text`` at the same anchor, pixel for pixel."""
+    fnt = font(7, 150)
+    got = Image.new("RGB", (200, 60), "white")
+    paste_rotated(got, "layer1.0.conv2", fnt, (100, 30), 0, anchor, (0, 0, 0))
+    expected = Image.new("RGB", (200, 60), "white")
+    ImageDraw.Draw(expected).text((100, 30), "layer1.0.conv2", font=fnt, fill=(0, 0, 0),
+                                  anchor=anchor)
+    assert _ink(expected).sum() > 0
+    np.testing.assert_array_equal(_ink(got), _ink(expected))
+
+
+@pytest.mark.parametrize("angle, turns", [(90, 1), (180, 2), (270, 3)])
+def test_paste_rotated_quarter_turns_are_numpys_rot90_about_the_anchor(angle, turns):
+    """A quarter turn resamples exactly: the ink is ``np.rot90`` of the upright ink (counter-
+    clockwise), moved so that the anchor stays on its page pixel."""
+    fnt, text, at, anchor = font(9, 100), "fc->out", (60, 70), "ra"
+    left, top, right, bottom = fnt.getbbox(text, anchor=anchor)
+    upright = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(upright).text((-left, -top), text, font=fnt, fill=255, anchor=anchor)
+    turned = np.rot90(np.asarray(upright, dtype=np.int16), turns)
+    # the anchor, (-left, -top) in the upright mask, in the turned one (continuous coords)
+    w, h = upright.size
+    ax, ay = -left, -top
+    ax, ay = {1: (ay, w - ax), 2: (w - ax, h - ay), 3: (h - ay, ax)}[turns]
+    expected = np.zeros((140, 120), np.int16)
+    y0, x0 = at[1] - ay, at[0] - ax
+    expected[y0 : y0 + turned.shape[0], x0 : x0 + turned.shape[1]] = turned
+    got = Image.new("RGB", (120, 140), "white")
+    paste_rotated(got, text, fnt, at, angle, anchor, (0, 0, 0))
+    assert expected.sum() > 0
+    np.testing.assert_allclose(_ink(got), expected, atol=1)
+
+
+def test_paste_rotated_55_degrees_hangs_down_left_of_its_anchor():
+    """The partition labels: right end under the tick, the text running down to the left."""
+    fnt = font(6, 150)
+    page = Image.new("RGB", (300, 300), "white")
+    paste_rotated(page, "layer3.2.conv2", fnt, (200, 50), 55, "ra", (0, 0, 0))
+    rows, cols = np.nonzero(_ink(page) > 64)
+    # nothing above the anchor; to its right only the glyphs' height, turned
+    height = fnt.getbbox("layer3.2.conv2", anchor="ra")[3]
+    assert rows.min() >= 49 and cols.max() <= 201 + height * math.sin(math.radians(55))
+    assert rows.max() > 100 and cols.min() < 170
+    slope = np.polyfit(cols, rows, 1)[0]  # rows grow as columns shrink, at tan(55 degrees)
+    assert -math.tan(math.radians(55)) * 1.25 < slope < -math.tan(math.radians(55)) * 0.8
+
+
+def test_legend_row_ends_at_its_right_edge_with_every_entry():
+    page = Image.new("RGB", (800, 60), "white")
+    entries = [("line", "edge (10 drawn)", (41, 64, 107)), ("square", "isolated node",
+                                                               (199, 199, 199))]
+    draw_legend(page, entries, 100, 7, right=700, top=20)
+    ink = _ink(page) > 32
+    cols = np.nonzero(ink.any(axis=0))[0]
+    assert 690 <= cols.max() <= 700 and cols.min() > 400
+    rgb = np.asarray(page)
+    assert (np.abs(rgb.astype(int) - (41, 64, 107)).sum(axis=-1) == 0).sum() >= 10  # stroke
+    assert (np.abs(rgb.astype(int) - (199, 199, 199)).sum(axis=-1) == 0).sum() >= 9  # marker
 
 
 def test_drawing_sits_under_its_axis_ticks(tmp_path):

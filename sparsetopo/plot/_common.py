@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsetopo.io import atomic_path
 
-if TYPE_CHECKING:  # the MGE picture imports this module and needs no pandas
+if TYPE_CHECKING:  # the MGE picture imports this module and needs neither
     import pandas as pd
+    from matplotlib.figure import Figure
 
 # Fixed order so a method has the same colour in every plot of every report.
 KNOWN_METHODS = ("dense", "uniform", "er", "erk", "snip", "grasp", "synflow", "prospr",
@@ -25,6 +24,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 def method_styles(methods) -> dict[str, dict]:
     """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10), others
     follow in sorted order."""
+    from matplotlib import colormaps
+
     names = [m for m in KNOWN_METHODS if m in set(methods)]
     names += sorted(set(map(str, methods)) - set(KNOWN_METHODS))
     palette = colormaps["tab10"].colors
@@ -53,11 +54,12 @@ def require_columns(df: pd.DataFrame, columns, what: str) -> None:
         raise ValueError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
 
 
-def save_rgb_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:
-    """The ``(height, width, 3)`` uint8 image ``rgb`` as PNG at ``path``, atomically (zlib
-    level 3: a third of the default's time for 4% larger files)."""
+def save_rgb_png(rgb: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
+    """The RGB image ``rgb`` (``(height, width, 3)`` uint8, or a Pillow image) as PNG at
+    ``path``, atomically (zlib level 3: a third of the default's time for 4% larger files)."""
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb, "RGB")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        Image.fromarray(rgb, "RGB").save(fh, format="png", compress_level=3)
+        image.save(fh, format="png", compress_level=3)
     return Path(path)
 
 

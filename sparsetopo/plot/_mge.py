@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numba as nb
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+from PIL import Image
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding.graph import LayeredGraph
 from sparsetopo.io import show_progress
+from sparsetopo.plot import _annotations as annotations
 from sparsetopo.plot._common import save_rgb_png
 
 EDGE_RGB = np.array([0.16, 0.25, 0.42])  # dark slate blue
@@ -41,7 +40,8 @@ EDGE_BLOCK = 1_000_000  # edges rasterised together (memory bound: ~20 bytes eac
 CHANNEL_GAP = 0.25  # gap between channel blocks, as a fraction of a block's height
 MAX_GAPPED_CHANNELS = 128  # more channels than this: no gaps (they would be < 1 px)
 AXES_LEFT, AXES_WIDTH = 0.035, 0.95  # figure fractions
-TITLE_PT, LEGEND_PT, LABEL_PT = 10, 7, 6
+TITLE_PT, LEGEND_PT, LABEL_PT, YLABEL_PT = 10, 7, 6, 7  # points
+NOTE_GREY = (77, 77, 77)  # the sampling note, under the title
 
 
 def mge(
@@ -85,56 +85,30 @@ def mge(
     paint_nodes(rgb, node_col, node_row, connected)
     left, bottom = int(round(box[0] * width)), int(round(box[1] * height))
 
-    # Labels, title and legend are drawn by matplotlib on a transparent figure and laid over
-    # the drawing, which is pasted at the axes' pixels: imshow would resample the drawing
-    # through float RGBA copies (0.5 s and 120 MB at 1600x900) only to reproduce it 1:1.
-    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
-    fig.patch.set_alpha(0.0)
-    ax = fig.add_axes((left / width, bottom / height, img_w / width, img_h / height))
-    ax.patch.set_alpha(0.0)
-    ax.set_xlim(0, img_w)
-    ax.set_ylim(img_h, 0)
-    ax.set_xticks(part_cols + 0.5)
-    ax.set_xticklabels(labels, rotation=55, ha="right", rotation_mode="anchor",
-                       fontsize=LABEL_PT)
-    ax.set_yticks([])
-    ax.set_ylabel("nodes (channel blocks, top to bottom)", fontsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-    line_frac = TITLE_PT * 1.35 / 72 * dpi / height
-    y = 1 - 6 / height
-    for i, line in enumerate(lines):
-        note = i == len(lines) - 1 and line.startswith("showing ")
-        fig.text(0.5, y - i * line_frac, line, ha="center", va="top",
-                 fontsize=TITLE_PT - (1.5 if note else 0), color="0.3" if note else "black",
-                 style="italic" if note else "normal")
-    handles = [
-        Line2D([], [], color=EDGE_RGB, lw=1.5, label=f"edge ({len(src) - n_skip:,} drawn)"),
-        Line2D([], [], color=SKIP_RGB, lw=1.5, label=f"skip edge ({n_skip:,} drawn)"),
-        Line2D([], [], color=NODE_RGB, marker="s", ls="", ms=4, label="node with edges"),
-        Line2D([], [], color=ISOLATED_RGB, marker="s", ls="", ms=4, label="isolated node"),
-    ]
-    fig.legend(handles=handles, loc="upper right", ncol=4, fontsize=7, frameon=False,
-               bbox_to_anchor=(0.985, y - len(lines) * line_frac), borderaxespad=0.2)
-    canvas.draw()
     page = np.full((height, width, 3), 255, dtype=np.uint8)
     top = height - bottom - img_h
     page[top : top + img_h, left : left + img_w] = np.clip(
         rgb * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
-    return save_rgb_png(over(np.asarray(canvas.buffer_rgba()), page), path)
-
-
-def over(layer: np.ndarray, page: np.ndarray) -> np.ndarray:
-    """Porter-Duff "over": the straight-alpha RGBA ``layer`` (uint8) on the opaque RGB
-    ``page`` (uint8), rounded to uint8: ``(rgb a + page (255 - a) + 127) // 255``."""
-    alpha = layer[..., 3:].astype(np.uint16)
-    out = layer[..., :3] * alpha
-    out += page * (255 - alpha)
-    out += 127
-    out //= 255
-    return out.astype(np.uint8)
+    del rgb
+    image = Image.fromarray(page, "RGB")
+    annotations.draw_axes(image, (left, top, img_w, img_h), [left + int(c) for c in part_cols],
+                          labels, "nodes (channel blocks, top to bottom)", dpi, LABEL_PT,
+                          YLABEL_PT)
+    line_px = TITLE_PT * 1.35 / 72 * dpi
+    sampled = bool(lines) and lines[-1].startswith("showing ")
+    styled = [(line, TITLE_PT, annotations.BLACK) for line in lines]
+    if sampled:
+        styled[-1] = (lines[-1], TITLE_PT - 1.5, NOTE_GREY)
+    annotations.draw_lines(image, styled, dpi, top=6, line_px=line_px)
+    legend = [
+        ("line", f"edge ({len(src) - n_skip:,} drawn)", annotations.rgb8(EDGE_RGB)),
+        ("line", f"skip edge ({n_skip:,} drawn)", annotations.rgb8(SKIP_RGB)),
+        ("square", "node with edges", annotations.rgb8(NODE_RGB)),
+        ("square", "isolated node", annotations.rgb8(ISOLATED_RGB)),
+    ]
+    annotations.draw_legend(image, legend, dpi, LEGEND_PT, right=0.985 * width,
+                            top=6 + len(lines) * line_px + 0.2 * LEGEND_PT * dpi / 72)
+    return save_rgb_png(image, path)
 
 
 def header_lines(graph: LayeredGraph, isolated: int, drawn: int, seed: int,
