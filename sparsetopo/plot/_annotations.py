@@ -4,7 +4,8 @@ matplotlib drew them before, on a transparent figure laid over the drawing; impo
 laying its figure out took 0.6-0.9 s of the main job's picture thread (the critical path, longer
 than the topometrics it runs beside), while the drawing itself needs no plotting library.
 Sizes are in points as in matplotlib (``pt * dpi / 72`` pixels); the font is Pillow's own
-(``ImageFont.load_default``: Aileron, scalable where Pillow has FreeType, as its wheels do).
+(``ImageFont.load_default(size)``: Aileron, a scalable font; it needs Pillow built with FreeType,
+as every Pillow wheel is).
 """
 
 from __future__ import annotations
