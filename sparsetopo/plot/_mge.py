@@ -85,19 +85,17 @@ def mge(
     paint_nodes(rgb, node_col, node_row, connected)
     left, bottom = int(round(box[0] * width)), int(round(box[1] * height))
 
-    page = np.full((height, width, 3), 255, dtype=np.uint8)
     top = height - bottom - img_h
-    page[top : top + img_h, left : left + img_w] = np.clip(
-        rgb * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+    image = Image.new("RGB", (width, height), "white")
+    image.paste(Image.fromarray(np.clip(rgb * np.float32(255) + np.float32(0.5), 0, 255)
+                                .astype(np.uint8), "RGB"), (left, top))
     del rgb
-    image = Image.fromarray(page, "RGB")
     annotations.draw_axes(image, (left, top, img_w, img_h), [left + int(c) for c in part_cols],
                           labels, "nodes (channel blocks, top to bottom)", dpi, LABEL_PT,
                           YLABEL_PT)
     line_px = TITLE_PT * 1.35 / 72 * dpi
-    sampled = bool(lines) and lines[-1].startswith("showing ")
     styled = [(line, TITLE_PT, annotations.BLACK) for line in lines]
-    if sampled:
+    if len(src) < graph.n_edges:  # the last line is the sampling note (header_lines)
         styled[-1] = (lines[-1], TITLE_PT - 1.5, NOTE_GREY)
     annotations.draw_lines(image, styled, dpi, top=6, line_px=line_px)
     legend = [
