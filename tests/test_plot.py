@@ -250,6 +250,41 @@ def test_rasterize_respects_point_budget():
     assert budget * 0.9 <= small.sum() <= budget * 1.35 + 2 * n
 
 
+@pytest.mark.parametrize("budget", [None, 30_000])
+def test_rasterize_counts_every_sample_point_of_the_documented_rule(budget):
+    """Oracle: the docstring's points, ``t = k / (n - 1)`` (full) or ``t = (k + u) / n`` (a
+    subsample), in float32 as numpy computes them, counted with ``np.add.at``."""
+    rng = np.random.default_rng(3)
+    n, w, h = 1500, 90, 70
+    x0, x1 = rng.uniform(0, w - 1, n), rng.uniform(0, w - 1, n)
+    y0, y1 = rng.uniform(0, h - 1, n), rng.uniform(0, h - 1, n)
+    layer = rng.integers(0, 2, n)
+    kw = {} if budget is None else {"point_budget": budget}
+    counts = rasterize_segments(x0, y0, x1, y1, layer, w, h, seed=5, **kw)
+
+    f32 = np.float32
+    ax = np.asarray(x0, f32) + f32(0.5)
+    ay = np.asarray(y0, f32) + layer.astype(f32) * h + f32(0.5)
+    dx = np.asarray(x1, f32) + f32(0.5) - ax
+    dy = np.asarray(y1, f32) + layer.astype(f32) * h + f32(0.5) - ay
+    length = np.maximum(np.abs(dx), np.abs(dy)) + 1.0
+    factor = 1.0 if budget is None else min(1.0, budget / float(length.sum(dtype=np.float64)))
+    points = np.maximum(np.ceil(length * factor), 2.0).astype(np.int32)
+    phase = np.random.default_rng(5).random(n, dtype=f32)
+    seg = np.repeat(np.arange(n), points)
+    k = (np.arange(points.sum()) - np.repeat(np.cumsum(points) - points, points)).astype(f32)
+    if factor < 1.0:
+        t = (k + phase[seg]) / points[seg].astype(f32)
+    else:
+        t = k / (points[seg] - 1).astype(f32)
+    rows = (dy[seg] * t + ay[seg]).astype(np.int64)
+    cols = (dx[seg] * t + ax[seg]).astype(np.int64)
+    expected = np.zeros(2 * h * w, np.int64)
+    np.add.at(expected, rows * w + cols, 1)
+    assert (factor < 1.0) == (budget is not None)
+    np.testing.assert_array_equal(counts.reshape(-1), expected)
+
+
 def test_rasterize_adds_into_out():
     w, h = 20, 10
     args = (np.array([1.0]), np.array([2.0]), np.array([15.0]), np.array([2.0]), np.array([0]),
