@@ -206,7 +206,8 @@ FAST_EXIT_COMMANDS = frozenset({"analyze", "draw", "prune", "models", "predict",
 
 
 def main() -> None:
-    """The ``sparsetopo`` console script."""
+    """Run the command line (the console script, :func:`sparsetopo.__main__.main`, calls it
+    once its imports are done)."""
     fast = len(sys.argv) > 1 and sys.argv[1] in FAST_EXIT_COMMANDS
     try:
         app()
