@@ -42,6 +42,7 @@ MAX_GAPPED_CHANNELS = 128  # more channels than this: no gaps (they would be < 1
 AXES_LEFT, AXES_WIDTH = 0.035, 0.95  # figure fractions
 TITLE_PT, LEGEND_PT, LABEL_PT, YLABEL_PT = 10, 7, 6, 7  # points
 NOTE_GREY = (77, 77, 77)  # the sampling note, under the title
+TOP_PAD_PX, LINE_SPACING = 6, 1.35  # above the title; title line height in font sizes
 
 
 def mge(
@@ -93,11 +94,11 @@ def mge(
     annotations.draw_axes(image, (left, top, img_w, img_h), [left + int(c) for c in part_cols],
                           labels, "nodes (channel blocks, top to bottom)", dpi, LABEL_PT,
                           YLABEL_PT)
-    line_px = TITLE_PT * 1.35 / 72 * dpi
+    line_px = TITLE_PT * LINE_SPACING / 72 * dpi
     styled = [(line, TITLE_PT, annotations.BLACK) for line in lines]
     if len(src) < graph.n_edges:  # the last line is the sampling note (header_lines)
         styled[-1] = (lines[-1], TITLE_PT - 1.5, NOTE_GREY)
-    annotations.draw_lines(image, styled, dpi, top=6, line_px=line_px)
+    annotations.draw_lines(image, styled, dpi, top=TOP_PAD_PX, line_px=line_px)
     legend = [
         ("line", f"edge ({len(src) - n_skip:,} drawn)", annotations.rgb8(EDGE_RGB)),
         ("line", f"skip edge ({n_skip:,} drawn)", annotations.rgb8(SKIP_RGB)),
@@ -105,7 +106,7 @@ def mge(
         ("square", "isolated node", annotations.rgb8(ISOLATED_RGB)),
     ]
     annotations.draw_legend(image, legend, dpi, LEGEND_PT, right=0.985 * width,
-                            top=6 + len(lines) * line_px + 0.2 * LEGEND_PT * dpi / 72)
+                            top=TOP_PAD_PX + len(lines) * line_px + 0.2 * LEGEND_PT * dpi / 72)
     return save_rgb_png(image, path)
 
 
@@ -129,7 +130,7 @@ def axes_box(width: int, height: int, dpi: int, title_lines: int,
     pt = dpi / 72  # pixels per point
     label_px = (label_chars * 0.6 * LABEL_PT * math.sin(math.radians(55)) + 12) * pt
     bottom = min(label_px / height, 0.35)
-    top_px = 6 + title_lines * TITLE_PT * 1.35 * pt + LEGEND_PT * 2.4 * pt + 4
+    top_px = TOP_PAD_PX + title_lines * TITLE_PT * LINE_SPACING * pt + LEGEND_PT * 2.4 * pt + 4
     height_frac = 1 - bottom - top_px / height
     if height_frac < 0.2:
         raise ValueError(f"picture too small for its title and labels: height={height}, "
