@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsetopo import models
-from sparsetopo.encoding import EncodingError, multipartite, unrolled
+from sparsetopo.encoding import (
+    EncodingError,
+    _multipartite,
+    multipartite,
+    multipartite_pair,
+    unrolled,
+)
 
 
 def rand(shape, seed=0) -> np.ndarray:
@@ -543,3 +549,53 @@ def test_pool_of_an_overlapping_pool_repeats_shared_window_elements():
         ("input", (2, 6, 6)), ("a", (3, 6, 6)), ("b", (2, 2, 2)), ("fc", (2,))]
     x = rand((2, 6, 6))
     assert_close(nets.mge_forward(g, x), linear_forward(net, x, sum_pool=True), rtol=1e-6)
+
+
+class _SkipOverItsOwnConv(nn.Module):
+    """``c1(x) + x``: the identity skip and ``c1`` both go from ``c0``'s partition into
+    ``c1``'s, so an identity pair can coincide with a ``c1`` edge and the two merge."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.c1 = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        self.fc = nn.Linear(3 * 5 * 5, 2, bias=False)
+
+    def forward(self, x):
+        x = self.c0(x)
+        return self.fc(torch.flatten(self.c1(x) + x, 1))
+
+
+def assert_same_graph(a, b) -> None:
+    for name in ("indptr", "indices", "data"):
+        got, want = getattr(a.adjacency, name), getattr(b.adjacency, name)
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    np.testing.assert_array_equal(a.edge_weight_ids, b.edge_weight_ids)
+    assert a.edge_weight_ids.dtype == b.edge_weight_ids.dtype
+    assert a.adjacency.shape == b.adjacency.shape and a.adjacency.has_sorted_indices
+    assert (a.partitions, a.input_index, a.output_index, a.kind, a.layer, a.meta) == (
+        b.partitions, b.input_index, b.output_index, b.kind, b.layer, b.meta)
+
+
+@pytest.mark.parametrize("make, shape, density, merges", [
+    (lambda: models.create("resnet20", seed=0), (3, 32, 32), 0.02, False),
+    (lambda: models.create("wrn28_2", seed=0), (3, 16, 16), 0.02, False),
+    (nets.LinearResidualNet, (3, 7, 8), 0.3, True),  # tie add: two convs share src and dst
+    (lambda: nets.PooledResidualNet("identity"), (2, 9, 8), 0.3, True),  # overlapping pool
+    (_SkipOverItsOwnConv, (2, 5, 5), 0.3, True),
+])
+def test_multipartite_pair_is_both_builds(make, shape, density, merges):
+    # the graph without identity skips is taken from the one with them (a CSR filter) only
+    # when no pair can merge; either way the pair is exactly what two separate builds give
+    torch.manual_seed(0)
+    net = make()
+    nets.apply_random_masks(net, density, seed=2)
+    assert _multipartite._plan(net, shape, True).may_merge is merges
+    plain, with_skips = multipartite_pair(net, shape)
+    assert plain.meta["identity_edges"] == 0 < with_skips.meta["identity_edges"]
+    assert_same_graph(plain, multipartite(net, shape))
+    assert_same_graph(with_skips, multipartite(net, shape, identity_skips=True))
+    both = multipartite_pair(net, shape, identity_skips=True)
+    assert both[0] is both[1]
+    assert_same_graph(both[0], with_skips)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
+import scipy.sparse as sp
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -345,6 +346,11 @@ def multipartite(
         plan = _plan(model, input_shape, identity_skips, dag)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
+    return _build(plan, identity_skips, input_shape, force, progress)
+
+
+def _build(plan: _Plan, identity_skips: bool, input_shape, force: bool,
+           progress: bool) -> LayeredGraph:
     est = _estimate_plan(plan)
     check_memory(est, force)
     n_total = plan.n_edges
@@ -371,6 +377,22 @@ def multipartite(
                       consume=True)  # the edge arrays are freed during the CSR build
 
 
+def _without_identity_edges(graph: LayeredGraph) -> LayeredGraph:
+    """The MGE without identity skips, taken from the one with them: the same partitions and
+    every edge but the identity-skip ones (weight id -1). Exact only when no pair was merged
+    in ``graph`` (its plan's ``may_merge`` is false): then each edge is one weight's, in the
+    order a build without identity skips sorts them."""
+    a = graph.adjacency
+    keep = graph.edge_weight_ids >= 0
+    kept_before = np.zeros(len(keep) + 1, dtype=a.indptr.dtype)  # indptr's type holds nnz
+    np.cumsum(keep, out=kept_before[1:])
+    adj = sp.csr_matrix((a.data[keep], a.indices[keep], kept_before[a.indptr]), shape=a.shape)
+    adj.has_sorted_indices = True
+    meta = {**graph.meta, "identity_skips": False, "identity_edges": 0}
+    return LayeredGraph(adj, list(graph.partitions), graph.input_index, graph.output_index,
+                        graph.kind, graph.layer, meta, graph.edge_weight_ids[keep])
+
+
 def multipartite_pair(
     model: nn.Module,
     input_shape,
@@ -382,14 +404,19 @@ def multipartite_pair(
 ) -> tuple[LayeredGraph, LayeredGraph]:
     """``(multipartite(model, input_shape, identity_skips), multipartite(model, input_shape,
     True))``: the encoding asked for and the one whose paths are the real network's (SPEC 4),
-    built once when they are the same graph (no identity shortcut, or ``identity_skips``)."""
+    built once when they are the same graph (no identity shortcut, or ``identity_skips``). The
+    graph without identity skips is the other one's CSR less its identity-skip edges when no
+    pair can merge (every resnet; half the time of a second build), else built afresh."""
     try:
         dag = traced(model, input_shape, dag)  # once for both
+        plan = _plan(model, input_shape, True, dag)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
-    with_skips = multipartite(model, input_shape, True, force=force, progress=progress, dag=dag)
+    with_skips = _build(plan, True, input_shape, force, progress)
     if identity_skips or with_skips.meta["identity_edges"] == 0:
         return with_skips, with_skips
+    if not plan.may_merge:  # a filter of the CSR instead of a second build
+        return _without_identity_edges(with_skips), with_skips
     return multipartite(model, input_shape, False, force=force, progress=progress,
                         dag=dag), with_skips
 
