@@ -44,7 +44,7 @@ def run_once(tree: Path) -> dict:
             proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=err)
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
             if proc.returncode != 0:
                 err.seek(0)
                 tail = err.read().decode(errors="replace").strip().splitlines()[-1:]

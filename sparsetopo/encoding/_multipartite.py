@@ -406,7 +406,8 @@ def multipartite_pair(
     True))``: the encoding asked for and the one whose paths are the real network's (SPEC 4),
     built once when they are the same graph (no identity shortcut, or ``identity_skips``). The
     graph without identity skips is the other one's CSR less its identity-skip edges when no
-    pair can merge (every resnet; half the time of a second build), else built afresh."""
+    pair can merge (the CIFAR resnets, WRNs and MobileNetV2 of the zoo; half the time of a
+    second build), else built afresh (e.g. ResNet-18/50, whose stem pool overlaps)."""
     try:
         dag = traced(model, input_shape, dag)  # once for both
         plan = _plan(model, input_shape, True, dag)
