@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sparsetopo.io import write_text
+
 TARGET_S = 3.0
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "analyze.json"
@@ -98,10 +100,7 @@ def main() -> int:
                           "load_avg_1m": [load_before, os.getloadavg()[0]]},
               "command": "python -m sparsetopo analyze --quiet --out DIR",
               "target_s": TARGET_S, "met": met, "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_text(args.out, json.dumps(result, indent=2) + "\n")
     return 1 if (args.check and not met) else 0
 
 
