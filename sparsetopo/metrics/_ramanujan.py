@@ -40,13 +40,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
-from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding import LayeredGraph, rolled
 from sparsetopo.io import show_progress
 from sparsetopo.pruning.masks import prunable_layers
+
+from ._blas import one_blas_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,7 +258,7 @@ def ramanujan(model: nn.Module, progress: bool = False,
     rows = []
     graphs = rolled(model)
     # Many small Gram matrices: threads cost more than they save (module docstring).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         pairs = zip(layers, graphs, strict=True)
         for (name, module), graph in tqdm(pairs, total=len(layers), desc="ramanujan",
                                           unit="layer", disable=not show_progress(progress)):

@@ -17,23 +17,20 @@ import numpy as np
 
 from sparsetopo.encoding.graph import LayeredGraph
 
-from ._topometrics import GraphView
-
-
-def _view(g: LayeredGraph | GraphView) -> GraphView:
-    return g if isinstance(g, GraphView) else GraphView(g)
+from ._view import GraphView, as_view
+from .paths import path_sweeps
 
 
 def alive_nodes(g: LayeredGraph | GraphView) -> np.ndarray:
     """Boolean mask of the nodes on some input->output path."""
-    paths = _view(g).paths
-    return paths["forward"] & paths["backward"]
+    sweeps = path_sweeps(g)
+    return sweeps.forward & sweeps.backward
 
 
 def alive_channels(g: LayeredGraph | GraphView) -> dict[str, tuple[int, int]]:
     """``{partition name: (alive channels, channels)}`` for every partition after the input
     (channel = first axis of the partition's shape)."""
-    v = _view(g)
+    v = as_view(g)
     alive = alive_nodes(v)
     out = {}
     for i, part in enumerate(v.graph.partitions):
@@ -68,8 +65,8 @@ def signal_cut(g: LayeredGraph | GraphView) -> str | None:
     """Name of the partition where the input's signal stops (``None`` when some input->output
     path exists): the partition after the last one, in topological order, that holds a node
     reachable from the input."""
-    v = _view(g)
-    forward = v.paths["forward"]
+    v = as_view(g)
+    forward = path_sweeps(v).forward
     parts = v.graph.partitions
     out = parts[v.graph.output_index]
     if forward[out.offset : out.stop].any():
