@@ -44,14 +44,20 @@ VARIANTS = {
                       "compiled serial",
     "blas-lanczos": "the Lanczos vector kernels (four-way unrolled sums, blocked "
                     "orthogonalization) replaced by numpy / BLAS",
+    "plain-lanczos": "the Lanczos vector kernels as plain numba loops (one running sum, one "
+                     "basis row at a time)",
+    "arpack": "both spectra by ARPACK (eigsh), solved apart, instead of the own Lanczos",
     "no-gram": "the gap's Lanczos on S (three magnitudes) instead of B^T B on one colour class",
     "no-blas-limit": "BLAS not held to one thread during the precompute",
     "no-trim": "no malloc_trim after two_hop",
     "malloc-scratch": "the records' scratch from np.empty instead of its own mmap",
+    "new": "the simplified code (--new TREE), unpatched",
 }
 
 
 def _patch(variant: str) -> None:  # noqa: C901 (one branch per variant)
+    if variant in ("base", "new"):
+        return
     import numba as nb
     import numpy as np
     import sparsetopo.metrics._csr_kernels as K
@@ -123,6 +129,51 @@ def _patch(variant: str) -> None:  # noqa: C901 (one branch per variant)
         L.K = type("K", (), {"lanczos_three_term": staticmethod(three_term),
                              "orthogonalize": staticmethod(orthogonalize),
                              "scale_into": staticmethod(scale_into)})
+    elif variant == "plain-lanczos":
+
+        @nb.njit(nogil=True)
+        def three_term(r, v, v_prev, beta):
+            a = 0.0
+            for i in range(r.size):
+                r[i] -= beta * v_prev[i]
+                a += v[i] * r[i]
+            s = 0.0
+            for i in range(r.size):
+                r[i] -= a * v[i]
+                s += r[i] * r[i]
+            return a, s
+
+        @nb.njit(nogil=True)
+        def orthogonalize(basis, m, r, h):
+            for i in range(m):
+                acc = 0.0
+                for q in range(r.size):
+                    acc += basis[i, q] * r[q]
+                h[i] = acc
+            for i in range(m):
+                for q in range(r.size):
+                    r[q] -= h[i] * basis[i, q]
+            s = 0.0
+            for q in range(r.size):
+                s += r[q] * r[q]
+            return s
+
+        @nb.njit(nogil=True)
+        def scale_into(r, c, out):
+            for i in range(r.size):
+                out[i] = c * r[i]
+
+        L.K = type("K", (), {"lanczos_three_term": staticmethod(three_term),
+                             "orthogonalize": staticmethod(orthogonalize),
+                             "scale_into": staticmethod(scale_into)})
+    elif variant == "arpack":
+
+        def fail(*args, **kwargs):
+            raise L.LanczosNoConvergence("measured without")
+
+        tm.largest_eigenvalue = tm.extreme_eigenvalues = fail
+        tm._shared_spectra = lambda v, seed, idle=None: (tm.spectral_gap(v, seed=seed),
+                                                         tm.spectral_radius(v, seed=seed))
     elif variant == "no-gram":
         tm._SymOperators.gram_side = lambda self: None
     elif variant == "no-blas-limit":
@@ -165,6 +216,7 @@ def child(variant: str, model: str, sparsity: float, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--tree", type=Path, help="checkout of e3d9064")
+    ap.add_argument("--new", type=Path, help="checkout of the simplified code (variant new)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -179,16 +231,18 @@ def main() -> None:
     variants = args.variants.split(",")
     env = {**os.environ, "PYTHONPATH": str(args.tree.resolve())}
     env.pop("NUMBA_THREADING_LAYER", None)
+    new_env = {**env, "PYTHONPATH": str(args.new.resolve())} if args.new else None
     results: dict = {"tree": str(args.tree), "variants": {v: VARIANTS[v] for v in variants},
                      "rows": []}
     nets = [(m, s) for m, s, *_ in NETWORKS
             if not args.only or args.only in (m, f"{m}@{s}")]
     for rnd in range(args.rounds):
         for model, s in nets:
-            for v in variants:
+            for v in variants[rnd % len(variants):] + variants[:rnd % len(variants)]:
                 load = os.getloadavg()[0]
                 cmd = [sys.executable, __file__, "--child", v, model, str(s), str(args.repeats)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      env=new_env if v == "new" else env)
                 if proc.returncode:
                     raise SystemExit(f"{v} {model}@{s}: {proc.stderr.strip()[-800:]}")
                 row = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -48,17 +48,6 @@ ARPACK_TOL = 1e-6
 LANCZOS_BASIS_BYTES = 256 << 20
 LANCZOS_MIN_BASIS = 40
 
-_REFERENCES = """
-    References
-    ----------
-    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
-       from their Topology via Multipartite Graph Representations", TMLR, 2024.
-    .. [2] C. Lanczos, "An Iteration Method for the Solution of the Eigenvalue Problem of Linear
-       Differential and Integral Operators", Journal of Research of the National Bureau of
-       Standards 45(4), 1950; H. D. Simon, "The Lanczos Algorithm with Partial
-       Reorthogonalization", Mathematics of Computation 42(165), 1984.
-"""
-
 
 def spectral_gap(
     g: LayeredGraph | GraphView, dense_max: int = DENSE_SPECTRUM_MAX, seed: int = 0
@@ -81,6 +70,15 @@ def spectral_gap(
     -------
     float
         0 for a graph without edges or whose weights are all 0.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] C. Lanczos, "An Iteration Method for the Solution of the Eigenvalue Problem of Linear
+       Differential and Integral Operators", Journal of Research of the National Bureau of
+       Standards 45(4), 1950; H. D. Simon, "The Lanczos Algorithm with Partial
+       Reorthogonalization", Mathematics of Computation 42(165), 1984.
     """
     v = as_view(g)
     if _no_spectrum(v):
@@ -112,6 +110,15 @@ def spectral_radius(
     -------
     float
         0 for a graph without edges or whose weights are all 0.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] C. Lanczos, "An Iteration Method for the Solution of the Eigenvalue Problem of Linear
+       Differential and Integral Operators", Journal of Research of the National Bureau of
+       Standards 45(4), 1950; H. D. Simon, "The Lanczos Algorithm with Partial
+       Reorthogonalization", Mathematics of Computation 42(165), 1984.
     """
     v = as_view(g)
     if _no_spectrum(v):
@@ -121,10 +128,6 @@ def spectral_radius(
         with one_blas_thread():
             return float(np.linalg.eigvalsh(np.diag(s.sum(axis=1)) - s)[-1])
     return float(_eigsh(operators(v).laplacian(), 1, "LA", seed, ncv=12)[0])
-
-
-spectral_gap.__doc__ += _REFERENCES
-spectral_radius.__doc__ += _REFERENCES
 
 
 def spectra(g: LayeredGraph | GraphView, seed: int = 0) -> tuple[float, float]:
