@@ -52,11 +52,12 @@ VARIANTS = {
     "no-trim": "no malloc_trim after two_hop",
     "malloc-scratch": "the records' scratch from np.empty instead of its own mmap",
     "new": "the simplified code (--new TREE), unpatched",
+    "new-conc": "the simplified code with the spectra on a second thread (--conc TREE)",
 }
 
 
 def _patch(variant: str) -> None:  # noqa: C901 (one branch per variant)
-    if variant in ("base", "new"):
+    if variant in ("base", "new", "new-conc"):
         return
     import numba as nb
     import numpy as np
@@ -217,6 +218,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--tree", type=Path, help="checkout of e3d9064")
     ap.add_argument("--new", type=Path, help="checkout of the simplified code (variant new)")
+    ap.add_argument("--conc", type=Path, help="checkout of the variant new-conc")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -231,7 +233,8 @@ def main() -> None:
     variants = args.variants.split(",")
     env = {**os.environ, "PYTHONPATH": str(args.tree.resolve())}
     env.pop("NUMBA_THREADING_LAYER", None)
-    new_env = {**env, "PYTHONPATH": str(args.new.resolve())} if args.new else None
+    trees = {"new": args.new, "new-conc": args.conc}
+    envs = {v: {**env, "PYTHONPATH": str(t.resolve())} for v, t in trees.items() if t}
     results: dict = {"tree": str(args.tree), "variants": {v: VARIANTS[v] for v in variants},
                      "rows": []}
     nets = [(m, s) for m, s, *_ in NETWORKS
@@ -242,7 +245,7 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 cmd = [sys.executable, __file__, "--child", v, model, str(s), str(args.repeats)]
                 proc = subprocess.run(cmd, capture_output=True, text=True,
-                                      env=new_env if v == "new" else env)
+                                      env=envs.get(v, env))
                 if proc.returncode:
                     raise SystemExit(f"{v} {model}@{s}: {proc.stderr.strip()[-800:]}")
                 row = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -99,3 +99,24 @@ def test_importing_the_metrics_changes_no_numba_setting_nor_the_environment():
         assert got["after"] == got["before"]
     assert got["before"][0] == "default"  # the check itself saw numba's untouched setting
     assert proc.returncode == 0 and len(lines) == 2, proc.stderr.strip()[-2000:]
+
+
+NO_CACHE_SCRIPT = """
+import numpy as np
+import sparsetopo.metrics as m
+from sparsetopo.encoding.graph import Partition, from_edges
+
+parts = [Partition("input", 0, (2,)), Partition("a", 2, (2,)), Partition("out", 4, (1,))]
+g = from_edges(np.array([0, 1, 0, 2]), np.array([2, 2, 3, 4]), np.ones(4, np.float32), parts)
+print(m.topometrics(g, keys=["k_core", "cut_edges", "alive_edges"]))
+"""
+
+
+def test_metrics_work_where_numba_can_cache_nothing():
+    """A read-only install without a writable home: numba finds no place for its cache (here:
+    only the zip-file locator allowed, which never applies) and raises when a ``cache=True``
+    kernel is defined; the kernels are then compiled in the process instead."""
+    env_code = "import os; os.environ['NUMBA_CACHE_LOCATOR_CLASSES'] = 'ZipCacheLocator'\n"
+    proc = _run(env_code + NO_CACHE_SCRIPT)
+    assert proc.returncode == 0, proc.stderr.strip()[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "{'k_core': 1.0, 'cut_edges': 4, 'alive_edges': 3}"  # a tree
