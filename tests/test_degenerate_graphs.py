@@ -296,7 +296,7 @@ def test_operator_size_decides_dense_or_arpack(monkeypatch):
     assert tm.spectral_gap(g, dense_max=0) == pytest.approx(want_gap, rel=1e-12)
     assert tm.spectral_radius(g, dense_max=0) == pytest.approx(want_radius, rel=1e-12)
     assert calls == []
-    assert spectral.operators(tm.GraphView(g)).size == tm.GraphView(g).n_active == 4
+    assert spectral._operators(tm.GraphView(g)).size == tm.GraphView(g).n_active == 4
     # one star of 40 edges: the operator has 41 rows, ARPACK runs (Gram side of 1 row: no)
     parts = [Partition("input", 0, (1,)), Partition("out", 1, (40,))]
     star = from_edges(np.zeros(40, int), np.arange(1, 41), np.ones(40, np.float32), parts)

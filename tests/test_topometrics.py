@@ -17,7 +17,7 @@ import sparsetopo.metrics._lanczos as L
 import sparsetopo.metrics._topometrics as tm
 import sparsetopo.metrics.spectral as spectral
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
-from sparsetopo.metrics.motifs import long_edge_nodes, motif_root_counts, motif_sample
+from sparsetopo.metrics.motifs import _long_edge_nodes, _motif_root_counts, motif_sample
 from sparsetopo.metrics.paths import path_sweeps
 
 SPEC_KEYS = [
@@ -229,7 +229,7 @@ def test_symmetric_products_against_scipy_and_the_paired_pass(seed):
     spectral._sym_abs_matvec(a.indptr, a.indices, a.data, x2, single2)
     np.testing.assert_array_equal(y1, y)
     np.testing.assert_array_equal(y2, single2)
-    ops = spectral.Operators.__new__(spectral.Operators)
+    ops = spectral._Operators.__new__(spectral._Operators)
     ops.indptr, ops.indices, ops.data, ops.dim = a.indptr, a.indices, a.data, n
     lap = np.empty(n)
     ops.product(x1, lap, laplacian=True)
@@ -306,8 +306,8 @@ def root_counts(g: LayeredGraph, roots: np.ndarray, flag_all: bool = False) -> n
     if flag_all:  # no triangle pruning at all
         flag = np.ones(g.n_nodes, bool)
     else:
-        flag = long_edge_nodes(g.adjacency.indptr, g.adjacency.indices, view.partition_index)
-    return motif_root_counts(uptr, uidx, flag, roots)
+        flag = _long_edge_nodes(g.adjacency.indptr, g.adjacency.indices, view.partition_index)
+    return _motif_root_counts(uptr, uidx, flag, roots)
 
 
 @pytest.mark.parametrize("seed", range(20))

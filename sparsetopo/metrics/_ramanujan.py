@@ -336,8 +336,18 @@ def ramanujan(model: nn.Module, progress: bool = False,
 
 
 def bge_biadjacency(graph: LayeredGraph) -> sp.csr_matrix:
-    """The ``right x left`` biadjacency of a bipartite ``LayeredGraph`` (left partition first,
-    as ``encoding.rolled`` builds it), explicit zero-weight edges kept."""
+    """The biadjacency of a bipartite ``LayeredGraph`` (left partition first, as
+    ``encoding.rolled`` builds it), explicit zero-weight edges kept.
+
+    Parameters
+    ----------
+    graph : LayeredGraph
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``right x left``.
+    """
     n_left = graph.partitions[0].size
     return sp.csr_matrix(graph.adjacency[:n_left, n_left:].T)
 

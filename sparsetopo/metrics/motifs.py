@@ -76,14 +76,14 @@ def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
         return 0.0
     a = v.adjacency
     flags = v.cached("motif_flags",
-                     lambda v: long_edge_nodes(a.indptr, a.indices, v.partition_index))
+                     lambda v: _long_edge_nodes(a.indptr, a.indices, v.partition_index))
     uptr, uidx = v.undirected
-    counts = motif_root_counts(uptr, uidx, flags, roots)
+    counts = _motif_root_counts(uptr, uidx, flags, roots)
     return float(counts.sum()) * (v.n / roots.size)
 
 
 @kernel
-def long_edge_nodes(indptr, indices, part):
+def _long_edge_nodes(indptr, indices, part):
     """Nodes with an incident edge that skips at least one partition (``part`` = partition
     index per node). Every triangle of a layered DAG has such an edge, so at least two of its
     nodes are flagged."""
@@ -113,7 +113,7 @@ def _root_count(uptr, uidx, v, flag, tag, mcnt, mpos, d2):
     3: C(d,3); 2: (d-1) sum_x |R(x)| - sum_z C(m(z),2);
     1: sum_x C(|R(x)|,2) + sum_z m(z) deg_H(z) - sum_z m(z)^2 - 2 sum_x e(R(x)),
     e(R(x)) the edges inside R(x) = sum over edges {z,w} inside D2 of |N(z) & N(w) & N|.
-    Those edges close triangles, so one of z, w is ``flag``-ged (see ``long_edge_nodes``).
+    Those edges close triangles, so one of z, w is ``flag``-ged (see ``_long_edge_nodes``).
     ``tag``, ``mcnt`` (zeroed, size n) and ``mpos``, ``d2`` (size n) are scratch space."""
     a = _lower(uptr, uidx, v, v)
     b = uptr[v + 1]
@@ -209,7 +209,7 @@ def _d2_triangles(uptr, uidx, v, a, b, flag, tag, mcnt, mpos, d2, n_d2):
 
 
 @kernel
-def motif_root_counts(uptr, uidx, flag, roots):
+def _motif_root_counts(uptr, uidx, flag, roots):
     """``_root_count`` of every root (one set of scratch arrays for all)."""
     n = uptr.size - 1
     out = np.zeros(roots.size, np.int64)

@@ -46,6 +46,12 @@ def path_sweeps(g: LayeredGraph | GraphView) -> PathSweeps:
     Returns
     -------
     PathSweeps
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024 (the graph
+       whose paths these are).
     """
     return as_view(g).cached("paths", _sweep)
 

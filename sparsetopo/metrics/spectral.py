@@ -86,7 +86,7 @@ def spectral_gap(
     if _dense(v, dense_max):
         with one_blas_thread():
             return _gap(np.linalg.eigvalsh(_abs_sym_dense(v)))
-    ops = operators(v)
+    ops = _operators(v)
     return _gap(_eigsh(ops.adjacency(), 3, "LM", seed, ncv=16, maxdim=ops.lanczos_maxdim()))
 
 
@@ -127,14 +127,32 @@ def spectral_radius(
         s = _abs_sym_dense(v)
         with one_blas_thread():
             return float(np.linalg.eigvalsh(np.diag(s.sum(axis=1)) - s)[-1])
-    return float(_eigsh(operators(v).laplacian(), 1, "LA", seed, ncv=12)[0])
+    return float(_eigsh(_operators(v).laplacian(), 1, "LA", seed, ncv=12)[0])
 
 
 def spectra(g: LayeredGraph | GraphView, seed: int = 0) -> tuple[float, float]:
-    """``(spectral_gap(g, seed=seed), spectral_radius(g, seed=seed))``, the same values, with
-    the two Lanczos solvers in lockstep when both are iterative (:func:`_shared_spectra`)."""
+    """Both spectral topometrics: ``(spectral_gap(g, seed=seed), spectral_radius(g,
+    seed=seed))``, the same values, with the two Lanczos solvers in lockstep (each pass over
+    the edges answering one product of each) when both are iterative.
+
+    Parameters
+    ----------
+    g : LayeredGraph or GraphView
+    seed : int, default 0
+        Seeds the start vectors of the iterative solvers.
+
+    Returns
+    -------
+    tuple[float, float]
+        ``(spectral_gap, spectral_radius)``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    """
     v = as_view(g)
-    if _no_spectrum(v) or _dense(v, DENSE_SPECTRUM_MAX) or operators(v).lanczos_maxdim() == 0:
+    if _no_spectrum(v) or _dense(v, DENSE_SPECTRUM_MAX) or _operators(v).lanczos_maxdim() == 0:
         return spectral_gap(v, seed=seed), spectral_radius(v, seed=seed)
     return _shared_spectra(v, seed)
 
@@ -179,7 +197,7 @@ class _MatrixFree(LinearOperator):
         return out
 
 
-class Operators:
+class _Operators:
     """Matrix-free float64 operators on ``S = |A| + |A|^T`` of a view (float32 weights times
     float64 vectors, one pass over the directed CSR per product): ``S``, its Laplacian and the
     products of both spectra's solvers at once. Vectors are indexed by node, isolated nodes
@@ -218,9 +236,9 @@ class Operators:
         return 0 if fit < LANCZOS_MIN_BASIS else int(min(fit, 400))
 
 
-def operators(g: LayeredGraph | GraphView) -> Operators:
+def _operators(g: LayeredGraph | GraphView) -> _Operators:
     """The view's matrix-free spectral operators (cached on it)."""
-    return as_view(g).cached("spectral_operators", Operators)
+    return as_view(g).cached("spectral_operators", _Operators)
 
 
 def _start_vector(n: int, seed: int) -> np.ndarray:
@@ -268,7 +286,7 @@ def _shared_spectra(v: GraphView, seed: int) -> tuple[float, float]:
     edges (``_sym_abs_matvec2``), the memory traffic of the products being what the spectra
     cost. The same start vectors and the same arithmetic as the solves apart, so bitwise the same
     values. A solver that does not converge is solved again by ARPACK."""
-    ops = operators(v)
+    ops = _operators(v)
     start = _start_vector(ops.dim, seed)
     solvers = [extreme_eigenvalue_steps(start, 3, "LM", tol=ARPACK_TOL,
                                         maxdim=ops.lanczos_maxdim(), seed=seed),
