@@ -4,7 +4,8 @@
 #     sh benchmarks/first_run.sh SRC DEST LABEL     e.g. sh benchmarks/first_run.sh . /tmp/fresh new
 set -e
 SRC=$1; DEST=$2; LABEL=$3
-rm -rf "$DEST"; git clone -q "$SRC" "$DEST"; cd "$DEST"
+if [ -e "$DEST" ]; then echo "$DEST exists: give a new folder"; exit 2; fi
+git clone -q "$SRC" "$DEST"; cd "$DEST"
 export SPARSETOPO_CACHE_DIR="$DEST/.fresh-cache"   # the digits split cache starts empty too
 unset PYTHONPATH NUMBA_CACHE_DIR
 echo "== $LABEL $(git log --oneline -1 | cut -c1-60)"
