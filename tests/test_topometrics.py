@@ -238,9 +238,8 @@ def test_symmetric_products_against_scipy_and_the_paired_pass(seed):
 
 @pytest.mark.parametrize("n", [1, 3, 4, 7, 2049, 5000])
 def test_lanczos_vector_kernels_against_numpy(n):
-    """The Lanczos step's vector kernels (partial sums four at a time, basis rows four at a
-    time) against plain numpy, for lengths and basis sizes that are not multiples of 4 and
-    column blocks that do not divide the length."""
+    """The Lanczos step's vector kernels (three-term step, Gram-Schmidt pass) against plain
+    numpy, for several lengths and basis sizes."""
     rng = np.random.default_rng(n)
     v, v_prev, r0 = (rng.normal(size=n) for _ in range(3))
     r = r0.copy()

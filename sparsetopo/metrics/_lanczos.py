@@ -63,7 +63,8 @@ Apply = Callable[[np.ndarray, np.ndarray], None]  # apply(x, out): out = A x
 #: A solver as a generator: it yields ``(x, out)`` requests, each to be answered by writing
 #: ``A x`` into ``out`` before the next ``send``, and returns its eigenvalue(s). The solver
 #: never sees the operator, so a driver can answer the requests of several solvers with one
-#: pass over a matrix (``_topometrics`` does: the gap and the radius share their products).
+#: pass over a matrix (``spectral._shared_spectra`` does: the gap and the radius share their
+#: products).
 Steps = Generator[tuple[np.ndarray, np.ndarray], None, object]
 
 
@@ -253,36 +254,25 @@ def _norm(x: np.ndarray) -> float:
     return math.sqrt(float(np.add.reduce(x * x)))
 
 
-@kernel(inline="always")
-def _subtract_dot(r, c, y, z):
-    """``r -= c y`` in place, returning ``z . r`` (the updated ``r``; ``z`` may be ``r``
-    itself) as four interleaved partial sums (elements ``i mod 4``) added ``(s0 + s1) +
-    (s2 + s3)``: one running sum is a chain of dependent additions, which took twice as long
-    as the memory traffic. A fixed order: the same sum on every machine and thread count."""
-    n = r.size
-    m = n - n % 4
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(0, m, 4):
-        r[i] -= c * y[i]
-        r[i + 1] -= c * y[i + 1]
-        r[i + 2] -= c * y[i + 2]
-        r[i + 3] -= c * y[i + 3]
-        s0 += z[i] * r[i]
-        s1 += z[i + 1] * r[i + 1]
-        s2 += z[i + 2] * r[i + 2]
-        s3 += z[i + 3] * r[i + 3]
-    for i in range(m, n):
-        r[i] -= c * y[i]
-        s0 += z[i] * r[i]
-    return (s0 + s1) + (s2 + s3)
+# The vector kernels are plain loops in a fixed order: the same sums whichever thread runs them
+# and however many threads BLAS has (numpy's dot products go to BLAS, whose partial sums depend
+# on its thread count: 1e-12 apart on a 200k-vector). Four-way unrolled sums and a blocked
+# Gram-Schmidt measured no faster on the benchmark networks (benchmarks/SIMPLIFICATION.md).
 
 
 @kernel
 def _three_term(r, v, v_prev, beta):
     """One Lanczos step on ``r = A v`` in place: ``r -= beta v_prev``, ``alpha = v.r``,
     ``r -= alpha v``; returns ``(alpha, |r|^2)``."""
-    a = _subtract_dot(r, beta, v_prev, v)
-    return a, _subtract_dot(r, a, v, r)
+    a = 0.0
+    for i in range(r.size):
+        r[i] -= beta * v_prev[i]
+        a += v[i] * r[i]
+    s = 0.0
+    for i in range(r.size):
+        r[i] -= a * v[i]
+        s += r[i] * r[i]
+    return a, s
 
 
 @kernel
@@ -295,49 +285,17 @@ def _scale_into(r, c, out):
 @kernel
 def _orthogonalize(basis, m, r, h):
     """One classical Gram-Schmidt pass of ``r`` against rows ``0..m-1`` of ``basis``:
-    ``h = basis[:m] r``, ``r -= basis[:m]^T h``; returns ``|r|^2``. Blocked over the columns so
-    that each block of ``r`` stays in cache while the basis rows pass over it, four rows at a
-    time (four independent sums per element of ``r``, and ``r`` read and written once per four
-    rows: twice as fast as one row at a time on a 22-vector basis of 191k-node vectors)."""
-    n = r.size
-    blk = 2048
+    ``h = basis[:m] r``, then ``r -= basis[:m]^T h``; returns ``|r|^2``."""
     for i in range(m):
-        h[i] = 0.0
-    for s in range(0, n, blk):
-        t = min(s + blk, n)
-        i = 0
-        while i + 4 <= m:
-            a0 = a1 = a2 = a3 = 0.0
-            for q in range(s, t):
-                rq = r[q]
-                a0 += basis[i, q] * rq
-                a1 += basis[i + 1, q] * rq
-                a2 += basis[i + 2, q] * rq
-                a3 += basis[i + 3, q] * rq
-            h[i] += a0
-            h[i + 1] += a1
-            h[i + 2] += a2
-            h[i + 3] += a3
-            i += 4
-        for j in range(i, m):
-            acc = 0.0
-            for q in range(s, t):
-                acc += basis[j, q] * r[q]
-            h[j] += acc
+        acc = 0.0
+        for q in range(r.size):
+            acc += basis[i, q] * r[q]
+        h[i] = acc
+    for i in range(m):
+        hi = h[i]
+        for q in range(r.size):
+            r[q] -= hi * basis[i, q]
     nrm = 0.0
-    for s in range(0, n, blk):
-        t = min(s + blk, n)
-        i = 0
-        while i + 4 <= m:
-            h0, h1, h2, h3 = h[i], h[i + 1], h[i + 2], h[i + 3]
-            for q in range(s, t):
-                r[q] -= ((h0 * basis[i, q] + h1 * basis[i + 1, q])
-                         + (h2 * basis[i + 2, q] + h3 * basis[i + 3, q]))
-            i += 4
-        for j in range(i, m):
-            hj = h[j]
-            for q in range(s, t):
-                r[q] -= hj * basis[j, q]
-        for q in range(s, t):
-            nrm += r[q] * r[q]
+    for q in range(r.size):
+        nrm += r[q] * r[q]
     return nrm
