@@ -92,16 +92,16 @@ class DatasetInfo:
 
 def _check_name(name: str) -> None:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
 
 
 def _synthetic_shape(shape) -> tuple[int, int, int]:
     try:
         c, h, w = (int(s) for s in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"synthetic shape must be (C, H, W), got {shape!r}") from None
+        raise InputError(f"synthetic shape must be (C, H, W), got {shape!r}") from None
     if min(c, h, w) < 1:
-        raise ValueError(f"synthetic shape must be positive, got {shape!r}")
+        raise InputError(f"synthetic shape must be positive, got {shape!r}")
     return c, h, w
 
 
@@ -320,7 +320,7 @@ def _synthetic(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     c, h, w = _synthetic_shape(shape)
     if int(num_classes) < 1 or int(n) < 1:
-        raise ValueError(f"synthetic needs num_classes >= 1 and n >= 1, got {num_classes}, {n}")
+        raise InputError(f"synthetic needs num_classes >= 1 and n >= 1, got {num_classes}, {n}")
     gen = torch.Generator().manual_seed(2 * int(data_seed) + SPLITS.index(split))
     images = torch.randn(int(n), c, h, w, generator=gen)
     labels = torch.randint(0, int(num_classes), (int(n),), generator=gen)
@@ -507,7 +507,7 @@ def get_dataset(
     """
     _check_name(name)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        raise InputError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     info = dataset_info(name, shape=shape, num_classes=num_classes)
     if name == "synthetic":
         images, labels = _synthetic(split, shape, num_classes, n, data_seed)
@@ -616,11 +616,11 @@ def make_loader(
     CPU, so the batches hold the same samples as on CPU); needs ``num_workers=0``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
     base = get_dataset(name, split, data_dir, augment=False, **kw)
     if device is not None and torch.device(device).type != "cpu":
         if num_workers:
-            raise ValueError("a loader with its data on a device needs num_workers=0, got "
+            raise InputError("a loader with its data on a device needs num_workers=0, got "
                              f"{num_workers}")
         base = base.to(device)
     if shuffle is None:

@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparsetopo import plot
+from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress, write_text
 from sparsetopo.study.ranking import kendall_tau, method_ranks
 from sparsetopo.study.vocabulary import PROTOCOLS, SET_ORDER
@@ -104,7 +105,7 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
     if fit_dir is not None:
         fit_dir = Path(fit_dir)
         if not (fit_dir / "comparison.csv").is_file():
-            raise FileNotFoundError(f"{fit_dir} holds no comparison.csv: give the output "
+            raise InputError(f"{fit_dir} holds no comparison.csv: give the output "
                                     "folder of `sparsetopo study fit`")
         return fit_dir
     for candidate in (results_path.with_name(results_path.stem + "-fit"),
@@ -140,7 +141,7 @@ def render_report(
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
                if c not in runs_df.columns]
     if missing:
-        raise ValueError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
+        raise InputError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
     steps: list[tuple[str, Callable[[Path], str]]] = [
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
         ("comparison", lambda d: _comparison_section(comparison, fit_hint)),

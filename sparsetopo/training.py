@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsetopo.data import AUGMENTED_BY_DEFAULT
+from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress
 
 CIFAR_SCHEDULE = (160, (80, 120))
@@ -39,7 +40,7 @@ def scale_milestones(milestones: Iterable[int], base_epochs: int, epochs: int) -
     base_epochs)``, keeping only distinct values in ``1 .. epochs-1`` (a decay at epoch 0 or at
     the end would have no effect or shift the whole schedule)."""
     if base_epochs <= 0 or epochs <= 0:
-        raise ValueError(f"epochs must be positive, got base={base_epochs}, epochs={epochs}")
+        raise InputError(f"epochs must be positive, got base={base_epochs}, epochs={epochs}")
     scaled = {math.floor(m * epochs / base_epochs + 0.5) for m in milestones}
     return tuple(sorted(m for m in scaled if 0 < m < epochs))
 
@@ -88,7 +89,7 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
         if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
+            raise InputError("invalid training config: " + "; ".join(problems))
 
     @classmethod
     def paper_defaults(
@@ -221,7 +222,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | No
     finally:
         model.train(was_training)
     if total == 0:
-        raise ValueError("evaluation loader yielded no samples")
+        raise InputError("evaluation loader yielded no samples")
     return int(correct) / total
 
 
@@ -303,7 +304,7 @@ def train(
                 loss_sum += loss.detach().double() * y.numel()
                 seen += int(y.numel())
             if seen == 0:
-                raise ValueError("training loader yielded no samples")
+                raise InputError("training loader yielded no samples")
             scheduler.step()
             history.append(float(loss_sum) / seen)  # a device synchronisation on CUDA
             images += seen

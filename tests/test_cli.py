@@ -265,3 +265,30 @@ def test_console_script_imports_without_full_collections_then_freezes(tmp_path):
     *flags, frozen = done.stdout.split()[-6:]
     assert flags == ["0", "True", "True", "True", "True"]
     assert int(frozen) > 50_000  # torch, numba, scipy and typer's objects
+
+
+@pytest.mark.parametrize("planted", ["ValueError", "KeyError", "MemoryError", "RuntimeError"])
+def test_a_bug_shows_its_traceback_and_exit_code_1(tmp_path, planted):
+    """A bug is not bad input: an error that is not a ``sparsetopo.errors.InputError`` raised
+    deep inside ``analyze`` (planted here) keeps its traceback and exits with 1, whatever its
+    type (``ValueError`` and ``KeyError`` included)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import sparsetopo.analysis as a\n"
+        "def boom(*args, **kwargs):\n"
+        f"    raise {planted}('planted bug')\n"
+        "a.analyze_network = boom\n"
+        "sys.argv = ['sparsetopo', 'analyze', '--model', 'mlp', '--pruning', 'uniform',\n"
+        "            '--sparsity', '0.9', '--quiet', '--no-picture', '--out', 'out']\n"
+        "from sparsetopo.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback (most recent call last)" in done.stderr, done.stderr
+    assert f"{planted}: " in done.stderr and "planted bug" in done.stderr
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -14,6 +14,7 @@ from browser import BrowserUnavailable, dump_dom, ensure_chromium, screenshot
 from PIL import Image
 from test_plot import fake_study_tables
 
+from sparsetopo.errors import InputError
 from sparsetopo.report import find_fit_dir, render_report
 
 IMG_SRC = re.compile(r"<img [^>]*src=\"([^\"]*)\"")
@@ -124,7 +125,7 @@ def test_find_fit_dir(tmp_path):
     (tmp_path / "study-fit" / "comparison.csv").write_text("a\n")
     assert find_fit_dir(results, None) == tmp_path / "study-fit"  # the study's own first
     assert find_fit_dir(results, tmp_path / "fit") == tmp_path / "fit"
-    with pytest.raises(FileNotFoundError, match="comparison.csv"):
+    with pytest.raises(InputError, match="comparison.csv"):
         find_fit_dir(results, tmp_path / "missing")
 
 

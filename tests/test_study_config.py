@@ -143,7 +143,7 @@ def test_bad_configs_raise_one_clear_error(raw, words):
 
 
 def test_load_config_file_errors_and_relative_data_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(ConfigError, match="nope.toml"):
         load_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[grid\nmodels = 1")

@@ -99,7 +99,7 @@ def test_schema_mismatch_and_foreign_files(tmp_path):
         ResultsStore(text)
     assert text.read_text().startswith("these are my notes")  # nothing overwritten
 
-    with pytest.raises(FileNotFoundError, match="missing.sqlite"):
+    with pytest.raises(StoreError, match="missing.sqlite"):
         load_runs(tmp_path / "missing.sqlite")
     assert not (tmp_path / "missing.sqlite").exists()
 

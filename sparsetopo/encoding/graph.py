@@ -18,6 +18,8 @@ from math import prod
 import numpy as np
 import scipy.sparse as sp
 
+from sparsetopo.errors import InputError
+
 FORMAT_VERSION = 1
 
 
@@ -156,7 +158,7 @@ class LayeredGraph:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported LayeredGraph format {meta.get('format')}")
+                raise InputError(f"{path}: unsupported LayeredGraph format {meta.get('format')}")
             shape = tuple(int(s) for s in z["shape"])
             adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
             ids = z["edge_weight_ids"] if "edge_weight_ids" in z.files else None

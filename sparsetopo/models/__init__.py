@@ -23,6 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from sparsetopo.errors import InputError
+
 from ._factory import from_factory, is_factory
 from ._mlp import mlp
 from ._mobilenetv2 import mobilenetv2
@@ -72,16 +74,16 @@ def create(
     global RNG.
     """
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+        raise InputError(f"unknown model {name!r}; valid models: {', '.join(names())}")
     if image_size is not None and "input_size" in options(name):
         kwargs.setdefault("input_size", int(image_size))
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive int, got {value!r}")
+            raise InputError(f"{arg} must be a positive int, got {value!r}")
     bad = sorted(set(kwargs) - set(options(name)))
     if bad:
         allowed = ", ".join(options(name)) or "none"
-        raise ValueError(f"model {name!r} has no option {', '.join(bad)}; its options: {allowed}")
+        raise InputError(f"model {name!r} has no option {', '.join(bad)}; its options: {allowed}")
     builder = _BUILDERS[name]
     if seed is None:
         return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))

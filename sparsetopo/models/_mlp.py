@@ -7,6 +7,8 @@ from math import prod
 
 from torch import Tensor, nn
 
+from sparsetopo.errors import InputError
+
 
 class MLP(nn.Module):
     """MLP on ``in_channels x H x W`` inputs with the given hidden layer sizes."""
@@ -21,9 +23,9 @@ class MLP(nn.Module):
         super().__init__()
         size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"mlp input_size must be an int or (H, W), got {input_size!r}")
+            raise InputError(f"mlp input_size must be an int or (H, W), got {input_size!r}")
         if any(int(h) < 1 for h in hidden):
-            raise ValueError(f"mlp hidden sizes must be positive, got {tuple(hidden)}")
+            raise InputError(f"mlp hidden sizes must be positive, got {tuple(hidden)}")
         widths = [in_channels * prod(size), *map(int, hidden)]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(widths[:-1], widths[1:], strict=True):

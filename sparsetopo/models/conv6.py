@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sparsetopo.errors import InputError
+
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
@@ -22,7 +24,7 @@ class Conv6(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32):
         super().__init__()
         if input_size % 8:
-            raise ValueError(f"conv6 needs an input size divisible by 8, got {input_size}")
+            raise InputError(f"conv6 needs an input size divisible by 8, got {input_size}")
         self.features = nn.Sequential(
             *_conv_bn_relu(in_channels, 64), *_conv_bn_relu(64, 64), nn.MaxPool2d(2),
             *_conv_bn_relu(64, 128), *_conv_bn_relu(128, 128), nn.MaxPool2d(2),

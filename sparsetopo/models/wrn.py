@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sparsetopo.errors import InputError
+
 
 class PreActBlock(nn.Module):
     """Pre-activation basic block (see module docstring)."""
@@ -44,7 +46,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int = 28, width: int = 2, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+            raise InputError(f"WRN depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         groups = []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from sparsetopo.errors import InputError
 from sparsetopo.io import atomic_path
 
 if TYPE_CHECKING:  # the MGE picture imports this module and needs neither
@@ -50,7 +51,7 @@ def require_columns(df: pd.DataFrame, columns, what: str) -> None:
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
+        raise InputError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
 
 
 def save_rgb_png(image: Image.Image, path: str | os.PathLike) -> Path:

@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding.graph import LayeredGraph
+from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress
 from sparsetopo.plot import _annotations as annotations
 from sparsetopo.plot._common import save_rgb_png
@@ -67,9 +68,9 @@ def mge(
     if not isinstance(graph, LayeredGraph):
         raise TypeError(f"graph must be a LayeredGraph, got {type(graph).__name__}")
     if max_edges is not None and max_edges < 0:
-        raise ValueError(f"max_edges must be >= 0 or None, got {max_edges}")
+        raise InputError(f"max_edges must be >= 0 or None, got {max_edges}")
     if width < 200 or height < 150 or dpi < 10:
-        raise ValueError(f"picture too small: width={width}, height={height}, dpi={dpi}; "
+        raise InputError(f"picture too small: width={width}, height={height}, dpi={dpi}; "
                          "need width >= 200, height >= 150, dpi >= 10")
     path = Path(path)
     src, dst = edge_endpoints(graph, max_edges, seed)
@@ -133,7 +134,7 @@ def axes_box(width: int, height: int, dpi: int, title_lines: int,
     top_px = TOP_PAD_PX + title_lines * TITLE_PT * LINE_SPACING * pt + LEGEND_PT * 2.4 * pt + 4
     height_frac = 1 - bottom - top_px / height
     if height_frac < 0.2:
-        raise ValueError(f"picture too small for its title and labels: height={height}, "
+        raise InputError(f"picture too small for its title and labels: height={height}, "
                          f"dpi={dpi}; use a larger height or a smaller dpi")
     return AXES_LEFT, bottom, AXES_WIDTH, height_frac
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sparsetopo.errors import InputError
 from sparsetopo.plot._common import method_styles, require_columns, save_png
 from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES, PROTOCOLS, SET_ORDER
 
@@ -53,7 +54,7 @@ def metric_vs_sparsity(
         metrics = [c for c in frame.columns if c.startswith("mge.")
                    and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
         if not metrics:
-            raise ValueError("runs table has no mge.* column with a value; pass metrics=[...] "
+            raise InputError("runs table has no mge.* column with a value; pass metrics=[...] "
                              f"from {list(runs_df.columns)}")
     else:
         require_columns(frame, metrics, "runs table")
@@ -111,7 +112,7 @@ def predicted_vs_measured(
                                      "predicted"], "predictions table")
     frame = predictions_df.dropna(subset=["measured", "predicted"])
     if frame.empty:
-        raise ValueError("predictions table has no row with both measured and predicted values")
+        raise InputError("predictions table has no row with both measured and predicted values")
     present = _ordered(frame["feature_set"], SET_ORDER)
     sets = sets or [s for s in SHOWN_SETS if s in present] or present
     protocols = _ordered(frame["protocol"], PROTOCOLS)
@@ -165,12 +166,12 @@ def shap_summary(
     require_columns(importance_df, ["feature_set", "feature", "mean_abs_shap"],
                     "importance table")
     if top < 1:
-        raise ValueError(f"top must be >= 1, got {top}")
+        raise InputError(f"top must be >= 1, got {top}")
     frame = importance_df
     if "scope" in frame.columns:
         frame = frame[frame["scope"] == "overall"]
     if frame.empty:
-        raise ValueError("importance table has no overall (scope == 'overall') row")
+        raise InputError("importance table has no overall (scope == 'overall') row")
     sets = _ordered(frame["feature_set"], SET_ORDER)
     palette = colormaps["tab10"].colors
     family_colour = {f: palette[i] for i, f in enumerate(FAMILIES)}

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sparsetopo.errors import InputError
+
 from . import scores as sc
 from .density import (
     LAYER_DENSITY_METHODS,
@@ -36,7 +38,7 @@ def global_topk_masks(
     """
     flat = torch.cat([s.detach().reshape(-1).cpu().to(torch.float64) for s in scores.values()])
     if torch.isnan(flat).any():
-        raise ValueError("pruning scores contain NaN (the network's output is not finite?)")
+        raise InputError("pruning scores contain NaN (the network's output is not finite?)")
     perm = torch.randperm(flat.numel(), generator=generator)
     order = torch.sort(flat[perm], descending=True, stable=True).indices[:keep]
     kept = torch.zeros(flat.numel(), dtype=torch.bool)
@@ -51,16 +53,16 @@ def global_topk_masks(
 def _check_method(method: object) -> str:
     name = method.strip().lower() if isinstance(method, str) else method
     if name not in METHODS:
-        raise ValueError(f"unknown pruning method {method!r}; supported: {', '.join(METHODS)}")
+        raise InputError(f"unknown pruning method {method!r}; supported: {', '.join(METHODS)}")
     return name
 
 
 def _check_sparsity(sparsity: object) -> float:
     if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
-        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+        raise InputError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
     value = float(sparsity)
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+        raise InputError(f"sparsity must be in [0, 1), got {sparsity!r}")
     return value
 
 
@@ -126,12 +128,12 @@ def prune(
     name = _check_method(method)
     s = _check_sparsity(sparsity)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise InputError(f"seed must be an integer, got {seed!r}")
     layers = prunable_layers(model)
     if not layers:
-        raise ValueError("the model has no Conv2d or Linear layer to prune")
+        raise InputError("the model has no Conv2d or Linear layer to prune")
     if name in DATA_METHODS and data is None:
-        raise ValueError(
+        raise InputError(
             f"pruning method {name!r} needs data: pass data=<DataLoader or iterable of "
             "(inputs, labels) batches>; for random inputs use the 'synthetic' dataset explicitly"
         )

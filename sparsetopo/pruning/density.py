@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from sparsetopo.errors import InputError
+
 LAYER_DENSITY_METHODS = ("uniform", "er", "erk")
 
 
@@ -50,7 +52,7 @@ def target_densities(shapes: Sequence[Sequence[int]], sparsity: float, method: s
     al.: dense layers are fixed at 1 and ``eps = (keep - n_dense) / sum_rest(factor_l * n_l)``.
     """
     if method not in LAYER_DENSITY_METHODS:
-        raise ValueError(
+        raise InputError(
             f"unknown layer-density method {method!r}; supported: {', '.join(LAYER_DENSITY_METHODS)}"
         )
     sizes = np.array([np.prod(s, dtype=np.int64) for s in shapes], dtype=np.float64)

@@ -21,6 +21,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import prune as torch_prune
 
+from sparsetopo.errors import InputError
+
 from .masks import prunable_layers
 
 Scores = dict[str, torch.Tensor]
@@ -69,13 +71,13 @@ def _device_dtype(net: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 def _split_batch(batch: object, device: torch.device, dtype: torch.dtype):
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise ValueError(f"data must yield (inputs, labels) batches, got a {type(batch).__name__}")
+        raise InputError(f"data must yield (inputs, labels) batches, got a {type(batch).__name__}")
     x, y = batch[0], batch[1]
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"batch inputs must be a torch.Tensor, got {type(x).__name__}")
+        raise InputError(f"batch inputs must be a torch.Tensor, got {type(x).__name__}")
     y = torch.as_tensor(y)
     if y.is_floating_point() or y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"batch labels must be a 1-d integer tensor of length {x.shape[0]}, "
             f"got dtype {y.dtype} and shape {tuple(y.shape)}"
         )
@@ -96,7 +98,7 @@ def batches(
         passes += 1
         if empty:
             hint = "" if passes == 1 else " on a second pass (pass a DataLoader or a list)"
-            raise ValueError(f"data yielded no batches{hint}")
+            raise InputError(f"data yielded no batches{hint}")
         if not cycle:
             return
 
@@ -137,7 +139,7 @@ def class_balanced_sample(
         if counts is None:
             counts = torch.zeros(num_classes, dtype=torch.long, device=y.device)
         if y.numel() and (y.min() < 0 or y.max() >= num_classes):
-            raise ValueError(
+            raise InputError(
                 f"labels must be in [0, {num_classes}) for a {num_classes}-class model"
             )
         order = torch.argsort(y, stable=True)

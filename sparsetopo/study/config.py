@@ -327,7 +327,7 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
     """Read and validate a study TOML file (relative ``data_dir`` taken from its folder)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

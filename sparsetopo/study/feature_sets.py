@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from sparsetopo.errors import InputError
 from sparsetopo.study.vocabulary import (
     BASELINE,
     EXTRA_FEATURE_SETS,
@@ -42,16 +43,16 @@ def resolve_feature_sets(feature_sets: FeatureSetsArg = None) -> dict[str, tuple
         resolved = {str(name): tuple(patterns) for name, patterns in feature_sets.items()}
         empty = [name for name, patterns in resolved.items() if not patterns]
         if empty:
-            raise ValueError(f"feature set(s) {empty} list no column")
+            raise InputError(f"feature set(s) {empty} list no column")
     else:
         unknown = [name for name in feature_sets if _patterns(name) is None]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown feature set(s) {unknown}; supported: {', '.join(known_sets())}"
             )
         resolved = {name: _patterns(name) for name in dict.fromkeys(feature_sets)}
     if not resolved:
-        raise ValueError(f"no feature set given; supported: {', '.join(known_sets())}")
+        raise InputError(f"no feature set given; supported: {', '.join(known_sets())}")
     return {BASELINE: FEATURE_SETS[BASELINE], **resolved}
 
 

@@ -33,6 +33,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from sparsetopo import data
+from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress, write_bytes, write_text
 from sparsetopo.study import predictor, scoring, splits
 from sparsetopo.study.feature_sets import (
@@ -98,7 +99,7 @@ def _prepare_runs(runs: pd.DataFrame, target: str, notes: list[str]) -> pd.DataF
     required = ["model", "dataset", "method", "sparsity", "seed", target]
     missing = [c for c in required if c not in runs.columns]
     if missing:
-        raise ValueError(f"runs table lacks column(s) {missing}; needed: {required} plus "
+        raise InputError(f"runs table lacks column(s) {missing}; needed: {required} plus "
                          "feature columns (density., ramanujan., rolled., rolled_channel., "
                          "mge., paths.)")
     frame = runs.copy()
@@ -118,7 +119,7 @@ def _prepare_runs(runs: pd.DataFrame, target: str, notes: list[str]) -> pd.DataF
     if frame.empty:
         hint = (" (accuracy_drop needs a successful dense run of the same model, dataset and "
                 "seed)" if target == "accuracy_drop" else "")
-        raise ValueError(f"no pruned run with a value of {target} to fit{hint}")
+        raise InputError(f"no pruned run with a value of {target} to fit{hint}")
     check_methods(frame["method"])
     return frame
 
@@ -149,7 +150,7 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
             try:
                 features = unit[columns].apply(pd.to_numeric, errors="raise").astype(float)
             except (ValueError, TypeError) as error:
-                raise ValueError(f"feature columns must be numeric: {error}") from error
+                raise InputError(f"feature columns must be numeric: {error}") from error
             infinite = int(np.isinf(features.to_numpy()).sum())
             if infinite:
                 notes.append(f"{_unit_name(unit, pooled)}, {name}: {infinite} infinite "
@@ -158,7 +159,7 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
             usable = [c for c in columns if features[c].notna().any()]
             if not usable:
                 if name == BASELINE:
-                    raise ValueError(f"{_unit_name(unit, pooled)}: no value of the baseline "
+                    raise InputError(f"{_unit_name(unit, pooled)}: no value of the baseline "
                                      "column sparsity")
                 skipped.setdefault(name, []).append(_unit_name(unit, pooled))
                 continue
@@ -340,14 +341,14 @@ def fit_study(
     inputs and ``seed`` give identical files.
     """
     if folds < 2:
-        raise ValueError(f"folds must be >= 2, got {folds}")
+        raise InputError(f"folds must be >= 2, got {folds}")
     if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        raise InputError(f"n_trials must be >= 1, got {n_trials}")
     for protocol in protocols:
         splits.check_protocol(protocol)
     protocols = [p for p in PROTOCOLS if p in protocols]
     if not protocols:
-        raise ValueError(f"no protocol given; supported: {', '.join(PROTOCOLS)}")
+        raise InputError(f"no protocol given; supported: {', '.join(PROTOCOLS)}")
     jobs = jobs or os.cpu_count() or 1
     if lower_is_better is None:
         lower_is_better = target != "accuracy"

@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 import xgboost as xgb
 
+from sparsetopo.errors import FitError, InputError
 from sparsetopo.io import atomic_path
 
 MAX_TREES = 200
@@ -123,7 +124,7 @@ def tune(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndar
     """Hyper-parameters minimising the mean validation MSE over ``folds`` (positions into
     ``x``); :data:`DEFAULT_PARAMS` when there is no fold to validate on."""
     if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        raise InputError(f"n_trials must be >= 1, got {n_trials}")
     if not folds:
         return DEFAULT_PARAMS
     data = [(_matrix(x[tr], y[tr]), x[te], y[te]) for tr, te in folds]
@@ -156,7 +157,7 @@ def save_model(model: xgb.Booster, path: str | os.PathLike) -> None:
     """Write ``model`` as XGBoost JSON (no pickle; ``path`` must end in ``.json``),
     atomically."""
     if Path(path).suffix != ".json":
-        raise ValueError(f"{path}: a model file must end in .json (XGBoost's JSON format)")
+        raise FitError(f"{path}: a model file must end in .json (XGBoost's JSON format)")
     with atomic_path(path) as tmp:  # the temporary name keeps the .json suffix
         model.save_model(os.fspath(tmp))
 

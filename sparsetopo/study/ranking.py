@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from sparsetopo.errors import InputError
 from sparsetopo.study.vocabulary import DENSE, FEATURE_SETS, PROTOCOLS
 
 CASE_COLUMNS: tuple[str, ...] = ("model", "dataset", "sparsity")
@@ -37,7 +38,7 @@ def check_methods(methods: Sequence[str] | pd.Series) -> None:
     """Raise ``ValueError`` unless at least 2 distinct pruning methods are present."""
     distinct = sorted({str(m) for m in methods})
     if len(distinct) < 2:
-        raise ValueError(
+        raise InputError(
             f"ranking needs at least 2 pruning methods, got {len(distinct)}: {distinct}"
         )
 
@@ -83,7 +84,7 @@ def ranking_cases(
     """
     missing = [c for c in (measured, predicted, method, *case_by) if c not in frame.columns]
     if missing:
-        raise ValueError(f"ranking needs columns {missing}, which the table lacks")
+        raise InputError(f"ranking needs columns {missing}, which the table lacks")
     check_methods(frame[method])
     means = frame.groupby([*case_by, method], sort=True)[[measured, predicted]].mean()
     rows = []
@@ -103,7 +104,7 @@ def ranking_cases(
             }
         )
     if not rows:
-        raise ValueError(
+        raise InputError(
             "ranking needs at least 2 pruning methods at the same "
             f"({', '.join(case_by)}), got at most 1 in every case"
         )
@@ -142,7 +143,7 @@ def method_ranks(
         protocol = protocol or _default(df["protocol"], "leave-one-method-out", PROTOCOLS)
         frame = df[(df["feature_set"] == feature_set) & (df["protocol"] == protocol)]
         if frame.empty:
-            raise ValueError(f"no prediction for feature_set={feature_set!r}, "
+            raise InputError(f"no prediction for feature_set={feature_set!r}, "
                              f"protocol={protocol!r}; have {sorted(df['feature_set'].unique())}"
                              f" x {sorted(df['protocol'].unique())}")
         columns = {"measured": "measured_drop", "predicted": "predicted_drop"}
@@ -172,7 +173,7 @@ def method_ranks(
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}")
+        raise InputError(f"{what} lacks column(s) {missing}")
 
 
 def _default(values: pd.Series, wanted: str, preferred: tuple[str, ...]) -> str:

@@ -46,7 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsetopo import data, models
-from sparsetopo.errors import ResourceError, StudyError, UsageError
+from sparsetopo.errors import ConfigError, InputError, ResourceError, StudyError, UsageError
 from sparsetopo.io import show_progress
 from sparsetopo.study.config import RunSpec, StudyConfig, expand_runs
 from sparsetopo.study.store import ResultsStore, RunRecord
@@ -356,7 +356,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ValueError("the ray backend needs the 'ray' package (pip install ray)") from None
+        raise UsageError("--backend ray needs Ray: pip install 'sparsetopo[ray]'") from None
     return ray
 
 
@@ -371,7 +371,11 @@ def _run_ray(pending: list[RunSpec], workers: int, ray_address: str | None,
     started_here = False
     if not ray.is_initialized():
         if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
+            try:
+                ray.init(address=ray_address, log_to_driver=False)
+            except ConnectionError as exc:
+                raise ResourceError(f"cannot reach the Ray cluster at {ray_address!r}: "
+                                    f"{exc}") from None
         else:
             ray.init(num_cpus=workers, num_gpus=torch.cuda.device_count(),
                      include_dashboard=False, log_to_driver=False)
@@ -427,8 +431,8 @@ def _preflight(runs: list[RunSpec], check_data: bool) -> None:
         info = dataset_info(spec)
         try:
             _build_model(spec, info)
-        except ValueError as exc:
-            raise ValueError(f"cannot build {spec.model} for {spec.dataset} images of shape "
+        except InputError as exc:
+            raise ConfigError(f"cannot build {spec.model} for {spec.dataset} images of shape "
                              f"{tuple(info.input_shape)}: {exc}") from None
 
 
@@ -451,11 +455,11 @@ def run_study(
     cluster's (an initialised Ray or ``ray_address``) before any run starts:
     :class:`ResourceError` when GPUs are asked for and there are none."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        raise UsageError(f"workers must be a positive integer, got {workers!r}")
     if ray_address and backend != "ray":
-        raise ValueError("--ray-address needs --backend ray")
+        raise UsageError("--ray-address needs --backend ray")
     gpus_per_run = check_gpus_per_run(gpus_per_run)
     devices: list[str] = []
     if backend == "local":

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 
+from sparsetopo.errors import InputError
 from sparsetopo.study.vocabulary import PROTOCOLS
 
 #: Columns that identify a configuration (the seeds of one configuration form a group).
@@ -35,7 +36,7 @@ def group_ids(runs: pd.DataFrame, by: Sequence[str] = CONFIGURATION) -> np.ndarr
 
 def check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
+        raise InputError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
 
 
 def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> list[Split]:
@@ -49,21 +50,21 @@ def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> 
     x = np.zeros((n, 1))
     if protocol == "random":
         if n < 2:
-            raise ValueError(f"random K-fold needs at least 2 runs, got {n}")
+            raise InputError(f"random K-fold needs at least 2 runs, got {n}")
         kfold = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x))]
     if protocol == "grouped":
         groups = group_ids(runs)
         n_groups = len(np.unique(groups))
         if n_groups < 2:
-            raise ValueError(f"grouped K-fold needs at least 2 configurations "
+            raise InputError(f"grouped K-fold needs at least 2 configurations "
                              f"({', '.join(CONFIGURATION)}), got {n_groups}")
         kfold = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x, groups=groups))]
     methods = runs["method"].astype(str).to_numpy()
     distinct = np.unique(methods)
     if len(distinct) < 2:
-        raise ValueError(f"leave-one-method-out needs at least 2 pruning methods, got "
+        raise InputError(f"leave-one-method-out needs at least 2 pruning methods, got "
                          f"{len(distinct)}: {list(distinct)}")
     out = []
     for tr, te in LeaveOneGroupOut().split(x, groups=methods):

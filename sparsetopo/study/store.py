@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparsetopo.errors import StoreError
+from sparsetopo.errors import StoreError, UsageError
 from sparsetopo.io import atomic_path, ensure_dir
 from sparsetopo.study.config import canonical_json, hashed_part
 from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES
@@ -180,7 +180,7 @@ class ResultsStore:
     def write(self, record: RunRecord) -> None:
         """Insert (or replace a failed) run in a single transaction."""
         if record.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
+            raise StoreError(f"status must be one of {STATUSES}, got {record.status!r}")
         accuracy = record.accuracy
         if accuracy is not None and not math.isfinite(accuracy):
             accuracy = None
@@ -210,7 +210,7 @@ class ResultsStore:
 def _read_rows(path: str | os.PathLike) -> list[tuple]:
     path = os.fspath(path)
     if not Path(path).is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
+        raise StoreError(f"results file not found: {path}")
     conn = _connect(path)
     try:
         _check_meta(conn, path)
@@ -279,7 +279,7 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
     ``mge.*``, ``paths.*``, ``bottleneck.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
     """
     if status not in (None, "all", *STATUSES):
-        raise ValueError(f"status must be 'ok', 'failed' or 'all', got {status!r}")
+        raise UsageError(f"status must be 'ok', 'failed' or 'all', got {status!r}")
     flat = [_flat_row(r) for r in _read_rows(path)]
     dense = {key: row["accuracy"] for row, _, key in flat
              if row["method"] == DENSE and row["status"] == "ok"}
@@ -317,7 +317,7 @@ def export(path: str | os.PathLike, out: str | os.PathLike, status: str | None =
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EXPORT_FORMATS:
-        raise ValueError(f"cannot export to {out.name!r}: supported extensions are "
+        raise UsageError(f"cannot export to {out.name!r}: supported extensions are "
                          f"{', '.join(EXPORT_FORMATS)}")
     df = load_runs(path, status=status)
     with atomic_path(out) as tmp:
