@@ -277,7 +277,7 @@ def test_local_process_pool_matches_sequential(tmp_path):
 
 @pytest.mark.slow
 def test_ray_backend_local_instance(tmp_path):
-    import ray  # a declared dependency: never skipped
+    import ray  # in the dev extra (sparsetopo[ray]): never skipped
 
     from sparsetopo.study.config import load_config
 
@@ -556,3 +556,17 @@ def test_ray_fake_gpus_pack_four_runs_at_a_time(tmp_path):
         per_gpu = [rows[j]["gpu_ids"][0] for j in running]
         assert max(per_gpu.count("0"), per_gpu.count("1")) <= 2  # 0.5 GPU each
     assert 2 <= peak <= 4
+
+
+def test_ray_backend_without_ray_names_the_extra(tmp_path, monkeypatch):
+    """Ray is an optional extra: ``--backend ray`` without it is one line naming
+    ``pip install 'sparsetopo[ray]'``, exit 2, and no results file is written."""
+    from cli_checks import one_line_error
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # ``import ray`` raises ImportError
+    config = tiny_config(tmp_path, methods=("uniform",), seeds=(0,))
+    results = tmp_path / "ray.sqlite"
+    r = CliRunner().invoke(app, ["run", str(config), "--results", str(results),
+                                 "--backend", "ray", "--quiet"])
+    one_line_error(r, "pip install 'sparsetopo[ray]'")
+    assert not results.exists()

@@ -467,8 +467,9 @@ def run_study(
         if workers > 1 or gpus_per_run > 0:
             ids = visible_gpu_ids(torch.cuda.device_count()) if gpus_per_run > 0 else []
             devices = worker_devices(ids, gpus_per_run, workers)
-    elif not ray_address:  # a Ray instance of this process: its GPUs are known now
-        ray = _import_ray()
+    else:
+        ray = _import_ray()  # before anything is written: without Ray, one line naming the extra
+    if backend == "ray" and not ray_address:  # a Ray instance of this process: GPUs known now
         capacity = _ray_capacity(ray) if ray.is_initialized() else _torch_capacity()
         gpus_per_run = _resolve_gpus(gpus_per_run, capacity)
     runs = list(runs) if runs is not None else expand_runs(config)
