@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
@@ -23,6 +22,7 @@ from torch import nn
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
+from ._torch_state import seeded
 from .errors import UsageError
 from .io import atomic_path, ensure_dir, write_text
 from .pruning.masks import count_weights, layer_densities, load_weights
@@ -107,12 +107,12 @@ def build_network(
     check_options(model, method, sparsity, dataset)
     info = data.dataset_info(dataset)
     shape = _input_shape(info, input_size, input_shape)
-    torch.manual_seed(seed)
     if models.is_factory(model):
-        net = models.from_factory(model)
+        with seeded(seed):
+            net = models.from_factory(model)
     else:
         net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
-                            image_size=shape[1])
+                            image_size=shape[1], seed=seed)
     trace(net, shape)  # fail early, before pruning, on shapes or layers we cannot encode
     if weights is not None:
         load_weights(net, weights)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from sparsetopo._torch_state import tracing
 from sparsetopo.errors import TracingError
 
 SUPPORTED_OPS = (
@@ -166,26 +167,23 @@ class _ShapeRecorder(fx.Interpreter):
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
     """Trace ``model`` on one input of ``input_shape`` (no batch dim) into a :class:`LayerDAG`."""
     input_shape = tuple(int(s) for s in input_shape)
-    try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
-        graph = fx.Tracer().trace(model)
-    except Exception as exc:  # fx raises many kinds of errors
-        raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
-    was_training = model.training
-    threads = torch.get_num_threads()
-    model.eval()
-    try:
-        # one tiny sample: a single thread avoids oversubscription stalls on busy machines
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape)))
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TracingError(
-            f"{type(model).__name__} cannot take an input of shape {input_shape}: {msg}"
-        ) from None
-    finally:
-        torch.set_num_threads(threads)
-        model.train(was_training)
+    with tracing():  # torch.fx patches every thread's modules: one trace at a time
+        try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
+            graph = fx.Tracer().trace(model)
+        except Exception as exc:  # fx raises many kinds of errors
+            raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape)))
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TracingError(
+                f"{type(model).__name__} cannot take an input of shape {input_shape}: {msg}"
+            ) from None
+        finally:
+            model.train(was_training)
     return _build_dag(model, graph, input_shape)
 
 

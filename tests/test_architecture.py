@@ -15,7 +15,7 @@ PACKAGE = Path(sparsetopo.__file__).parent
 #: lower rank (the foundation: up to training; the application: study and above).
 RANKS = {
     "errors": 0,
-    "io": 1, "_memory": 1, "_lazy": 1,
+    "io": 1, "_memory": 1, "_lazy": 1, "_torch_state": 1,
     "models": 2, "data": 2,
     "pruning": 3,
     "tracing": 4,

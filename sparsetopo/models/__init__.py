@@ -20,9 +20,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
+from sparsetopo._torch_state import seeded
 from sparsetopo.errors import InputError
 
 from ._factory import from_factory, is_factory
@@ -87,8 +87,7 @@ def create(
     builder = _BUILDERS[name]
     if seed is None:
         return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
 
 

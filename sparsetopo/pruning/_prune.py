@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sparsetopo._torch_state import seeded
 from sparsetopo.errors import InputError
 
 from . import scores as sc
@@ -154,8 +155,7 @@ def prune(
         )
         masks = dict(zip(keys, random_masks(shapes, counts, generator), strict=True))
     else:
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(int(seed))
+        with seeded(seed, devices=cuda):  # the forward passes' randomness, if any
             if name == "synflow":
                 shape = sc.input_shape_of(data) if data is not None else input_shape
                 masks = _synflow_masks(
