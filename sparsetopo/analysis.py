@@ -14,17 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
 from torch import nn
 
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
-from ._torch_state import seeded
 from .errors import UsageError
-from .io import atomic_path, ensure_dir, write_text
+from .io import atomic_path, ensure_dir, json_value, write_text
 from .pruning.masks import count_weights, layer_densities, load_weights
 from .pruning.masks import sparsity as measured_sparsity
 from .tracing import LayerDAG, trace
@@ -107,12 +103,8 @@ def build_network(
     check_options(model, method, sparsity, dataset)
     info = data.dataset_info(dataset)
     shape = _input_shape(info, input_size, input_shape)
-    if models.is_factory(model):
-        with seeded(seed):
-            net = models.from_factory(model)
-    else:
-        net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
-                            image_size=shape[1], seed=seed)
+    net = models.build(model, num_classes=info.num_classes, in_channels=info.in_channels,
+                       image_size=shape[1], seed=seed)
     trace(net, shape)  # fail early, before pruning, on shapes or layers we cannot encode
     if weights is not None:
         load_weights(net, weights)
@@ -135,17 +127,11 @@ def build_network(
     return Network(net, model, dataset, method, sparsity, seed, shape)
 
 
-def density_table(net: Network) -> Table:
-    """The per-layer densities of ``net`` as a printable table."""
-    present, total = count_weights(net.model)
-    t = Table(title=f"{net.name} - {net.method} - sparsity {1 - present / total:.4f} "
-              f"({present:,} of {total:,} weights present)", title_justify="left")
-    for col in ("layer", "type", "shape", "present", "total", "density"):
-        t.add_column(col, justify="right" if col in ("present", "total", "density") else "left")
-    for row in layer_densities(net.model):
-        t.add_row(row.layer, row.kind, "x".join(map(str, row.shape)), f"{row.present:,}",
-                  f"{row.total:,}", f"{row.density:.4f}")
-    return t
+def layer_rows(model: nn.Module) -> list[dict]:
+    """Every conv/linear layer of ``model``: ``layer`` (module path), ``type``, ``shape``,
+    ``present`` and ``total`` weights, ``density``."""
+    return [{"layer": r.layer, "type": r.kind, "shape": list(r.shape), "present": r.present,
+             "total": r.total, "density": r.density} for r in layer_densities(model)]
 
 
 def encoding_sizes(model, input_shape, identity_skips: bool = False,
@@ -165,12 +151,6 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
         "rolled-channel": {"nodes": sum(g.n_nodes for g in channel),
                            "edges": sum(g.n_edges for g in channel), "layers": len(channel)},
     }
-
-
-def _finite(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def path_summary(model, graph_with_skips) -> dict:
@@ -294,39 +274,19 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     "weights": net.weights, "present_weights": present, "total_weights": total},
         "options": {"encoding": encoding, "identity_skips": identity_skips,
                     "normalise": normalise},
-        "layers": [{"layer": r.layer, "type": r.kind, "shape": list(r.shape),
-                    "present": r.present, "total": r.total, "density": r.density}
-                   for r in layer_densities(net.model)],
+        "layers": layer_rows(net.model),
         "encodings": sizes,
-        "topometrics": {k: _finite(float(v)) for k, v in topo.items()},
-        "topometrics_shown": {k: _finite(float(v)) for k, v in shown.items()},
-        "paths": {k: _finite(v) if isinstance(v, float) else v for k, v in paths.items()},
-        "ramanujan": {"summary": {k: _finite(float(v)) for k, v in ram_summary.items()},
-                      "layers": [_json_row(r) for r in ram]},
+        "topometrics": {k: float(v) for k, v in topo.items()},
+        "topometrics_shown": {k: float(v) for k, v in shown.items()},
+        "paths": paths,
+        "ramanujan": {"summary": ram_summary, "layers": ram},
         "timings": timings,
     }
     if layers_topo is not None:
-        result["topometrics_layers"] = [_json_row(r) for r in layers_topo]
+        result["topometrics_layers"] = layers_topo
     if picture is not None:
         result["picture"] = str(picture)
-    return result
-
-
-def _json_row(row: dict) -> dict:
-    """A table row as JSON values: tuples as lists, numbers as Python numbers, NaN and inf as
-    None."""
-    def value(v):
-        if isinstance(v, tuple | list):
-            return [value(x) for x in v]
-        if isinstance(v, bool | np.bool_):
-            return bool(v)
-        if isinstance(v, int | np.integer):
-            return int(v)
-        if isinstance(v, float | np.floating):
-            return _finite(float(v))
-        return v
-
-    return {k: value(v) for k, v in row.items()}
+    return json_value(result)
 
 
 def flat_row(result: dict) -> dict:
@@ -383,65 +343,3 @@ def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
         return title
     return (f"{title}: 10^{log10:.1f} input->output paths, effective density "
             f"{paths['effective_density']:.3f} (identity skips included)")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "nan"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v == int(v) and abs(v) < 1e15:
-            return f"{int(v):,}"
-        return f"{v:.6g}"
-    return str(v)
-
-
-def format_report(net, result: dict, console: Console, written: list[Path]) -> None:
-    """Print the readable summary of ``analyze``."""
-    headline = result.get("paths", {}).get("headline")
-    if headline:
-        console.print(f"[bold red]{headline}[/]")
-    console.print(density_table(net))
-    t = Table(title="Encodings", title_justify="left")
-    for c in ("encoding", "nodes", "edges", "layers"):
-        t.add_column(c, justify="left" if c == "encoding" else "right")
-    for name, s in result["encodings"].items():
-        edges = f"{s['edges']:,}" + ("" if s.get("edges_exact", True) else " (at most)")
-        t.add_row(name, f"{s['nodes']:,}", edges, str(s.get("layers", "-")))
-    console.print(t)
-    opts = result["options"]
-    what = "MGE" if opts["encoding"] == "mge" else f"{opts['encoding']} BGEs (mean over layers)"
-    norm = ", paper-normalised" if opts["normalise"] else ""
-    t = Table(title=f"Topometrics of the {what}{norm}", title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_column("meaning")
-    for k, v in result["topometrics_shown"].items():
-        meaning = metrics.METRIC_DESCRIPTIONS.get(k, "")
-        if k in metrics.PATH_METRICS:
-            meaning += " (with identity skips)"
-        t.add_row(k, _fmt(v), meaning)
-    console.print(t)
-    paths = result["paths"]
-    t = Table(title="Bottlenecks of the input->output paths (MGE with identity skips)",
-              title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
-        t.add_row(k, _fmt(paths[k]))
-    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none")
-    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)")
-    console.print(t)
-    t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
-              title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in result["ramanujan"]["summary"].items():
-        t.add_row(k, _fmt(v))
-    console.print(t)
-    tm = result["timings"]
-    console.print(
-        "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}s" for k, v in tm.items())
-    )
-    console.print("wrote " + ", ".join(str(p) for p in written))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
+import numbers
 import os
 import sys
 import tempfile
@@ -98,3 +100,23 @@ def show_progress(requested: bool = True) -> bool:
         return True
     stream = sys.stderr
     return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+
+
+def json_value(value):
+    """``value`` as plain JSON data: mappings as dicts, tuples and lists as lists, numpy and
+    torch scalars as Python numbers, booleans as ``bool``, and NaN and infinities as ``None``
+    (JSON has no non-finite numbers)."""
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalar
+        value = value.item()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value

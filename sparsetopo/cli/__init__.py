@@ -81,7 +81,8 @@ def prune(
     """Prune a model at initialization; write model.pt (masked state_dict) and masks.pt."""
     import torch
 
-    from sparsetopo.analysis import build_network, density_table
+    from sparsetopo.analysis import build_network, layer_rows
+    from sparsetopo.cli._tables import density_table
     from sparsetopo.io import atomic_path, ensure_dir
     from sparsetopo.pruning.masks import get_masks, masked_state_dict
 
@@ -92,7 +93,7 @@ def prune(
         torch.save(masked_state_dict(net.model), tmp)
     with atomic_path(out / "masks.pt") as tmp:
         torch.save(get_masks(net.model), tmp)
-    out_console.print(density_table(net))
+    out_console.print(density_table(net.name, net.method, layer_rows(net.model)))
     out_console.print(f"wrote {out / 'model.pt'} and {out / 'masks.pt'}")
 
 
@@ -131,7 +132,8 @@ def analyze(
 ) -> None:
     """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
     metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
-    from sparsetopo.analysis import analyze_network, build_network, format_report, write_results
+    from sparsetopo.analysis import analyze_network, build_network, write_results
+    from sparsetopo.cli._tables import print_analysis
     from sparsetopo.io import ensure_dir
 
     if encoding not in ("mge", "unrolled", "rolled", "rolled-channel"):
@@ -152,7 +154,7 @@ def analyze(
     if as_json:
         sys.stdout.write(json.dumps(result, default=float, indent=2) + "\n")
     else:
-        format_report(net, result, out_console, written)
+        print_analysis(result, out_console, written)
 
 
 @app.command()

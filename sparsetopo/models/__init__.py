@@ -34,8 +34,8 @@ from .resnet_cifar import resnet20, resnet32
 from .resnet_imagenet import resnet18, resnet50
 from .wrn import wrn28_2
 
-__all__ = ["create", "names", "options", "init_weights", "count_parameters", "from_factory",
-           "is_factory"]
+__all__ = ["build", "create", "names", "options", "init_weights", "count_parameters",
+           "from_factory", "is_factory"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "conv6": Conv6,
@@ -89,6 +89,22 @@ def create(
         return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
     with seeded(seed):
         return init_weights(builder(num_classes=num_classes, in_channels=in_channels, **kwargs))
+
+
+def build(name: str, num_classes: int = 10, in_channels: int = 3,
+          image_size: int | None = None, seed: int | None = None) -> nn.Module:
+    """The network ``name`` names: a zoo model (:func:`create`, built for ``image_size`` when
+    its layers depend on it) or the user's ``PATH.py:FACTORY`` / ``package.module:FACTORY``
+    (:func:`from_factory`, which takes no classes, channels or size). With ``seed`` its initial
+    weights are drawn from that seed alone (the global generator is left as it was). The one
+    builder of the command line, ``analyze`` and the study."""
+    if is_factory(name):
+        if seed is None:
+            return from_factory(name)
+        with seeded(seed):
+            return from_factory(name)
+    return create(name, num_classes=num_classes, in_channels=in_channels, seed=seed,
+                  image_size=image_size)
 
 
 def count_parameters(model: nn.Module) -> int:

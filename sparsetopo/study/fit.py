@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from sparsetopo import data
 from sparsetopo.errors import InputError
-from sparsetopo.io import show_progress, write_bytes, write_text
+from sparsetopo.io import json_value, show_progress, write_bytes, write_text
 from sparsetopo.study import predictor, scoring, splits
 from sparsetopo.study.feature_sets import (
     FeatureSetsArg,
@@ -451,7 +451,8 @@ def _regressor_index(plans, units, finals, comparison, pooled, target) -> list[d
         rows = comparison[(comparison["feature_set"] == plan.name)
                           & (comparison["model"] == (MEAN if pooled else model))
                           & (comparison["dataset"] == (MEAN if pooled else dataset))]
-        cv = {r.protocol: {"r2": _num(r.r2), "mae": _num(r.mae)} for r in rows.itertuples()}
+        cv = {r.protocol: {"r2": json_value(float(r.r2)), "mae": json_value(float(r.mae))}
+              for r in rows.itertuples()}
         image_size = _image_sizes(unit)
         entries.append({
             "model": model, "dataset": dataset, "feature_set": plan.name,
@@ -499,11 +500,6 @@ def _run_settings(unit: pd.DataFrame) -> dict:
             value = unit[column].dropna().iloc[0]
             out[column] = value.item() if hasattr(value, "item") else value
     return out
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def _save_regressors(folder: Path, regressors, finals, config, caveats) -> None:

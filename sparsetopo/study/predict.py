@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsetopo.errors import FitError
+from sparsetopo.errors import FitError, UsageError
 from sparsetopo.study import predictor
 
 #: A set whose regressor finds fewer of its features than this among the network's is not
@@ -184,3 +184,134 @@ def image_size_of(fit: Fit, model: str, dataset: str) -> int | None:
     entries = fit.for_network(model, dataset)
     sizes = entries[0].get("image_sizes_seen") if entries else None
     return int(sizes[0]) if sizes else None
+
+
+def candidate_network(fit: Fit, model: str, dataset: str, *, weights: str | os.PathLike | None,
+                      method: str | None, sparsity: float | None, seed: int,
+                      data_dir: str | None = None):
+    """``(network, input shape)`` of one candidate: the ``weights`` file loaded into ``model``
+    (a zoo model or ``PATH.py:FACTORY``) built for the fit's input size, or zoo ``model``
+    pruned with ``method`` at ``sparsity`` exactly as the study pruned its runs
+    (:func:`prune_as_the_study`)."""
+    from sparsetopo import data, models
+    from sparsetopo.pruning.masks import load_weights
+
+    if (weights is None) == (method is None):
+        raise UsageError("give either --weights FILE or --pruning METHOD with --sparsity")
+    info = data.dataset_info(dataset, image_size=image_size_of(fit, model, dataset) or 0)
+    shape = tuple(int(v) for v in info.input_shape)
+    if weights is not None:
+        net = models.build(model, num_classes=info.num_classes, in_channels=info.in_channels,
+                           image_size=shape[1], seed=seed)
+        load_weights(net, weights)
+        return net, shape
+    if sparsity is None:
+        raise UsageError("--pruning needs --sparsity")
+    if models.is_factory(model):
+        raise UsageError("--pruning rebuilds a zoo model as the study pruned it; for your own "
+                         "model give --weights")
+    return prune_as_the_study(fit, model, dataset, method, sparsity, seed, data_dir)
+
+
+def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *, seed: int,
+                    extrapolate: bool = False) -> tuple[float, list[dict]]:
+    """``(measured sparsity, one prediction per feature set)`` of ``network``: its features as
+    the study computed them (:func:`network_features_for`), then :func:`predict_features`."""
+    features = network_features_for(fit, network, input_shape, model=model, dataset=dataset,
+                                    seed=seed)
+    rows = predict_features(fit, features, model=model, dataset=dataset,
+                            image_size=input_shape[1],
+                            identity_skips=identity_skips_of(fit, model, dataset),
+                            extrapolate=extrapolate)
+    return features["sparsity"], rows
+
+
+def predicted_key(rows: list[dict]) -> str:
+    """The name of the predicted value in ``rows`` (``predicted_accuracy_drop``, or
+    ``predicted_<target>`` for a fit of another target)."""
+    return next(k for k in rows[0] if k.startswith("predicted_"))
+
+
+@dataclass
+class Candidate:
+    """One ranked candidate: its label, measured sparsity and predictions per feature set."""
+
+    label: str
+    sparsity: float
+    predictions: list[dict]
+
+    def value(self, feature_set: str, key: str) -> float | None:
+        return next(r[key] for r in self.predictions if r["feature_set"] == feature_set)
+
+
+@dataclass
+class Ranking:
+    """Candidates best first, by the predictions of the ``ranked_by`` feature set (lowest
+    predicted drop first, or highest predicted accuracy); ``verdict``: that set's
+    leave-one-method-out row of the fit's ``comparison.csv`` (``None`` when absent)."""
+
+    ranked_by: str
+    key: str
+    lower_is_better: bool
+    candidates: list[Candidate]
+    verdict: dict | None
+
+
+def ranking_set(rows: list[dict], chosen: str | None = None) -> str:
+    """``chosen`` (checked against the fit's sets), else the set whose regressor has the best
+    leave-one-method-out R^2 among those that predicted (the best for methods never seen)."""
+    names = [r["feature_set"] for r in rows]
+    if chosen is not None:
+        if chosen not in names:
+            raise UsageError(f"no regressor of set {chosen!r}; the fit has {', '.join(names)}")
+        return chosen
+    key = predicted_key(rows)
+    scored = [(r.get("cv_r2_leave-one-method-out"), r["feature_set"]) for r in rows
+              if r.get("cv_r2_leave-one-method-out") is not None and r[key] is not None]
+    return max(scored)[1] if scored else names[0]
+
+
+def unseen_method_verdict(fit: Fit, model: str, dataset: str, feature_set: str) -> dict | None:
+    """The fit's leave-one-method-out comparison row of ``feature_set`` on (model, dataset):
+    does it beat global sparsity for methods never seen in training (``beats_sparsity``,
+    ``gain_over_sparsity``, ``gain_spread``, ``kendall_tau``, ``null_kendall_tau``)."""
+    path = fit.folder / "comparison.csv"
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    row = table[(table["feature_set"] == feature_set)
+                & (table["protocol"] == "leave-one-method-out")
+                & (table["model"] == model) & (table["dataset"] == dataset)]
+    return None if row.empty else row.iloc[0].to_dict()
+
+
+def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | None = None,
+                    weights: list[str | os.PathLike] | None = None,
+                    sparsity: float | None = None, seed: int = 0, data_dir: str | None = None,
+                    feature_set: str | None = None, extrapolate: bool = False) -> Ranking:
+    """Predict every candidate (``methods`` at ``sparsity``, or ``weights`` files) and order
+    them by one feature set's predictions (:func:`ranking_set`)."""
+    if bool(methods) == bool(weights):
+        raise UsageError("give candidate methods (--pruning A B ...) or weights files "
+                         "(--weights A.pt B.pt ...), one of the two")
+    candidates = []
+    for label in methods or weights:
+        kw = ({"weights": None, "method": label, "sparsity": sparsity} if methods
+              else {"weights": label, "method": None, "sparsity": None})
+        network, shape = candidate_network(fit, model, dataset, seed=seed, data_dir=data_dir,
+                                           **kw)
+        measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
+                                         extrapolate=extrapolate)
+        candidates.append(Candidate(str(label), measured, rows))
+    key = predicted_key(candidates[0].predictions)
+    name = ranking_set(candidates[0].predictions, feature_set)
+    lower = key == "predicted_accuracy_drop"
+
+    def score(c: Candidate) -> float:
+        value = c.value(name, key)
+        return (math.inf if value is None else value) * (1 if lower else -1)
+
+    return Ranking(name, key, lower, sorted(candidates, key=score),
+                   unseen_method_verdict(fit, model, dataset, name))

@@ -191,9 +191,9 @@ def dataset_info(spec: RunSpec):
 
 
 def _build_model(spec: RunSpec, info):
-    return models.create(spec.model, num_classes=int(info.num_classes),
-                         in_channels=int(info.in_channels), seed=spec.seed,
-                         image_size=_image_shape(info)[1])
+    return models.build(spec.model, num_classes=int(info.num_classes),
+                        in_channels=int(info.in_channels), seed=spec.seed,
+                        image_size=_image_shape(info)[1])
 
 
 def _loaders(spec: RunSpec, device: torch.device | None = None):
@@ -228,7 +228,6 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
     a study's networks with it."""
     from sparsetopo import pruning
 
-    torch.manual_seed(spec.seed)
     info = dataset_info(spec)
     model = _build_model(spec, info)
     if spec.method != DENSE:

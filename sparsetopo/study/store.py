@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sparsetopo.errors import StoreError, UsageError
-from sparsetopo.io import atomic_path, ensure_dir
+from sparsetopo.io import atomic_path, ensure_dir, json_value
 from sparsetopo.study.config import canonical_json, hashed_part
 from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES
 
@@ -84,15 +84,7 @@ class RunRecord:
 
 def _json(obj: Any) -> str:
     """JSON with non-finite floats stored as null (SQLite/JSON have no NaN)."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-    return json.dumps(clean(obj), sort_keys=True)
+    return json.dumps(json_value(obj), sort_keys=True)
 
 
 def _connect(path: str) -> sqlite3.Connection:

@@ -1,0 +1,91 @@
+"""The tables the commands print (rich), from the plain results the library returns."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sparsetopo.metrics import METRIC_DESCRIPTIONS, PATH_METRICS
+
+
+def density_table(model: str, method: str, layers: list[dict]) -> Table:
+    """The per-layer densities (``layers``: rows with ``layer``, ``type``, ``shape``,
+    ``present``, ``total``, ``density``) as a printable table titled with the global
+    sparsity."""
+    present = sum(r["present"] for r in layers)
+    total = sum(r["total"] for r in layers)
+    t = Table(title=f"{model} - {method} - sparsity {1 - present / total:.4f} "
+              f"({present:,} of {total:,} weights present)", title_justify="left")
+    for col in ("layer", "type", "shape", "present", "total", "density"):
+        t.add_column(col, justify="right" if col in ("present", "total", "density") else "left")
+    for row in layers:
+        t.add_row(row["layer"], row["type"], "x".join(map(str, row["shape"])),
+                  f"{row['present']:,}", f"{row['total']:,}", f"{row['density']:.4f}")
+    return t
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "nan"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v == int(v) and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.6g}"
+    return str(v)
+
+
+def print_analysis(result: dict, console: Console, written: list[Path]) -> None:
+    """Print the readable summary of ``analyze`` (``result``: what
+    :func:`sparsetopo.analysis.analyze_network` returned)."""
+    headline = result.get("paths", {}).get("headline")
+    if headline:
+        console.print(f"[bold red]{headline}[/]")
+    network = result["network"]
+    console.print(density_table(network["model"], network["pruning"], result["layers"]))
+    t = Table(title="Encodings", title_justify="left")
+    for c in ("encoding", "nodes", "edges", "layers"):
+        t.add_column(c, justify="left" if c == "encoding" else "right")
+    for name, s in result["encodings"].items():
+        edges = f"{s['edges']:,}" + ("" if s.get("edges_exact", True) else " (at most)")
+        t.add_row(name, f"{s['nodes']:,}", edges, str(s.get("layers", "-")))
+    console.print(t)
+    opts = result["options"]
+    what = "MGE" if opts["encoding"] == "mge" else f"{opts['encoding']} BGEs (mean over layers)"
+    norm = ", paper-normalised" if opts["normalise"] else ""
+    t = Table(title=f"Topometrics of the {what}{norm}", title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("meaning")
+    for k, v in result["topometrics_shown"].items():
+        meaning = METRIC_DESCRIPTIONS.get(k, "")
+        if k in PATH_METRICS:
+            meaning += " (with identity skips)"
+        t.add_row(k, _fmt(v), meaning)
+    console.print(t)
+    paths = result["paths"]
+    t = Table(title="Bottlenecks of the input->output paths (MGE with identity skips)",
+              title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
+        t.add_row(k, _fmt(paths[k]))
+    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none")
+    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)")
+    console.print(t)
+    t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
+              title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in result["ramanujan"]["summary"].items():
+        t.add_row(k, _fmt(v))
+    console.print(t)
+    tm = result["timings"]
+    console.print(
+        "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}s" for k, v in tm.items())
+    )
+    console.print("wrote " + ", ".join(str(p) for p in written))
