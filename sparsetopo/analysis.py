@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -21,7 +21,13 @@ from . import encoding as enc
 from ._memory import release_freed_memory
 from .errors import UsageError
 from .io import atomic_path, ensure_dir, json_value, write_text
-from .pruning.masks import count_weights, layer_densities, load_weights
+from .pruning.masks import (
+    PRUNE_RECORD,
+    count_weights,
+    layer_densities,
+    load_weights,
+    prune_record,
+)
 from .pruning.masks import sparsity as measured_sparsity
 from .tracing import LayerDAG, trace
 
@@ -40,6 +46,7 @@ class Network:
     seed: int
     input_shape: tuple[int, int, int]
     weights: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
@@ -97,19 +104,28 @@ def build_network(
     """Create ``model`` (a zoo name, built for the dataset; or ``PATH.py:FACTORY`` /
     ``package.module:FACTORY``, the user's ``FACTORY()``), then prune it at initialization with
     ``method`` (or load ``weights``: a state_dict in ``torch.nn.utils.prune`` form or with zeros
-    where pruned). ``input_shape`` ``(C, H, W)`` (any model) or ``input_size`` (square, H = W)
-    override the dataset's image shape for the encodings; a zoo model whose layers depend on it
-    is built for it, and the pruning data are resized to it when its size differs."""
+    where pruned, a checkpoint holding one, or the masks file ``prune`` writes; see
+    :func:`sparsetopo.pruning.load_weights`). ``input_shape`` ``(C, H, W)`` (any model) or
+    ``input_size`` (square, H = W) override the dataset's image shape for the encodings (for
+    ``weights`` written by ``sparsetopo prune`` the default is the shape recorded beside them);
+    a zoo model whose layers depend on it is built for it, and the pruning data are resized to
+    it when its size differs. ``Network.notes`` says what was read beyond a plain file."""
     check_options(model, method, sparsity, dataset)
     info = data.dataset_info(dataset)
+    notes: list[str] = []
+    record = prune_record(weights) if weights is not None else None
+    if record and input_size is None and input_shape is None and record.get("input_shape"):
+        input_shape = tuple(record["input_shape"])  # the masks were made for it
+        notes.append(f"input shape {'x'.join(map(str, input_shape))} from "
+                     f"{Path(weights).with_name(PRUNE_RECORD)}")
     shape = _input_shape(info, input_size, input_shape)
     net = models.build(model, num_classes=info.num_classes, in_channels=info.in_channels,
                        image_size=shape[1], seed=seed)
     trace(net, shape)  # fail early, before pruning, on shapes or layers we cannot encode
     if weights is not None:
-        load_weights(net, weights)
+        notes += load_weights(net, weights)
         return Network(net, model, dataset, "weights", measured_sparsity(net), seed, shape,
-                       str(weights))
+                       str(weights), notes)
     loader = None
     if method in pruning.DATA_METHODS:
         if shape[0] != info.in_channels:
@@ -271,7 +287,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         "network": {"model": net.name, "dataset": net.dataset, "pruning": net.method,
                     "sparsity_target": net.sparsity, "sparsity": 1 - present / total,
                     "seed": net.seed, "input_shape": list(net.input_shape),
-                    "weights": net.weights, "present_weights": present, "total_weights": total},
+                    "weights": net.weights, "present_weights": present, "total_weights": total,
+                    "notes": net.notes},
         "options": {"encoding": encoding, "identity_skips": identity_skips,
                     "normalise": normalise},
         "layers": layer_rows(net.model),
@@ -291,7 +308,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
 
 def flat_row(result: dict) -> dict:
     """One CSV row: network fields, then ``topo.<key>`` and ``ramanujan.<key>`` columns."""
-    row = {k: v for k, v in result["network"].items() if k != "input_shape"}
+    row = {k: v for k, v in result["network"].items() if k not in ("input_shape", "notes")}
     row["input_shape"] = "x".join(map(str, result["network"]["input_shape"]))
     row["encoding"] = result["options"]["encoding"]
     row.update({f"topo.{k}": v for k, v in result["topometrics"].items()})

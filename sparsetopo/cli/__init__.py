@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from sparsetopo.cli._common import one_line_errors, out_console
+from sparsetopo.cli._common import err_console, one_line_errors, out_console
 from sparsetopo.errors import UsageError
 
 app = typer.Typer(
@@ -57,6 +57,11 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Build graphs even if me
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False)
+
+
 def _shape(text: str | None):
     from sparsetopo.analysis import parse_shape
 
@@ -78,13 +83,14 @@ def prune(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Prune a model at initialization; write model.pt (masked state_dict) and masks.pt."""
+    """Prune a model at initialization; write model.pt (masked state_dict), masks.pt and
+    prune.json (what was pruned, for which input shape)."""
     import torch
 
     from sparsetopo.analysis import build_network, layer_rows
     from sparsetopo.cli._tables import density_table
-    from sparsetopo.io import atomic_path, ensure_dir
-    from sparsetopo.pruning.masks import get_masks, masked_state_dict
+    from sparsetopo.io import atomic_path, ensure_dir, write_text
+    from sparsetopo.pruning.masks import PRUNE_RECORD, get_masks, masked_state_dict
 
     ensure_dir(out)
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, quiet=quiet,
@@ -93,8 +99,12 @@ def prune(
         torch.save(masked_state_dict(net.model), tmp)
     with atomic_path(out / "masks.pt") as tmp:
         torch.save(get_masks(net.model), tmp)
+    record = {"model": net.name, "dataset": net.dataset, "pruning": net.method,
+              "sparsity": net.sparsity, "seed": net.seed, "input_shape": list(net.input_shape)}
+    write_text(out / PRUNE_RECORD, json.dumps(record, indent=2) + "\n")
     out_console.print(density_table(net.name, net.method, layer_rows(net.model)))
-    out_console.print(f"wrote {out / 'model.pt'} and {out / 'masks.pt'}")
+    out_console.print(f"wrote {out / 'model.pt'}, {out / 'masks.pt'} and {out / PRUNE_RECORD} "
+                      f"(input shape {'x'.join(map(str, net.input_shape))})")
 
 
 @app.command("models")
@@ -146,6 +156,8 @@ def analyze(
     t0 = time.perf_counter()
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
                         input_size, _shape(input_shape))
+    if not as_json:  # the JSON carries them (network.notes)
+        _notes(net.notes)
     result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
                              normalise=normalise, force=force, progress=not quiet,
                              picture=out / "mge.png" if picture and encoding == "mge" else None)
@@ -183,6 +195,7 @@ def draw(
     ensure_dir(out.parent)
     net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
                         input_size, _shape(input_shape))
+    _notes(net.notes)
     g, with_skips = encoding.multipartite_pair(net.model, net.input_shape, identity_skips,
                                                force=force, progress=not quiet)
     title = picture_title(net.name, net.method, net.sparsity,

@@ -75,9 +75,11 @@ def predict(
 
     _check(model, [pruning] if pruning else [], sparsity, dataset)
     fit = load_fit(fit_dir)
-    network, shape = candidate_network(
+    network, shape, notes = candidate_network(
         fit, model, dataset, weights=weights, method=pruning, sparsity=sparsity, seed=seed,
         data_dir=None if data_dir is None else str(data_dir))
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False)
     measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
                                      extrapolate=extrapolate)
     key = predicted_key(rows)
@@ -152,6 +154,9 @@ def rank(
                               data_dir=None if data_dir is None else str(data_dir),
                               feature_set=feature_set, extrapolate=extrapolate)
     key, ordered = ranking.key, ranking.candidates
+    for c in ordered:
+        for note in c.notes:
+            err_console.print(f"note: {c.label}: {note}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "ranked_by": ranking.ranked_by, "target": fit.target, "caveats": fit.caveats,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -121,21 +122,108 @@ def masked_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Load a masked ``state_dict`` saved with ``torch.save`` (``weights_only=True``, so no
-    arbitrary unpickling). Keys in plain form (``conv.weight`` zeroed where pruned) or in
-    ``torch.nn.utils.prune`` form (``conv.weight_orig`` + ``conv.weight_mask``) are accepted;
-    the presence masks are applied so that later pruning-aware code sees them.
+#: What ``sparsetopo prune`` records beside the files it writes (model, method, sparsity, seed,
+#: input shape), so that later commands know the input size the masks were made for.
+PRUNE_RECORD = "prune.json"
+
+
+def prune_record(weights: str | os.PathLike) -> dict | None:
+    """The :data:`PRUNE_RECORD` beside a weights file (``None`` when there is none or it is not
+    readable JSON)."""
+    import json
+
+    path = Path(weights).with_name(PRUNE_RECORD)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+#: Keys under which training scripts commonly nest a model's state_dict in a checkpoint.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
+#: Prefixes that wrappers add to every key (``DataParallel``/``DistributedDataParallel``,
+#: ``torch.compile``).
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _is_tensor_dict(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _unwrap(obj, path, notes: list[str]) -> dict[str, torch.Tensor]:
+    """The state_dict inside what ``torch.load`` returned: the dict itself, or the entry of a
+    checkpoint (``CHECKPOINT_KEYS``), without a wrapper's key prefix (``WRAPPER_PREFIXES``)."""
+    if not _is_tensor_dict(obj) and isinstance(obj, dict):
+        key = next((k for k in CHECKPOINT_KEYS if _is_tensor_dict(obj.get(k))), None)
+        if key is not None:
+            others = sorted(str(k) for k in obj if k != key)
+            notes.append(f"read the {key!r} entry of a checkpoint"
+                         + (f" (also holding {', '.join(others)})" if others else ""))
+            obj = obj[key]
+    if not _is_tensor_dict(obj):
+        raise WeightsError(f"{path} is not a state_dict (a dict of tensors) nor a checkpoint "
+                           f"holding one under {', '.join(map(repr, CHECKPOINT_KEYS))}")
+    for prefix in WRAPPER_PREFIXES:
+        if all(k.startswith(prefix) for k in obj):
+            notes.append(f"stripped the prefix {prefix!r} from all {len(obj)} keys (a "
+                         "DataParallel or compiled model's state_dict)")
+            obj = {k.removeprefix(prefix): v for k, v in obj.items()}
+    return obj
+
+
+def _is_masks_file(sd: dict[str, torch.Tensor], model: nn.Module) -> bool:
+    """Whether ``sd`` holds only boolean masks of the model's conv/linear weights (the
+    ``masks.pt`` that ``sparsetopo prune`` writes)."""
+    weights = {f"{name}.weight" for name, _ in prunable_layers(model)}
+    return all(v.dtype == torch.bool for v in sd.values()) and set(sd) <= weights
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Load a masked ``state_dict`` saved with ``torch.save`` into ``model``, or apply a masks
+    file to its initial weights; ``torch.load(..., weights_only=True)``, so nothing but tensors
+    and plain containers is ever unpickled.
+
+    Accepted: a ``state_dict`` in plain form (``conv.weight`` zeroed where pruned) or in
+    ``torch.nn.utils.prune`` form (``conv.weight_orig`` + ``conv.weight_mask``); a checkpoint
+    holding one under a key of ``CHECKPOINT_KEYS`` beside other entries (``epoch``, optimizer
+    state, ...); keys with a wrapper's prefix (``module.``, ``_orig_mod.``), which are stripped;
+    and a masks file (boolean tensors keyed ``<layer>.weight``, as ``sparsetopo prune`` writes
+    ``masks.pt``), applied to the model's own weights. The presence masks are applied so that
+    later pruning-aware code sees them.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network to load into (its architecture must match the file's).
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    list of str
+        What was read beyond a plain state_dict (the checkpoint entry, a stripped prefix, a
+        masks file), one sentence each, for the caller to show.
     """
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise WeightsError(f"weights file not found: {path}") from None
     except Exception as exc:  # corrupt file, not a torch file, pickled objects
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot read weights file {path}: {first}") from None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsError(f"{path} is not a state_dict (a dict of tensors)")
+    notes: list[str] = []
+    sd = _unwrap(loaded, path, notes)
+    if _is_masks_file(sd, model):
+        notes.append(f"a masks file: its {len(sd)} masks applied to the model's initial weights")
+        shapes = {f"{name}.weight": tuple(m.weight.shape) for name, m in prunable_layers(model)}
+        for key, mask in sd.items():
+            if tuple(mask.shape) != shapes[key]:
+                raise WeightsError(f"{path} does not match the model: mask {key} has shape "
+                                   f"{tuple(mask.shape)}, model expects {shapes[key]}")
+        apply_masks(model, {k: sd.get(k, torch.ones(v, dtype=torch.bool))
+                            for k, v in shapes.items()})
+        return notes
     masks: dict[str, torch.Tensor] = {}
     plain: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
@@ -174,3 +262,4 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     for name, m in prunable_layers(model):
         key = f"{name}.weight"
         apply_masks(model, {key: masks.get(key, m.weight.detach() != 0)})
+    return notes

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sparsetopo.errors import FitError, UsageError
+from sparsetopo.errors import FitError, UsageError, WeightsError
 from sparsetopo.study import predictor
 
 #: A set whose regressor finds fewer of its features than this among the network's is not
@@ -66,8 +66,12 @@ def load_fit(folder: str | os.PathLike) -> Fit:
 
 
 def outside(entry: dict, *, model: str, dataset: str, image_size: int | None,
-            identity_skips: bool | None, sparsity: float) -> list[str]:
-    """What puts a network outside what the regressor ``entry`` saw (empty: inside)."""
+            identity_skips: bool | None, sparsity: float,
+            sparsity_tolerance: float = 1e-9) -> list[str]:
+    """What puts a network outside what the regressor ``entry`` saw (empty: inside). The fit
+    records the grid's nominal sparsities while a network's is measured, which differs by the
+    rounding of the kept count: ``sparsity_tolerance`` (one weight's share of the network's,
+    see :func:`predict_network`) is allowed on both ends of the range."""
     problems = []
     if entry["model"] != "pooled" and model != entry["model"]:
         problems.append(f"architecture {model} (fitted on {entry['model']})")
@@ -82,14 +86,15 @@ def outside(entry: dict, *, model: str, dataset: str, image_size: int | None,
     if identity_skips is not None and skips and identity_skips not in skips:
         problems.append(f"identity_skips={identity_skips} (fitted with {skips})")
     lo, hi = entry["sparsity_range"]
-    if not lo - 1e-9 <= sparsity <= hi + 1e-9:
+    if not lo - sparsity_tolerance <= sparsity <= hi + sparsity_tolerance:
         problems.append(f"sparsity {sparsity:.4g} (fitted on {lo:g} to {hi:g})")
     return list(dict.fromkeys(problems))
 
 
 def predict_features(fit: Fit, features: dict[str, float], *, model: str, dataset: str,
                      image_size: int | None, identity_skips: bool | None = None,
-                     extrapolate: bool = False) -> list[dict]:
+                     extrapolate: bool = False, sparsity_tolerance: float = 1e-9
+                     ) -> list[dict]:
     """One prediction per feature set of (model, dataset): ``feature_set``, the predicted
     target (``predicted_accuracy_drop``, or ``predicted_accuracy`` for a fit of the published
     accuracies), ``cv_mae`` / ``cv_r2`` of each protocol, ``features_found``, ``outside`` (what
@@ -100,7 +105,8 @@ def predict_features(fit: Fit, features: dict[str, float], *, model: str, datase
                        f"{', '.join(fit.pairs())}")
     sparsity = float(features["sparsity"])
     problems = outside(entries[0], model=model, dataset=dataset, image_size=image_size,
-                       identity_skips=identity_skips, sparsity=sparsity)
+                       identity_skips=identity_skips, sparsity=sparsity,
+                       sparsity_tolerance=sparsity_tolerance)
     if problems and not extrapolate:
         raise FitError(f"the network is outside what the regressors saw: {'; '.join(problems)} "
                        "(use --extrapolate to predict anyway)")
@@ -189,12 +195,14 @@ def image_size_of(fit: Fit, model: str, dataset: str) -> int | None:
 def candidate_network(fit: Fit, model: str, dataset: str, *, weights: str | os.PathLike | None,
                       method: str | None, sparsity: float | None, seed: int,
                       data_dir: str | None = None):
-    """``(network, input shape)`` of one candidate: the ``weights`` file loaded into ``model``
+    """``(network, input shape, notes)`` of one candidate: the ``weights`` file loaded into ``model``
     (a zoo model or ``PATH.py:FACTORY``) built for the fit's input size, or zoo ``model``
     pruned with ``method`` at ``sparsity`` exactly as the study pruned its runs
-    (:func:`prune_as_the_study`)."""
+    (:func:`prune_as_the_study`). ``notes``: what :func:`sparsetopo.pruning.load_weights` read
+    beyond a plain state_dict. Weights that do not fit the fit's networks because they were
+    pruned for another input size (``prune.json`` says) are refused with the fix."""
     from sparsetopo import data, models
-    from sparsetopo.pruning.masks import load_weights
+    from sparsetopo.pruning.masks import PRUNE_RECORD, load_weights, prune_record
 
     if (weights is None) == (method is None):
         raise UsageError("give either --weights FILE or --pruning METHOD with --sparsity")
@@ -203,26 +211,38 @@ def candidate_network(fit: Fit, model: str, dataset: str, *, weights: str | os.P
     if weights is not None:
         net = models.build(model, num_classes=info.num_classes, in_channels=info.in_channels,
                            image_size=shape[1], seed=seed)
-        load_weights(net, weights)
-        return net, shape
+        try:
+            notes = load_weights(net, weights)
+        except WeightsError as exc:
+            made_for = tuple((prune_record(weights) or {}).get("input_shape") or ())
+            if made_for and made_for != shape:
+                raise WeightsError(
+                    f"{exc}; {weights} was pruned for {'x'.join(map(str, made_for))} inputs "
+                    f"({PRUNE_RECORD}) and the fit's networks take {'x'.join(map(str, shape))}:"
+                    f" prune again with --input-size {shape[1]}") from None
+            raise
+        return net, shape, notes
     if sparsity is None:
         raise UsageError("--pruning needs --sparsity")
     if models.is_factory(model):
         raise UsageError("--pruning rebuilds a zoo model as the study pruned it; for your own "
                          "model give --weights")
-    return prune_as_the_study(fit, model, dataset, method, sparsity, seed, data_dir)
+    return (*prune_as_the_study(fit, model, dataset, method, sparsity, seed, data_dir), [])
 
 
 def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *, seed: int,
                     extrapolate: bool = False) -> tuple[float, list[dict]]:
     """``(measured sparsity, one prediction per feature set)`` of ``network``: its features as
     the study computed them (:func:`network_features_for`), then :func:`predict_features`."""
+    from sparsetopo.pruning.masks import count_weights
+
     features = network_features_for(fit, network, input_shape, model=model, dataset=dataset,
                                     seed=seed)
     rows = predict_features(fit, features, model=model, dataset=dataset,
                             image_size=input_shape[1],
                             identity_skips=identity_skips_of(fit, model, dataset),
-                            extrapolate=extrapolate)
+                            extrapolate=extrapolate,
+                            sparsity_tolerance=1.0 / count_weights(network)[1])
     return features["sparsity"], rows
 
 
@@ -239,6 +259,7 @@ class Candidate:
     label: str
     sparsity: float
     predictions: list[dict]
+    notes: list[str] = field(default_factory=list)
 
     def value(self, feature_set: str, key: str) -> float | None:
         return next(r[key] for r in self.predictions if r["feature_set"] == feature_set)
@@ -300,11 +321,11 @@ def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | 
     for label in methods or weights:
         kw = ({"weights": None, "method": label, "sparsity": sparsity} if methods
               else {"weights": label, "method": None, "sparsity": None})
-        network, shape = candidate_network(fit, model, dataset, seed=seed, data_dir=data_dir,
-                                           **kw)
+        network, shape, notes = candidate_network(fit, model, dataset, seed=seed,
+                                                  data_dir=data_dir, **kw)
         measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
                                          extrapolate=extrapolate)
-        candidates.append(Candidate(str(label), measured, rows))
+        candidates.append(Candidate(str(label), measured, rows, notes))
     key = predicted_key(candidates[0].predictions)
     name = ranking_set(candidates[0].predictions, feature_set)
     lower = key == "predicted_accuracy_drop"
