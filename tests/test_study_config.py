@@ -40,6 +40,22 @@ def test_expand_adds_dense_baselines():
         ("uniform", 0.5), ("uniform", 0.9), ("snip", 0.5), ("snip", 0.9)}
 
 
+def test_controls_add_the_control_runs_of_every_method():
+    raw = grid(methods=["uniform", "snip", "snip+fanin-shuffle"], sparsities=[0.9], seeds=[0])
+    raw["grid"]["controls"] = ["layer-shuffle", "fanin-shuffle"]
+    config = parse_config(raw)
+    assert config.controls == ("layer-shuffle", "fanin-shuffle")
+    runs = expand_runs(config)
+    methods = [r.method for r in runs]
+    assert methods.count("dense") == 1  # no control of a dense baseline
+    assert sorted(m for m in methods if m != "dense") == sorted([
+        "uniform", "snip", "snip+fanin-shuffle", "uniform+layer-shuffle",
+        "uniform+fanin-shuffle", "snip+layer-shuffle"])  # no control of a control
+    without = expand_runs(parse_config(grid(methods=["uniform", "snip"], sparsities=[0.9],
+                                            seeds=[0])))
+    assert {r.run_id for r in without} <= {r.run_id for r in runs}  # same ids as before
+
+
 def test_run_id_is_sha256_of_canonical_config():
     raw = grid(methods=["snip"], sparsities=[0.9], seeds=[3])
     raw["training"] = {"epochs": 16, "lr": 0.05}
@@ -120,7 +136,12 @@ def test_training_overrides_and_paper_defaults():
     (grid(sparsities=[-0.2]), ["sparsity -0.2"]),
     (grid(sparsities=["0.5"]), ["grid.sparsities", "numbers"]),
     (grid(models=["resnet21"]), ["unknown model 'resnet21'", "resnet20"]),
-    (grid(methods=["snipp"]), ["unknown method 'snipp'", "synflow"]),
+    (grid(methods=["snipp"]), ["unknown pruning method 'snipp'", "synflow", "grid.methods"]),
+    (grid(methods=["snip+shuffle"]), ["unknown control 'shuffle'", "layer-shuffle",
+                                      "fanin-shuffle"]),
+    ({"grid": {**grid()["grid"], "controls": ["shuffle"]}},
+     ["unknown control 'shuffle' in grid.controls", "layer-shuffle, fanin-shuffle"]),
+    ({"grid": {**grid()["grid"], "controls": "layer-shuffle"}}, ["grid.controls must be a list"]),
     (grid(datasets=["mnist"]), ["unknown dataset 'mnist'", "digits"]),
     (grid(methods=["dense"]), ["only 'dense'"]),
     (grid(models="mlp"), ["grid.models must be a list"]),
