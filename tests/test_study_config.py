@@ -184,6 +184,17 @@ def test_presets_and_example_are_valid():
     assert set(digits.methods) == {"uniform", "er", "erk", "snip", "grasp", "synflow", "prospr"}
     assert digits.sparsities == (0.9, 0.98, 0.99, 0.995, 0.998) and len(digits.seeds) == 2
     assert len(expand_runs(digits)) == 2 * (2 + 7 * 5 * 2)
+    controls = load_preset("digits-controls")
+    assert controls.controls == ("layer-shuffle", "fanin-shuffle")
+    assert min(controls.sparsities) >= 0.99 and len(controls.seeds) >= 3
+    runs = expand_runs(controls)
+    assert len(runs) == 2 * (3 + 4 * 2 * 3 * 3)
+    assert {r.method.split("+")[0] for r in runs} - {"dense"} <= set(digits.methods)
+    # the same training and data as the digits study: its runs of these methods are shared
+    assert controls.training == digits.training and controls.data == digits.data
+    assert {r.run_id for r in runs if "+" not in r.method} <= {r.run_id for r in
+                                                                expand_runs(digits)} | {
+        r.run_id for r in runs if r.seed == 2}
     smoke = load_preset("smoke")
     assert len(smoke.methods) >= 2 and len(expand_runs(smoke)) <= 20
     assert load_config(ROOT / "examples" / "study.toml").name == "example"

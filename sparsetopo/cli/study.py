@@ -28,7 +28,7 @@ def run_command(
     results: Annotated[Path | None, typer.Option(
         "--results", help="SQLite results file (default: sparsetopo-out/STUDY-NAME.sqlite).")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="Embedded study: digits or smoke.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Embedded study: digits, digits-controls or smoke.")] = None,
     backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="Parallel runs (processes / Ray CPUs).")] = 1,
     ray_address: Annotated[str | None, typer.Option(
