@@ -75,10 +75,20 @@ def is_monotone(name: str) -> bool:
 def effective_sparsity(density: float, effective_density: float) -> float:
     """Fraction of all prunable weights that are pruned or on no input->output path.
 
-    ``1 - density * effective_density``, with ``density`` the fraction of weights present and
-    ``effective_density`` the fraction of the present weights with an unrolled edge on some
-    input->output path of the MGE with identity skips. Without disconnected weights it equals
-    the sparsity.
+    ``1 - density * effective_density``. Without disconnected weights it equals the sparsity.
+
+    Parameters
+    ----------
+    density : float or array-like
+        Fraction of the prunable weights that are present (``density.global``).
+    effective_density : float or array-like
+        Fraction of the present weights with at least one unrolled edge on some input->output
+        path of the MGE with identity skips (``paths.effective_density``).
+
+    Returns
+    -------
+    float or array-like
+        The effective sparsity.
 
     References
     ----------
