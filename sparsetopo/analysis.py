@@ -50,15 +50,13 @@ class Network:
 
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
-    """:class:`UsageError` naming the first unknown model, method or dataset, or a sparsity
-    outside [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is
-    built)."""
+    """:class:`UsageError` naming the first unknown model or dataset, or a sparsity outside
+    [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is built);
+    an unknown method or control is the ``InputError`` of ``pruning.check_method``."""
     if not models.is_factory(model) and model not in models.names():
         raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}, "
                          "or your own as PATH.py:FACTORY or package.module:FACTORY")
-    if method not in pruning.METHODS:
-        raise UsageError(f"unknown pruning method {method!r}; valid: "
-                         f"{', '.join(pruning.METHODS)}")
+    pruning.check_method(method)
     if not (0.0 <= sparsity < 1.0) or math.isnan(sparsity):
         raise UsageError(f"sparsity must be in [0, 1), got {sparsity}")
     if dataset not in data.DATASETS:
@@ -127,7 +125,7 @@ def build_network(
         return Network(net, model, dataset, "weights", measured_sparsity(net), seed, shape,
                        str(weights), notes)
     loader = None
-    if method in pruning.DATA_METHODS:
+    if pruning.needs_data(method):
         if shape[0] != info.in_channels:
             raise UsageError(f"the network takes {shape[0]}-channel inputs but {dataset} has "
                              f"{info.in_channels}; {method} prunes with data of the dataset")

@@ -1,8 +1,10 @@
 """One self-contained HTML report of a study (``sparsetopo study report``).
 
-Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), plots
-(accuracy drop and topometrics against sparsity, predicted vs measured, SHAP importance), the
-ranking of pruning methods per sparsity, and every run with its status and error. Images are
+Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
+paired effect of topology when the study has mask controls (``paired_effects.csv``,
+``paired_prediction.csv``), plots (accuracy drop and topometrics against sparsity, predicted vs
+measured, SHAP importance), the ranking of pruning methods per sparsity, and every run with its
+status and error. Images are
 PNGs embedded as base64 data URIs and a Content-Security-Policy forbids loading anything else,
 so the file can be mailed or archived alone. Every piece of text is HTML-escaped.
 """
@@ -26,9 +28,16 @@ from sparsetopo import plot
 from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress, write_text
 from sparsetopo.study.ranking import kendall_tau, method_ranks
-from sparsetopo.study.vocabulary import PROTOCOLS, SET_ORDER
+from sparsetopo.study.vocabulary import (
+    BASELINE_LABELS,
+    BASELINES,
+    PROTOCOLS,
+    SET_ORDER,
+    baseline_columns,
+)
 
-FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
+FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
+             "paired_prediction.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
                "peak_accelerator_memory_mb")
@@ -90,6 +99,8 @@ def build_report(
         comparison=tables.get("comparison"),
         importance=tables.get("importance"),
         predictions=tables.get("predictions"),
+        paired_effects=tables.get("paired_effects"),
+        paired_prediction=tables.get("paired_prediction"),
         title=f"Study report: {results_path.name}",
         source=str(results_path),
         fit_source=None if found is None else str(found),
@@ -116,7 +127,7 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
 
 
 def read_fit_tables(fit_dir: Path) -> dict[str, pd.DataFrame]:
-    """``{"comparison", "importance", "predictions"}`` tables present in ``fit_dir``."""
+    """The tables of :data:`FIT_FILES` present in ``fit_dir``, by file stem."""
     return {name.removesuffix(".csv"): pd.read_csv(fit_dir / name)
             for name in FIT_FILES if (fit_dir / name).is_file()}
 
@@ -127,6 +138,8 @@ def render_report(
     comparison: pd.DataFrame | None = None,
     importance: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
+    paired_effects: pd.DataFrame | None = None,
+    paired_prediction: pd.DataFrame | None = None,
     *,
     title: str = "Study report",
     source: str | None = None,
@@ -135,7 +148,8 @@ def render_report(
     progress: bool = False,
 ) -> Path:
     """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``) and
-    the optional fit tables to ``out_html`` atomically; return its path."""
+    the optional fit tables (``paired_*``: those of a study with mask controls) to
+    ``out_html`` atomically; return its path."""
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
@@ -145,6 +159,7 @@ def render_report(
     steps: list[tuple[str, Callable[[Path], str]]] = [
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
         ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
+        ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
         ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
         ("ranking", lambda d: _ranking_section(runs_df, predictions)),
@@ -196,13 +211,17 @@ def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | 
                                    "beats_sparsity"} <= set(comparison.columns):
         from sparsetopo.study.summary import verdict
 
-        out.append("<p>Does topology beat global sparsity alone? (mean over (model, dataset) "
-                   "pairs; a gain counts only beyond its spread over the outer folds)</p><ul>")
-        for protocol in _ordered(comparison["protocol"], PROTOCOLS):
-            line = _e(verdict(comparison, protocol))
-            line = line.replace("**", "").replace("`", "")
-            out.append(f"<li>{line}</li>")
-        out.append("</ul>")
+        baselines = [b for b in BASELINES if baseline_columns(b)["beats"] in comparison.columns]
+        for baseline in baselines:
+            out.append(f"<p>Does topology beat {_e(BASELINE_LABELS[baseline])}? (mean over "
+                       "(model, dataset) pairs; criterion: a gain counts only when it exceeds "
+                       "the standard deviation of its fold contributions; 95% t-interval over "
+                       "the outer folds beside it)</p><ul>")
+            for protocol in _ordered(comparison["protocol"], PROTOCOLS):
+                line = _e(verdict(comparison, protocol, baseline))
+                line = line.replace("**", "").replace("`", "")
+                out.append(f"<li>{line}</li>")
+            out.append("</ul>")
     return "\n".join(out)
 
 
@@ -227,10 +246,45 @@ def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
                "regressor per (model, dataset); the rows with model <i>mean</i> average the "
                "pairs (the headline). <i>gain_over_sparsity</i>: R&sup2; minus that of global "
                "sparsity alone on the same runs and folds, with its spread over the outer "
-               "folds; sets that beat sparsity beyond that spread in bold. Kendall &tau; and "
+               "folds (<i>gain_spread</i>) and its 95% t-interval (<i>_ci_low</i>, "
+               "<i>_ci_high</i>); sets that beat sparsity beyond that spread in bold. The same "
+               "columns over the layer densities (<i>gain_over_density</i>, "
+               "<i>beats_density</i>) and the effective sparsity "
+               "(<i>gain_over_effective_sparsity</i>). Kendall &tau; and "
                "top-1 hit rate of the predicted ranking of pruning methods, next to the same "
                "figures of the sparsity predictor (<i>null_</i>).</p>")
     out.append(_table(frame, bold=best, bold_columns={"feature_set", "gain_over_sparsity"}))
+    return "\n".join(out)
+
+
+def _paired_section(effects: pd.DataFrame | None, scores: pd.DataFrame | None) -> str:
+    """The paired effect of topology (method minus its control, same seed) per (method,
+    control, sparsity), and how well each feature set predicts it; empty without controls."""
+    if effects is None:
+        return ""
+    out = ["<h2 id=\"paired\">Does the arrangement inside layers matter?</h2>",
+           "<p>Accuracy of each pruning method minus that of its mask control "
+           "(<i>layer-shuffle</i>: the same count per layer at random positions; "
+           "<i>fanin-shuffle</i>: the same count per output channel), with the same seed: the "
+           "same initial weights and training. Mean over seeds with its 95% Student-t "
+           "interval; <i>method better</i> (interval above 0): the method's arrangement helps; "
+           "<i>control better</i> (below 0): random positions do better; <i>no detectable "
+           "difference</i>: the interval contains 0; <i>too few seeds</i>: fewer than 2.</p>"]
+    if effects.empty:
+        out.append("<p class=\"note\">No control run has its method's run: no paired "
+                   "effect.</p>")
+    else:
+        better = effects["verdict"].astype(str) != "no detectable difference"
+        out.append(_table(effects, bold=better, bold_columns={"verdict"}))
+    if scores is not None and not scores.empty:
+        head = scores[scores["model"].astype(str) == "mean"]
+        out.append("<h3>Can topology predict the paired difference?</h3><p>Out-of-fold R&sup2; "
+                   "of the paired difference predicted from the difference of each feature "
+                   "set (method minus control), against 0 (a constant); <i>predicts</i> when "
+                   "R&sup2; exceeds the spread of its fold contributions (in bold), 95% "
+                   "t-interval beside it.</p>")
+        out.append(_table(head, bold=head["predicts"].astype(bool),
+                          bold_columns={"feature_set", "r2"}))
     return "\n".join(out)
 
 

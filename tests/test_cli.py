@@ -16,6 +16,23 @@ from sparsetopo.pruning.masks import prunable_layers
 FAST = ["--model", "mlp", "--pruning", "uniform", "--sparsity", "0.9", "--quiet"]
 
 
+def test_prune_a_control_keeps_the_methods_layer_counts(tmp_path):
+    """``--pruning snip+layer-shuffle`` (data-driven base): the same count per layer as
+    ``snip``, other positions; ``+fanin-shuffle``: the same count per output channel."""
+    masks = {}
+    for method in ("snip", "snip+layer-shuffle", "snip+fanin-shuffle"):
+        r = run("prune", "--model", "mlp", "--pruning", method, "--sparsity", "0.9", "--quiet",
+                "--out", tmp_path / method)
+        assert r.exit_code == 0, r.output
+        masks[method] = torch.load(tmp_path / method / "masks.pt", weights_only=True)
+    base = masks["snip"]
+    for key, mask in base.items():
+        for method in ("snip+layer-shuffle", "snip+fanin-shuffle"):
+            assert int(masks[method][key].sum()) == int(mask.sum())
+        assert torch.equal(masks["snip+fanin-shuffle"][key].sum(dim=1), mask.sum(dim=1))
+    assert any(not torch.equal(masks["snip+layer-shuffle"][k], base[k]) for k in base)
+
+
 def test_prune_writes_loadable_masked_state_dict(tmp_path):
     r = run("prune", "--model", "resnet20", "--pruning", "erk", "--sparsity", "0.9",
             "--seed", "3", "--out", tmp_path, "--quiet")
@@ -84,6 +101,10 @@ def test_analyze_loads_weights(tmp_path):
         (["prune", "--sparsity", "-0.1"], ["sparsity"]),
         (["prune", "--model", "vgg99"], ["unknown model", "resnet20"]),
         (["prune", "--pruning", "lottery"], ["unknown pruning method", "snip"]),
+        (["prune", "--pruning", "snip+shuffle"], ["unknown control 'shuffle'",
+                                                  "layer-shuffle, fanin-shuffle"]),
+        (["analyze", "--pruning", "snip+shuffle"], ["unknown control 'shuffle'",
+                                                    "layer-shuffle, fanin-shuffle"]),
         (["analyze", "--dataset", "mnist"], ["unknown dataset", "cifar10"]),
         (["analyze", "--dataset", "cifar10", "--data-dir", "/nonexistent"], ["cifar-10-batches-py"]),
         (["analyze", "--encoding", "dense"], ["unknown encoding"]),
@@ -202,6 +223,7 @@ def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
     assert bad.stderr.strip().count("\n") == 0 and "sparsity" in bad.stderr
     listed = _console("models", tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stdout.startswith("models:")
+    assert "controls: layer-shuffle, fanin-shuffle" in listed.stdout
     usage = _console("analyze", "--no-such-option", tmp_path=tmp_path)
     assert usage.returncode == 2 and "no-such-option" in usage.stderr
     study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command

@@ -37,7 +37,9 @@ DEFAULT_SPARSITY = 0.98
 ModelOpt = Annotated[str, typer.Option(
     "--model", help="Zoo model (see `sparsetopo models`) or your own: PATH.py:FACTORY or "
     "package.module:FACTORY (FACTORY() must return the torch.nn.Module).")]
-PruningOpt = Annotated[str, typer.Option("--pruning", help="Pruning method.")]
+PruningOpt = Annotated[str, typer.Option(
+    "--pruning", help="Pruning method, or METHOD+CONTROL for a mask control (e.g. "
+    "snip+layer-shuffle; see `sparsetopo models`).")]
 SparsityOpt = Annotated[float, typer.Option(
     "--sparsity", help="Fraction of weights removed, in [0, 1).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of weights, masks and sampled metrics.")]
@@ -109,11 +111,13 @@ def prune(
 
 @app.command("models")
 def list_models() -> None:
-    """List the model zoo, pruning methods and datasets."""
+    """List the model zoo, pruning methods, mask controls and datasets."""
     from sparsetopo import data, models, pruning
 
     out_console.print("models:   " + ", ".join(models.names()))
     out_console.print("pruning:  " + ", ".join(pruning.METHODS))
+    out_console.print("controls: " + ", ".join(pruning.CONTROLS)
+                      + " (as METHOD+CONTROL, e.g. snip+layer-shuffle)")
     out_console.print("datasets: " + ", ".join(data.DATASETS))
 
 

@@ -28,7 +28,7 @@ def run_command(
     results: Annotated[Path | None, typer.Option(
         "--results", help="SQLite results file (default: sparsetopo-out/STUDY-NAME.sqlite).")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="Embedded study: digits or smoke.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Embedded study: digits, digits-controls or smoke.")] = None,
     backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="Parallel runs (processes / Ray CPUs).")] = 1,
     ray_address: Annotated[str | None, typer.Option(
@@ -140,10 +140,11 @@ def fit_command(
     jobs: JobsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Predict the accuracy drop from each feature set and compare it with global sparsity
-    alone (one XGBoost + Optuna per model and dataset; random, grouped and
-    leave-one-method-out CV); writes comparison.csv, importance.csv, predictions.csv,
-    summary.md and the fitted regressors (models/) to OUT."""
+    """Predict the accuracy drop from each feature set and compare it with global sparsity,
+    layer densities and effective sparsity (one XGBoost + Optuna per model and dataset;
+    random, grouped and leave-one-method-out CV); writes comparison.csv, importance.csv,
+    predictions.csv, summary.md and the fitted regressors (models/) to OUT, and with mask
+    controls in the study paired_effects.csv, paired_prediction.csv, paired_predictions.csv."""
     from sparsetopo.study.store import load_runs
 
     runs = load_runs(results, status="ok")
@@ -161,9 +162,19 @@ def fit_command(
 
 def _print_verdicts(result) -> None:
     from sparsetopo.study.summary import verdict
+    from sparsetopo.study.vocabulary import BASELINE_LABELS, BASELINES
 
-    for protocol in dict.fromkeys(result.comparison["protocol"]):
-        typer.echo(verdict(result.comparison, protocol).replace("**", "").replace("`", ""))
+    for baseline in BASELINES:
+        typer.echo(f"against {BASELINE_LABELS[baseline]}:")
+        for protocol in dict.fromkeys(result.comparison["protocol"]):
+            line = verdict(result.comparison, protocol, baseline)
+            typer.echo("  " + line.replace("**", "").replace("`", ""))
+    paired = getattr(result, "paired", None)
+    if paired is not None and not paired.effects.empty:
+        counts = paired.effects["verdict"].value_counts()
+        typer.echo("paired effects (method minus its control, per method, control and "
+                   "sparsity): " + ", ".join(f"{label} {n}" for label, n in counts.items())
+                   + " (paired_effects.csv)")
 
 
 @app.command("import-published")

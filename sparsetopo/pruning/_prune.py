@@ -14,6 +14,8 @@ from sparsetopo._torch_state import seeded
 from sparsetopo.errors import InputError
 
 from . import scores as sc
+from .controls import apply_control, split_method
+from .controls import check_method as _check_name
 from .density import (
     LAYER_DENSITY_METHODS,
     allocate_counts,
@@ -51,11 +53,34 @@ def global_topk_masks(
     }
 
 
-def _check_method(method: object) -> str:
-    name = method.strip().lower() if isinstance(method, str) else method
-    if name not in METHODS:
-        raise InputError(f"unknown pruning method {method!r}; supported: {', '.join(METHODS)}")
-    return name
+def check_method(method: object, known: Sequence[str] | None = None) -> str:
+    """The one validation of a method name: ``METHOD`` or ``METHOD+CONTROL`` (a mask control
+    of :data:`sparsetopo.pruning.controls.CONTROLS`), stripped and lower-cased.
+
+    Parameters
+    ----------
+    method : str
+        The name to check.
+    known : sequence of str, optional
+        Base methods accepted (default :data:`METHODS`, what :func:`prune` computes); a caller
+        that runs other methods (e.g. trained ones) passes its own list.
+
+    Returns
+    -------
+    str
+        The normalised name.
+
+    Raises
+    ------
+    InputError
+        One line naming the unknown method or control and listing the supported ones.
+    """
+    return _check_name(method, METHODS if known is None else tuple(known))
+
+
+def needs_data(method: str) -> bool:
+    """Whether pruning with ``method`` (or its control) needs data batches."""
+    return split_method(str(method).strip().lower())[0] in DATA_METHODS
 
 
 def _check_sparsity(sparsity: object) -> float:
@@ -114,7 +139,10 @@ def prune(
     (``uniform``, ``er``, ``erk``; see ``density``) keep random positions inside each layer;
     score methods keep the global top-k of a score (``scores``): ``magnitude`` |w|, ``snip``,
     ``grasp`` (kept set = lowest ``S = -w * Hg``), ``synflow`` (100 rounds, exponential
-    schedule), ``prospr``. The masks are applied in ``torch.nn.utils.prune`` form (replacing any
+    schedule), ``prospr``. ``METHOD+CONTROL`` (e.g. ``snip+layer-shuffle``) computes the
+    method's masks, then moves them with the control (:mod:`sparsetopo.pruning.controls`:
+    same count per layer, or per output channel, at random positions drawn from a generator
+    of its own). The masks are applied in ``torch.nn.utils.prune`` form (replacing any
     existing mask; weight values are not changed) and returned as
     ``{"<module_path>.weight": bool tensor}``.
 
@@ -126,7 +154,7 @@ def prune(
     randomness of the forward pass; the same seed gives bit-identical masks.
     Scores are computed on a copy, so the model's weights and train/eval mode are unchanged.
     """
-    name = _check_method(method)
+    name, control = split_method(check_method(method))
     s = _check_sparsity(sparsity)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InputError(f"seed must be an integer, got {seed!r}")
@@ -171,5 +199,7 @@ def prune(
                 else:
                     scores = sc.prospr_scores(model, data, progress=progress)
                 masks = global_topk_masks(scores, keep, generator)
+    if control is not None:
+        masks = apply_control(masks, control, int(seed))
     apply_masks(model, masks)
     return masks

@@ -9,6 +9,7 @@ Schema (every key optional except the grid lists)::
     models = ["conv6", "resnet20"]
     datasets = ["digits"]
     methods = ["uniform", "snip"]     # dense baselines (sparsity 0) are added automatically
+    controls = ["layer-shuffle"]      # optional: adds METHOD+CONTROL runs of every method
     sparsities = [0.8, 0.9]           # each in (0, 1)
     seeds = [0, 1]
 
@@ -59,12 +60,12 @@ from sparsetopo.training import TrainConfig
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "study": ("name",),
-    "grid": ("models", "datasets", "methods", "sparsities", "seeds"),
+    "grid": ("models", "datasets", "methods", "sparsities", "seeds", "controls"),
     "training": tuple(f.name for f in fields(TrainConfig)),
     "data": ("data_dir", "train_subset", "test_subset", "image_size"),
     "metrics": ("identity_skips",),
 }
-REQUIRED_GRID = SECTIONS["grid"]
+REQUIRED_GRID = ("models", "datasets", "methods", "sparsities", "seeds")
 
 
 
@@ -101,6 +102,7 @@ class StudyConfig:
     training: dict[str, Any] = field(default_factory=dict)
     data: DataSettings = field(default_factory=DataSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
+    controls: tuple[str, ...] = ()
 
     def train_config(self, model: str, dataset: str) -> TrainConfig:
         """``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides."""
@@ -219,6 +221,39 @@ def _names(section: dict, key: str, kind: str, extra: tuple[str, ...] = ()) -> t
     return tuple(values)
 
 
+def _method_names(grid: dict) -> list[str]:
+    """``grid.methods``: each ``dense``, a known method or ``METHOD+CONTROL`` (checked by
+    ``pruning.check_method`` against the methods a study runs)."""
+    from sparsetopo import pruning
+    from sparsetopo.errors import InputError
+
+    values = _list(grid, "methods", (str,), "names")
+    for v in values:
+        if v == DENSE:
+            continue
+        try:
+            pruning.check_method(v, known=_known("method"))
+        except InputError as exc:
+            raise ConfigError(f"{exc} (in grid.methods; also: {DENSE})") from None
+        if v != v.strip().lower():
+            raise ConfigError(f"grid.methods: write {v!r} as {v.strip().lower()!r}")
+    return values
+
+
+def _control_names(grid: dict) -> tuple[str, ...]:
+    """``grid.controls`` (optional): names of ``pruning.CONTROLS``."""
+    from sparsetopo import pruning
+
+    if "controls" not in grid:
+        return ()
+    values = _list(grid, "controls", (str,), "control names")
+    for v in values:
+        if v not in pruning.CONTROLS:
+            raise ConfigError(f"unknown control {v!r} in grid.controls; supported controls: "
+                              f"{', '.join(pruning.CONTROLS)}")
+    return tuple(values)
+
+
 def _check_keys(raw: dict, source: str) -> None:
     for section, content in raw.items():
         if section not in SECTIONS:
@@ -285,11 +320,12 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
     try:
         models = _names(grid, "models", "model")
         datasets = _names(grid, "datasets", "dataset")
-        methods = tuple(m for m in _names(grid, "methods", "method", (DENSE,)) if m != DENSE)
+        methods = tuple(m for m in _method_names(grid) if m != DENSE)
         if not methods:
             raise ConfigError("grid.methods lists only 'dense'; add at least one pruning method")
         sparsities = tuple(float(s) for s in _list(grid, "sparsities", (int, float), "numbers"))
         seeds = tuple(_list(grid, "seeds", (int,), "integers"))
+        controls = _control_names(grid)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     for s in sparsities:
@@ -319,7 +355,7 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
     return StudyConfig(
         name=name, models=models, datasets=datasets, methods=methods, sparsities=sparsities,
         seeds=seeds, training=_training(raw.get("training", {}), source), data=data,
-        metrics=MetricSettings(skips),
+        metrics=MetricSettings(skips), controls=controls,
     )
 
 
@@ -352,9 +388,19 @@ def load_preset(name: str) -> StudyConfig:
     return parse_config(tomllib.loads(text), source=f"preset {name}")
 
 
+def grid_methods(config: StudyConfig) -> tuple[str, ...]:
+    """The grid's methods, then the ``METHOD+CONTROL`` runs of every one of them that is not
+    itself a control (``grid.controls``), without duplicates."""
+    from sparsetopo import pruning
+
+    with_controls = [pruning.control_name(m, c) for m in config.methods
+                     if pruning.split_method(m)[1] is None for c in config.controls]
+    return tuple(dict.fromkeys([*config.methods, *with_controls]))
+
+
 def expand_runs(config: StudyConfig) -> list[RunSpec]:
     """All runs of the grid: per (model, dataset), one dense run (method ``dense``, sparsity 0)
-    per seed, then every (method, sparsity, seed)."""
+    per seed, then every (method, sparsity, seed), the methods of :func:`grid_methods`."""
     runs = []
     for model in config.models:
         for dataset in config.datasets:
@@ -363,7 +409,7 @@ def expand_runs(config: StudyConfig) -> list[RunSpec]:
             runs += [RunSpec(model, dataset, DENSE, 0.0, seed, **common) for seed in config.seeds]
             runs += [
                 RunSpec(model, dataset, method, sparsity, seed, **common)
-                for method in config.methods
+                for method in grid_methods(config)
                 for sparsity in config.sparsities
                 for seed in config.seeds
             ]

@@ -169,13 +169,17 @@ def prune_as_the_study(fit: Fit, model: str, dataset: str, method: str, sparsity
 def network_features_for(fit: Fit, network, input_shape, *, model: str, dataset: str,
                          seed: int) -> dict[str, float]:
     """The features the study would have stored for ``network`` (its identity-skip option),
-    with ``sparsity`` = the measured global sparsity."""
+    with ``sparsity`` = the measured global sparsity and the ``effective_sparsity`` a fit
+    derives."""
     from sparsetopo.pruning.masks import sparsity as measured
+    from sparsetopo.study.feature_sets import effective_sparsity
     from sparsetopo.study.features import network_features
 
     skips = bool(_settings(fit, model, dataset).get("identity_skips", False))
     features = network_features(network, tuple(input_shape), seed=seed, identity_skips=skips)
     features["sparsity"] = measured(network)
+    features["effective_sparsity"] = effective_sparsity(features["density.global"],
+                                                        features["paths.effective_density"])
     return features
 
 

@@ -4,7 +4,9 @@
   configuration may fall in different folds);
 - ``grouped``: ``GroupKFold`` (shuffled) over configurations: every seed of one (method,
   sparsity) of a (model, dataset) is in the same fold;
-- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods.
+- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods; a mask control
+  (``snip+layer-shuffle``, column ``base_method`` = ``snip``) is held out with its method, since
+  it shares the method's layer densities.
 
 The inner splits that tune a predictor on the training part of an outer split follow the same
 rule, so that tuning never sees what the outer protocol holds out: grouped inner folds keep
@@ -34,6 +36,12 @@ def group_ids(runs: pd.DataFrame, by: Sequence[str] = CONFIGURATION) -> np.ndarr
     return np.unique(keys, return_inverse=True)[1].astype(np.int64)
 
 
+def method_column(runs: pd.DataFrame) -> str:
+    """The column that names a run's pruning method for leave-one-method-out:
+    ``base_method`` when the table has it (controls go with their method), else ``method``."""
+    return "base_method" if "base_method" in runs.columns else "method"
+
+
 def check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
@@ -61,7 +69,7 @@ def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> 
                              f"({', '.join(CONFIGURATION)}), got {n_groups}")
         kfold = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x, groups=groups))]
-    methods = runs["method"].astype(str).to_numpy()
+    methods = runs[method_column(runs)].astype(str).to_numpy()
     distinct = np.unique(methods)
     if len(distinct) < 2:
         raise InputError(f"leave-one-method-out needs at least 2 pruning methods, got "

@@ -40,6 +40,9 @@ TRAINING_DEFAULTS = {"amp": False, "channels_last": False}
 #: Where and how fast a run trained (``RunRecord.resources``), as exported.
 RESOURCE_COLUMNS = ("device", "peak_accelerator_memory_mb", "images_per_second")
 OTHER_CONFIG_COLUMNS = ("train_subset", "test_subset", "image_size", "identity_skips")
+#: A method name's parts: ``snip+layer-shuffle`` -> base ``snip``, control ``layer-shuffle``
+#: (empty for a run of the method itself).
+METHOD_PART_COLUMNS = ("base_method", "control")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -228,6 +231,7 @@ def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
     timings = json.loads(timings_json or "{}")
     out: dict[str, Any] = {"run_id": run_id}
     out.update({k: config.get(k) for k in CONFIG_COLUMNS})
+    out.update(zip(METHOD_PART_COLUMNS, method_parts(config.get("method")), strict=True))
     out.update({k: training.get(k, TRAINING_DEFAULTS.get(k)) for k in TRAINING_COLUMNS})
     out["milestones"] = ",".join(str(m) for m in training.get("milestones", []))
     out["train_subset"] = data.get("train_subset")
@@ -253,11 +257,21 @@ def _flat_row(row: tuple) -> tuple[dict[str, Any], dict[str, float], str]:
     return out, features, canonical_json(baseline)
 
 
+def method_parts(method: object) -> tuple[str | None, str | None]:
+    """``(base_method, control)`` of a stored method name (``control`` None for a run of the
+    method itself)."""
+    from sparsetopo.pruning import split_method
+
+    return (None, None) if method is None else split_method(str(method))
+
+
 def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFrame:
     """Runs of a results file as a DataFrame, one row per run, sorted by model, dataset, method,
     sparsity, seed.
 
-    Columns: ``run_id``, the configuration (model, dataset, method, sparsity, seed, epochs, lr,
+    Columns: ``run_id``, the configuration (model, dataset, method, sparsity, seed,
+    ``base_method`` and ``control`` (the parts of ``METHOD+CONTROL``, control empty for a run
+    of the method itself), epochs, lr,
     momentum, weight_decay, batch_size, milestones, gamma, augment, amp, channels_last,
     train_subset, test_subset,
     image_size, identity_skips), ``status``, ``error``, ``accuracy``, ``dense_accuracy``, ``accuracy_drop``
@@ -283,7 +297,7 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
         row["accuracy_drop"] = row["dense_accuracy"] - row["accuracy"]
         rows.append(row)
         feature_rows.append(features)
-    base_cols = (["run_id", *CONFIG_COLUMNS, *TRAINING_COLUMNS, *OTHER_CONFIG_COLUMNS, "status",
+    base_cols = (["run_id", *CONFIG_COLUMNS, *METHOD_PART_COLUMNS, *TRAINING_COLUMNS, *OTHER_CONFIG_COLUMNS, "status",
                   "error", "accuracy", "dense_accuracy", "accuracy_drop", "prune_seconds",
                   "train_seconds", "metrics_seconds", "started", "finished", "host",
                   *RESOURCE_COLUMNS])
