@@ -53,13 +53,13 @@ def check_options(model: str, method: str, sparsity: float, dataset: str) -> Non
     """:class:`UsageError` naming the first unknown model or dataset, or a sparsity outside
     [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is built);
     an unknown method or control is the ``InputError`` of ``pruning.check_method``."""
-    if not models.is_factory(model) and model not in models.names():
+    if not models.is_factory(model) and model.lower() not in models.names():
         raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}, "
                          "or your own as PATH.py:FACTORY or package.module:FACTORY")
     pruning.check_method(method)
     if not (0.0 <= sparsity < 1.0) or math.isnan(sparsity):
         raise UsageError(f"sparsity must be in [0, 1), got {sparsity}")
-    if dataset not in data.DATASETS:
+    if dataset.lower().replace("-", "") not in data.DATASETS:
         raise UsageError(f"unknown dataset {dataset!r}; valid: {', '.join(data.DATASETS)}")
 
 
@@ -109,6 +109,8 @@ def build_network(
     a zoo model whose layers depend on it is built for it, and the pruning data are resized to
     it when its size differs. ``Network.notes`` says what was read beyond a plain file."""
     check_options(model, method, sparsity, dataset)
+    model = model if models.is_factory(model) else model.lower()  # names are case-insensitive
+    dataset, method = dataset.lower().replace("-", ""), pruning.check_method(method)
     info = data.dataset_info(dataset)
     notes: list[str] = []
     record = prune_record(weights) if weights is not None else None

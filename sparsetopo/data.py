@@ -90,9 +90,12 @@ class DatasetInfo:
         return (self.in_channels, self.image_size, self.width or self.image_size)
 
 
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
+def _check_name(name: str) -> str:
+    """The dataset's name as ``DATASETS`` spells it (names are case-insensitive)."""
+    canonical = str(name).strip().lower().replace("-", "")
+    if canonical not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    return canonical
 
 
 def _synthetic_shape(shape) -> tuple[int, int, int]:
@@ -112,7 +115,7 @@ def dataset_info(
     """Channels, classes and image size of dataset ``name`` (``shape`` and ``num_classes``
     only matter for ``synthetic``); ``image_size`` > 0: the images as :func:`resize_dataset`
     gives them (square)."""
-    _check_name(name)
+    name = _check_name(name)
     if name == "synthetic":
         c, h, w = _synthetic_shape(shape)
         info = DatasetInfo(name, c, int(num_classes), h, w)
@@ -505,7 +508,7 @@ def get_dataset(
     resizes the images (:func:`resize_dataset`, cached). Files are read from
     ``data_dir`` (cifar10, cifar100, tinyimagenet); a missing file raises :class:`DataError`.
     """
-    _check_name(name)
+    name = _check_name(name)
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     info = dataset_info(name, shape=shape, num_classes=num_classes)

@@ -314,3 +314,12 @@ def test_a_bug_shows_its_traceback_and_exit_code_1(tmp_path, planted):
     assert "Traceback (most recent call last)" in done.stderr, done.stderr
     assert f"{planted}: " in done.stderr and "planted bug" in done.stderr
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_names_are_case_insensitive(tmp_path):
+    r = run("analyze", "--model", "MLP", "--pruning", "SNIP", "--dataset", "Digits",
+            "--sparsity", "0.9", "--json", "--no-picture", "--quiet", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    network = json.loads(r.output)["network"]
+    assert (network["model"], network["pruning"], network["dataset"]) == ("mlp", "snip",
+                                                                          "digits")

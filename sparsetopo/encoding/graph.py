@@ -18,7 +18,7 @@ from math import prod
 import numpy as np
 import scipy.sparse as sp
 
-from sparsetopo.errors import InputError
+from sparsetopo.errors import GraphTooLargeError, InputError
 
 FORMAT_VERSION = 1
 
@@ -121,6 +121,80 @@ class LayeredGraph:
             f"LayeredGraph(kind={self.kind!r}, nodes={self.n_nodes:,}, edges={self.n_edges:,}, "
             f"partitions={len(self.partitions)})"
         )
+
+    # --- export to the graph libraries --------------------------------------------------
+    def _node_attributes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(partition name, index inside the partition)`` of every node, as arrays."""
+        names = np.repeat(np.array([p.name for p in self.partitions], dtype=object),
+                          [p.size for p in self.partitions])
+        local = np.arange(self.n_nodes) - np.repeat([p.offset for p in self.partitions],
+                                                     [p.size for p in self.partitions])
+        return names, local
+
+    def _check_export(self, max_edges: int | None, library: str) -> None:
+        if max_edges is not None and self.n_edges > max_edges:
+            raise GraphTooLargeError(
+                f"the graph has {self.n_edges:,} edges, above max_edges={max_edges:,}: {library} "
+                f"keeps a Python object per edge (hundreds of bytes each); pass max_edges=None "
+                "to export it anyway")
+
+    def to_networkx(self, max_edges: int | None = 5_000_000):
+        """The graph as a ``networkx.DiGraph``.
+
+        Nodes are the integers ``0 .. n_nodes - 1`` with the attributes ``partition`` (its
+        name) and ``index`` (the C-order index inside the partition's activation, i.e.
+        ``(c * H + y) * W + x``); every edge has the attribute ``weight``.
+
+        Parameters
+        ----------
+        max_edges : int or None, optional
+            Refuse graphs with more edges (networkx holds Python objects per node and edge: a
+            few million edges take gigabytes). ``None``: no limit.
+
+        Returns
+        -------
+        networkx.DiGraph
+            The exported graph.
+
+        Raises
+        ------
+        GraphTooLargeError
+            The graph has more than ``max_edges`` edges.
+        """
+        try:
+            import networkx as nx
+        except ImportError:
+            raise InputError("to_networkx needs networkx: pip install networkx") from None
+        self._check_export(max_edges, "networkx")
+        graph = nx.from_scipy_sparse_array(self.adjacency, create_using=nx.DiGraph)
+        names, local = self._node_attributes()
+        nx.set_node_attributes(graph, dict(enumerate(names.tolist())), "partition")
+        nx.set_node_attributes(graph, dict(enumerate(local.tolist())), "index")
+        return graph
+
+    def to_igraph(self):
+        """The graph as a directed ``igraph.Graph``, built in C from the CSR arrays: vertex
+        attributes ``partition`` and ``index`` as in :meth:`to_networkx`, edge attribute
+        ``weight``.
+
+        Returns
+        -------
+        igraph.Graph
+            The exported graph.
+        """
+        try:
+            import igraph as ig
+        except ImportError:
+            raise InputError("to_igraph needs python-igraph: pip install igraph") from None
+        a = self.adjacency
+        rows = np.repeat(np.arange(self.n_nodes), np.diff(a.indptr))
+        graph = ig.Graph(n=self.n_nodes, edges=np.column_stack([rows, a.indices]),
+                         directed=True)
+        graph.es["weight"] = a.data.astype(np.float64)
+        names, local = self._node_attributes()
+        graph.vs["partition"] = names.tolist()
+        graph.vs["index"] = local.tolist()
+        return graph
 
     # --- persistence: npz arrays + JSON metadata, never pickle ---------------------------
     def save(self, path: str | os.PathLike) -> None:

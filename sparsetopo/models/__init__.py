@@ -73,8 +73,9 @@ def create(
     ``torch.manual_seed(seed)`` without touching the global RNG state; otherwise from the
     global RNG.
     """
-    if name not in _BUILDERS:
+    if str(name).lower() not in _BUILDERS:
         raise InputError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    name = str(name).lower()  # names are case-insensitive (ResNet20)
     if image_size is not None and "input_size" in options(name):
         kwargs.setdefault("input_size", int(image_size))
     for arg, value in (("num_classes", num_classes), ("in_channels", in_channels)):
