@@ -47,6 +47,7 @@ class Network:
     input_shape: tuple[int, int, int]
     weights: str | None = None
     notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # building it: the model, its data and its pruning (or its weights)
 
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
@@ -108,6 +109,7 @@ def build_network(
     ``weights`` written by ``sparsetopo prune`` the default is the shape recorded beside them);
     a zoo model whose layers depend on it is built for it, and the pruning data are resized to
     it when its size differs. ``Network.notes`` says what was read beyond a plain file."""
+    start = time.perf_counter()
     check_options(model, method, sparsity, dataset)
     model = model if models.is_factory(model) else model.lower()  # names are case-insensitive
     dataset, method = dataset.lower().replace("-", ""), pruning.check_method(method)
@@ -125,7 +127,7 @@ def build_network(
     if weights is not None:
         notes += load_weights(net, weights)
         return Network(net, model, dataset, "weights", measured_sparsity(net), seed, shape,
-                       str(weights), notes)
+                       str(weights), notes, time.perf_counter() - start)
     loader = None
     if pruning.needs_data(method):
         if shape[0] != info.in_channels:
@@ -140,7 +142,8 @@ def build_network(
     pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=shape,
                   progress=not quiet)
     release_freed_memory()
-    return Network(net, model, dataset, method, sparsity, seed, shape)
+    return Network(net, model, dataset, method, sparsity, seed, shape,
+                   seconds=time.perf_counter() - start)
 
 
 def layer_rows(model: nn.Module) -> list[dict]:
@@ -170,11 +173,12 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
 
 
 def path_summary(model, graph_with_skips) -> dict:
-    """Path metrics (SPEC 4) and bottlenecks of the MGE with identity skips, the layers that
-    keep no weight, and ``headline``: one line when the network has no input->output path,
-    naming the layer that cut it (``None`` otherwise)."""
+    """``nodes``, ``edges``, path metrics and bottlenecks of the MGE with identity skips, the
+    layers that keep no weight, and ``headline``: one line when the network has no
+    input->output path, naming the layer that cut it (``None`` otherwise)."""
     view = metrics.GraphView(graph_with_skips)
-    out = {k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS}
+    out = {"nodes": graph_with_skips.n_nodes, "edges": graph_with_skips.n_edges}
+    out.update({k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS})
     out.update(metrics.path_bottlenecks(view))
     empty = [r.layer for r in layer_densities(model) if r.present == 0]
     cut = metrics.signal_cut(view)
@@ -198,18 +202,20 @@ def _topometrics(net, encoding: str, graph, paths: dict, normalise: str | None,
         topo = metrics.topometrics(graph, seed=net.seed, progress=progress,
                                    keys=("nodes", "edges", *metrics.PAPER_METRICS))
         layers_topo = None
+        shown = metrics.normalise_paper(topo) if normalise else dict(topo)
     else:
         graphs = {"unrolled": lambda: enc.unrolled(net.model, net.input_shape),
                   "rolled": lambda: enc.rolled(net.model),
                   "rolled-channel": lambda: enc.rolled_channel(net.model)}[encoding]()
-        topo = metrics.layer_mean(graphs)
-        layers_topo = metrics.layerwise(graphs).to_dict(orient="records")
-        topo = {k: v for k, v in topo.items() if k not in metrics.PATH_METRICS}
-    topo.update({k: paths[k] for k in metrics.PATH_METRICS})
-    shown = dict(topo)
-    if encoding == "mge" and normalise:
-        table = metrics.topometrics_table([topo], normalise=normalise)
-        shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
+        layers = metrics.layerwise(graphs)
+        layers_topo = layers.to_dict(orient="records")
+        keys = [k for k in metrics.METRICS if k not in metrics.PATH_METRICS]
+        topo = {k: float(layers[k].mean()) for k in keys}
+        shown = dict(topo)
+        if normalise and layers_topo:  # each layer graph by its own nodes and edges, then the mean
+            table = metrics.topometrics_table(layers_topo, normalise=normalise)
+            shown = {k: float(table[k].mean()) for k in keys}
+    topo.update({k: paths[k] for k in metrics.PATH_METRICS})  # the JSON keeps them here too
     return topo, layers_topo, shown
 
 
@@ -259,7 +265,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     topometrics (:func:`_picture_alongside`); ``result["picture"]`` is then its path."""
     if picture is not None and encoding != "mge":
         raise UsageError(f"the picture shows the MGE; encoding {encoding!r} builds none")
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"load_s" if net.weights else "prune_s": net.seconds}
     t = time.perf_counter()
     present, total = count_weights(net.model)
     dag = trace(net.model, net.input_shape)  # once, for every count and both MGE builds

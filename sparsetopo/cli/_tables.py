@@ -56,26 +56,30 @@ def print_analysis(result: dict, console: Console, written: list[Path]) -> None:
     console.print(t)
     opts = result["options"]
     what = "MGE" if opts["encoding"] == "mge" else f"{opts['encoding']} BGEs (mean over layers)"
-    norm = ", paper-normalised" if opts["normalise"] else ""
+    norm = ", paper-normalised (counts per node or per edge)" if opts["normalise"] else ""
     t = Table(title=f"Topometrics of the {what}{norm}", title_justify="left")
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("meaning")
     for k, v in result["topometrics_shown"].items():
-        meaning = METRIC_DESCRIPTIONS.get(k, "")
-        if k in PATH_METRICS:
-            meaning += " (with identity skips)"
-        t.add_row(k, _fmt(v), meaning)
+        if k not in PATH_METRICS:
+            t.add_row(k, _fmt(v), METRIC_DESCRIPTIONS.get(k, ""))
     console.print(t)
     paths = result["paths"]
-    t = Table(title="Bottlenecks of the input->output paths (MGE with identity skips)",
-              title_justify="left")
+    t = Table(title=f"Paths of the real network: the MGE with identity skips ({paths['nodes']:,} "
+              f"nodes, {paths['edges']:,} edges)", title_justify="left")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
-        t.add_row(k, _fmt(paths[k]))
-    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none")
-    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)")
+    t.add_column("meaning")
+    for k in PATH_METRICS:
+        t.add_row(k, _fmt(paths[k]), METRIC_DESCRIPTIONS[k])
+    for k, meaning in (
+            ("min_alive_channels", "fewest channels with a node on a path, over layers"),
+            ("min_alive_channel_fraction", "the same as a fraction of the layer's channels"),
+            ("frac_layers_no_path", "fraction of layers with no node on a path")):
+        t.add_row(k, _fmt(paths[k]), meaning)
+    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none", "")
+    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)", "")
     console.print(t)
     t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
               title_justify="left")
