@@ -312,7 +312,9 @@ def _scaled(t: torch.Tensor, log10_factor: torch.Tensor) -> torch.Tensor:
 def _counts(t: torch.Tensor, which: str) -> np.ndarray:
     """A local sample as numpy: whole numbers (degrees) when the factors are 0/1."""
     a = t.cpu().numpy()
-    return np.rint(a).astype(np.int64) if which == "mask" else a.astype(np.float64, copy=True)
+    if which != "mask":
+        return a.astype(np.float64, copy=True)
+    return np.rint(a).astype(np.int32 if a.size == 0 or a.max() < 2**31 - 1 else np.int64)
 
 
 def _integer(t: torch.Tensor) -> int:

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sparsetopo._memory import release_freed_memory
 from sparsetopo.errors import GraphTooLargeError, InputError
 from sparsetopo.io import show_progress
 from sparsetopo.tracing import LayerDAG
@@ -123,13 +124,16 @@ def _samples(wanted: list[str]) -> dict[str, tuple[str, ...]]:
 
 
 def _peak_bytes(program: Program, batch: int) -> int:
-    """Bytes the passes need at their peak: ``batch`` float64 samples of every partition (a
-    bound: a partition is freed after its last reader), the per-node results (two degree
-    arrays, two indicator arrays), and the largest single step (the value read and its pooled
-    and padded copies, the output, float64 weights, the convolution's unfolded input, or a
-    merged pair's products)."""
+    """Bytes the passes need at their peak, beyond what the caller holds: the program (every
+    weight as float32 plus its mask, the merged pairs), ``batch`` float64 samples of every
+    partition (a bound: a partition is freed after its last reader), the per-node results (two
+    int32 degree arrays, two indicators, the float64 indicators of the alive pass), and the
+    largest single step: the value read with its pooled and padded copies, the output, the
+    layer's weights as float64, the convolution's unfolded input, or a merged pair's products."""
     n = program.n_nodes
     shapes = [p.shape for p in program.partitions]
+    own = sum(5 * job.mask.size for job in program.jobs if job.mask is not None)
+    own += sum(pair.nbytes() for pair in program.pairs)
     step = 0
     for job in program.jobs:
         value = math.prod(program.recipes[job.src].shape)
@@ -147,7 +151,9 @@ def _peak_bytes(program: Program, batch: int) -> int:
         c_d, h_d, w_d = pair.dst_view
         step = max(step, 4 * pair.nbytes() + 8 * batch * (
             2 * c_s * h_d * w_s + 3 * c_s * h_d * w_d + 3 * c_d * h_d * w_d + c_s * h_s * w_s))
-    return 8 * batch * n + 18 * n + step + (64 << 20)
+    trace = 12 * n  # the trace's sample forward (float32 activations)
+    # x 1.25: the C heap's fragmentation (measured peaks: 0.5-0.9 of this on the zoo)
+    return int(1.25 * (own + trace + 8 * batch * n + 18 * n + step)) + (64 << 20)
 
 
 def _chain(program: Program, vid: int) -> list[int]:
@@ -274,22 +280,23 @@ def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str])
     fwd = back = None
     if samples["mask"]:
         fwd = runner.forward("mask", samples["mask"])
+        release_freed_memory()  # the pass's freed partition tensors, back to the system
         out["log10_paths"] = fwd["log10"]
     if samples["back"]:
         back = runner.backward(samples["back"])
+        release_freed_memory()
     if samples["abs"]:
         norm = runner.forward("abs", samples["abs"])
+        release_freed_memory()
         out["log10_path_norm"] = norm["log10"]
         if "strength" in wanted:
             total = math.fsum(float(a.sum()) for a in norm["local"] if a is not None)
             out["strength"] = 2.0 * total / n if n else math.nan
     if fwd is not None and "local" in samples["mask"]:
-        in_deg = np.concatenate([a.reshape(-1) for a in fwd["local"]])
-        out["edges"] = m = int(in_deg.sum())
+        out["edges"] = m = sum(int(a.sum()) for a in fwd["local"])
         out["one_hop"] = (n + m) / n if n else math.nan
         if back is not None and "local" in samples["back"]:
-            out.update(_degree_metrics(program, in_deg, np.concatenate(
-                [a.reshape(-1) for a in back["local"]])))
+            out.update(_degree_metrics(program, fwd["local"], back["local"]))
     if samples["alive"]:
         alive, used = runner.alive(fwd["reach"], back["reach"])
         out["alive_edges"] = alive
@@ -297,19 +304,16 @@ def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str])
     return {k: out[k] for k in wanted}
 
 
-def _degree_metrics(program: Program, in_deg: np.ndarray, out_deg: np.ndarray) -> dict:
-    parts = program.partitions
-    in_input = np.zeros(len(in_deg), bool)
-    in_input[parts[0].offset:parts[0].stop] = True
-    o = parts[program.output]
-    in_output = np.zeros(len(in_deg), bool)
-    in_output[o.offset:o.stop] = True
-    sinks = (out_deg == 0) & (in_deg > 0) & ~in_output
-    sources = (in_deg == 0) & (out_deg > 0) & ~in_input
-    return {
-        "sink_nodes": int(sinks.sum()),
-        "source_nodes": int(sources.sum()),
-        "disconnected_nodes": int(((in_deg == 0) & (out_deg == 0)).sum()),
-        "removable_out_edges": int(in_deg[sinks].sum()),
-        "removable_in_edges": int(out_deg[sources].sum()),
-    }
+def _degree_metrics(program: Program, in_deg: list, out_deg: list) -> dict:
+    """The degree counts from per-partition in- and out-degree arrays."""
+    out = dict.fromkeys(("sink_nodes", "source_nodes", "disconnected_nodes",
+                         "removable_out_edges", "removable_in_edges"), 0)
+    for p, (i, o) in enumerate(zip(in_deg, out_deg, strict=True)):
+        sinks = (o == 0) & (i > 0) if p != program.output else np.zeros(i.shape, bool)
+        sources = (i == 0) & (o > 0) if p != 0 else np.zeros(i.shape, bool)
+        out["sink_nodes"] += int(sinks.sum())
+        out["source_nodes"] += int(sources.sum())
+        out["disconnected_nodes"] += int(((i == 0) & (o == 0)).sum())
+        out["removable_out_edges"] += int(i[sinks].sum())
+        out["removable_in_edges"] += int(o[sources].sum())
+    return out
