@@ -274,20 +274,31 @@ def network_path_metrics(
         return _metrics(program, runner, samples, wanted)
 
 
+#: Partition state (bytes) from which the heap freed by a pass is handed back to the system
+#: before the next one (``release_freed_memory`` costs ~10 ms a call).
+_RELEASE_ABOVE = 64 << 20
+
+
 def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str]) -> dict:
     n = program.n_nodes
+    big = 8 * n * max(len(s) for s in samples.values()) >= _RELEASE_ABOVE
+
+    def release() -> None:
+        if big:
+            release_freed_memory()
+
     out: dict[str, float] = {"nodes": n}
     fwd = back = None
     if samples["mask"]:
         fwd = runner.forward("mask", samples["mask"])
-        release_freed_memory()  # the pass's freed partition tensors, back to the system
+        release()  # the pass's freed partition tensors, back to the system
         out["log10_paths"] = fwd["log10"]
     if samples["back"]:
         back = runner.backward(samples["back"])
-        release_freed_memory()
+        release()
     if samples["abs"]:
         norm = runner.forward("abs", samples["abs"])
-        release_freed_memory()
+        release()
         out["log10_path_norm"] = norm["log10"]
         if "strength" in wanted:
             total = math.fsum(float(a.sum()) for a in norm["local"] if a is not None)
