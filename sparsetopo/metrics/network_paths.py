@@ -33,7 +33,7 @@ conserving synaptic flow. Advances in Neural Information Processing Systems 33.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,7 +174,18 @@ def estimate_network_paths(model: nn.Module, input_shape, identity_skips: bool =
                            keys: Iterable[str] | None = None, *, device=None,
                            dag: LayerDAG | None = None) -> PassEstimate:
     """Size and peak memory of :func:`network_path_metrics` with the same arguments, from the
-    model's trace and masks only (no pass is run)."""
+    model's trace and masks only (no pass is run).
+
+    Parameters
+    ----------
+    model, input_shape, identity_skips, keys, device, dag
+        As for :func:`network_path_metrics`.
+
+    Returns
+    -------
+    PassEstimate
+        MGE nodes, present weights, merged partition pairs and the predicted peak in bytes.
+    """
     program = compile_program(model, input_shape, identity_skips, dag)
     return _estimate(program, _wanted(keys), _device(model, device))
 
@@ -267,11 +278,11 @@ def network_path_metrics(
             "smaller input, fewer keys, or force=True (--force) to try anyway")
     samples = _samples(wanted)
     n_passes = sum(1 for s in samples.values() if s)
-    with torch.no_grad(), tqdm(total=n_passes * len(program.partitions), desc="path passes",
+    with torch.no_grad(), tqdm(total=n_passes * len(program.partitions), desc="paths",
                                unit="partition", disable=not show_progress(progress),
                                leave=False) as bar:
         runner = Runner(program, device, lambda: bar.update(1))
-        return _metrics(program, runner, samples, wanted)
+        return _metrics(program, runner, samples, wanted, bar.set_description_str)
 
 
 #: Partition state (bytes) from which the heap freed by a pass is handed back to the system
@@ -279,7 +290,8 @@ def network_path_metrics(
 _RELEASE_ABOVE = 64 << 20
 
 
-def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str]) -> dict:
+def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str],
+             describe: Callable[[str], object]) -> dict:
     n = program.n_nodes
     big = 8 * n * max(len(s) for s in samples.values()) >= _RELEASE_ABOVE
 
@@ -290,13 +302,16 @@ def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str])
     out: dict[str, float] = {"nodes": n}
     fwd = back = None
     if samples["mask"]:
+        describe("paths: forward (counts, reach, in-degrees)")
         fwd = runner.forward("mask", samples["mask"])
         release()  # the pass's freed partition tensors, back to the system
         out["log10_paths"] = fwd["log10"]
     if samples["back"]:
+        describe("paths: backward (reach, out-degrees)")
         back = runner.backward(samples["back"])
         release()
     if samples["abs"]:
+        describe("paths: forward |w| (path norm, strength)")
         norm = runner.forward("abs", samples["abs"])
         release()
         out["log10_path_norm"] = norm["log10"]
@@ -309,6 +324,7 @@ def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str])
         if back is not None and "local" in samples["back"]:
             out.update(_degree_metrics(program, fwd["local"], back["local"]))
     if samples["alive"]:
+        describe("paths: alive edges and weights")
         alive, used = runner.alive(fwd["reach"], back["reach"])
         out["alive_edges"] = alive
         out["effective_density"] = used / program.n_weights if program.n_weights else math.nan
