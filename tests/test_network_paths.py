@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import nets
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -25,8 +26,6 @@ from sparsetopo.errors import GraphTooLargeError, InputError, UnsupportedModelEr
 from sparsetopo.metrics import NETWORK_PATH_METRICS, estimate_network_paths, network_path_metrics
 from sparsetopo.metrics import network_paths as impl
 from sparsetopo.metrics._pass_program import compile_program
-
-import nets
 
 MY_NET = f"{Path(__file__).resolve().parents[1] / 'examples' / 'my_net.py'}:make"
 # SameEven's forward: torch warns that even 'same' kernels pad a copy of the input
