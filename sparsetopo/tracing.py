@@ -176,7 +176,8 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
         model.eval()
         try:
             with torch.no_grad():
-                _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape)))
+                _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape),
+                                                                   **_sample_options(model)))
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TracingError(
@@ -185,6 +186,14 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
         finally:
             model.train(was_training)
     return _build_dag(model, graph, input_shape)
+
+
+def _sample_options(model: nn.Module) -> dict:
+    """Device and floating dtype of the model's first parameter (or buffer), for the sample
+    input: a model on a GPU, or in float64, is traced where it is."""
+    for t in (*model.parameters(), *model.buffers()):
+        return {"device": t.device, "dtype": t.dtype if t.is_floating_point() else None}
+    return {}
 
 
 def traced(model: nn.Module, input_shape: tuple[int, ...],

@@ -7,6 +7,7 @@ from ._multipartite import (
     estimate,
     multipartite,
     multipartite_pair,
+    residual_roles,
 )
 from ._rolled import rolled, rolled_channel
 from ._unrolled import unrolled, unrolled_size
@@ -27,6 +28,7 @@ __all__ = [
     "from_edges",
     "multipartite",
     "multipartite_pair",
+    "residual_roles",
     "rolled",
     "rolled_channel",
     "unrolled",

@@ -158,12 +158,24 @@ def _main_operand(op: Op, depth: dict[int, int]) -> int:
     return best
 
 
-def _plan(model: nn.Module, input_shape, identity_skips: bool,
-          dag: LayerDAG | None = None) -> _Plan:
-    dag = traced(model, input_shape, dag)
+def residual_roles(dag: LayerDAG) -> tuple[dict[int, int], dict[int, int]]:
+    """The roles of the operands of every residual ``add`` in the MGE.
+
+    Returns ``(main_of_add, shortcut_of)``: ``main_of_add[i]`` is the main-path operand (value
+    id) of the add op ``dag.ops[i]``: the operand with more conv/linear layers on its longest
+    path from the network input, the first one on a tie; its nodes are the add's output nodes.
+    ``shortcut_of[v] = i`` when value ``v`` is a *shortcut*: the output of a conv/linear op whose
+    only consumer is add ``i`` (once), that is not the add's main operand nor the network
+    output. A shortcut has no partition of its own: its unrolled edges go straight into the
+    main operand's nodes.
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+    """
     depth = _depths(dag)
     consumers = dag.consumers()
-    shape = {v.id: v.shape for v in dag.values}
     producer = {op.output: op for op in dag.ops}
     main_of_add = {i: _main_operand(op, depth) for i, op in enumerate(dag.ops) if op.kind == "add"}
     shortcut_of: dict[int, int] = {}  # shortcut op output value -> add op index
@@ -173,6 +185,14 @@ def _plan(model: nn.Module, input_shape, identity_skips: bool,
             if (v != main and p.kind in ("conv", "linear") and consumers[v] == [i]
                     and v != dag.output and dag.ops[i].inputs.count(v) == 1):
                 shortcut_of[v] = i
+    return main_of_add, shortcut_of
+
+
+def _plan(model: nn.Module, input_shape, identity_skips: bool,
+          dag: LayerDAG | None = None) -> _Plan:
+    dag = traced(model, input_shape, dag)
+    shape = {v.id: v.shape for v in dag.values}
+    main_of_add, shortcut_of = residual_roles(dag)
 
     partitions = [Partition("input", 0, tuple(shape[dag.input]))]
     maps: dict[int, NodeMap] = {dag.input: NodeMap.partition(partitions[0])}

@@ -15,6 +15,12 @@ from ._topometrics import (
     topometrics_table,
 )
 from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
+from .network_paths import (
+    NETWORK_PATH_METRICS,
+    PassEstimate,
+    estimate_network_paths,
+    network_path_metrics,
+)
 
 __all__ = [
     "alive_channels",
@@ -33,4 +39,8 @@ __all__ = [
     "ramanujan_summary",
     "topometrics",
     "topometrics_table",
+    "NETWORK_PATH_METRICS",
+    "PassEstimate",
+    "estimate_network_paths",
+    "network_path_metrics",
 ]
