@@ -26,7 +26,16 @@ _LOCK = threading.RLock()
 def seeded(seed: int, devices: Sequence[int] = ()) -> Iterator[None]:
     """Run the block on the global generator seeded with ``seed`` (``torch.manual_seed``), then
     restore the generator's state (of the CPU and of the CUDA ``devices``), holding the lock
-    throughout: the block's draws come from ``seed`` alone and no trace runs meanwhile."""
+    throughout: the block's draws come from ``seed`` alone and no trace runs meanwhile.
+
+    Parameters
+    ----------
+    seed : int
+        The seed.
+    devices : sequence of int, optional
+        CUDA devices whose generator states are restored afterwards too
+        (``torch.manual_seed`` seeds every device's generator).
+    """
     with _LOCK, torch.random.fork_rng(devices=list(devices)):
         torch.manual_seed(int(seed))
         yield

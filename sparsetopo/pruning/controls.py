@@ -119,15 +119,50 @@ CONTROLS: dict[str, Control] = {
 
 
 def split_method(name: str) -> tuple[str, str | None]:
-    """``(base method, control or None)`` of a method name: ``"snip+layer-shuffle"`` ->
-    ``("snip", "layer-shuffle")``, ``"snip"`` -> ``("snip", None)``. Parses only; see
-    :func:`check_method` for validation."""
+    """Split a method name into its base method and its control.
+
+    ``"snip+layer-shuffle"`` gives ``("snip", "layer-shuffle")``, ``"snip"`` gives
+    ``("snip", None)``. Parses only; :func:`check_method` validates.
+
+    Parameters
+    ----------
+    name : str
+        ``METHOD`` or ``METHOD+CONTROL``.
+
+    Returns
+    -------
+    (str, str or None)
+        The base method and the control (``None`` without one), as written.
+
+    References
+    ----------
+    .. [1] J. Frankle, G. K. Dziugaite, D. M. Roy, M. Carbin. "Pruning Neural Networks at
+       Initialization: Why are We Missing the Mark?" ICLR 2021.
+    """
     base, separator, control = str(name).partition(SEPARATOR)
     return base, (control if separator else None)
 
 
 def control_name(base: str, control: str) -> str:
-    """The method name of ``control`` applied to ``base``: ``base + "+" + control``."""
+    """The method name of ``control`` applied to ``base``: ``base + "+" + control``.
+
+    Parameters
+    ----------
+    base : str
+        A base pruning method (``snip``).
+    control : str
+        A control of :data:`CONTROLS` (``layer-shuffle``).
+
+    Returns
+    -------
+    str
+        ``"snip+layer-shuffle"``.
+
+    References
+    ----------
+    .. [1] J. Frankle, G. K. Dziugaite, D. M. Roy, M. Carbin. "Pruning Neural Networks at
+       Initialization: Why are We Missing the Mark?" ICLR 2021.
+    """
     return f"{base}{SEPARATOR}{control}"
 
 
@@ -151,6 +186,11 @@ def check_method(name: object, known: Sequence[str]) -> str:
     ------
     InputError
         One line naming what is wrong and what is supported.
+
+    References
+    ----------
+    .. [1] J. Frankle, G. K. Dziugaite, D. M. Roy, M. Carbin. "Pruning Neural Networks at
+       Initialization: Why are We Missing the Mark?" ICLR 2021.
     """
     if not isinstance(name, str):
         raise InputError(f"a pruning method name must be a string, got {name!r}")
@@ -175,7 +215,12 @@ def control_seed(seed: int, control: str) -> int:
 
 def apply_control(masks: Mapping[str, torch.Tensor], control: str, seed: int
                   ) -> dict[str, torch.Tensor]:
-    """``masks`` moved by the registered ``control``, drawn from :func:`control_seed`.
+    """A method's masks moved by the registered ``control``, drawn from its own generator.
+
+    The generator is seeded with :func:`control_seed` (the first 63 bits of
+    ``sha256("<seed>:<control>")``), never the method's generator nor the global one, so the
+    result is a deterministic function of ``masks``, ``control`` and ``seed`` (definitions in
+    ``docs/controls.md``).
 
     Parameters
     ----------
@@ -190,6 +235,18 @@ def apply_control(masks: Mapping[str, torch.Tensor], control: str, seed: int
     -------
     dict of str to bool Tensor
         The control's masks (CPU), in the order of ``masks``.
+
+    Raises
+    ------
+    InputError
+        ``control`` is not a name of :data:`CONTROLS`.
+
+    References
+    ----------
+    .. [1] J. Frankle, G. K. Dziugaite, D. M. Roy, M. Carbin. "Pruning Neural Networks at
+       Initialization: Why are We Missing the Mark?" ICLR 2021.
+    .. [2] A. Vysogorets, J. Kempe. "Connectivity Matters: Neural Network Pruning Through the
+       Lens of Effective Sparsity." JMLR 24, 2023.
     """
     if control not in CONTROLS:
         raise InputError(f"unknown control {control!r}; supported controls: "

@@ -1,8 +1,9 @@
 """Masks of sparse networks in ``torch.nn.utils.prune`` form, and what is *present*.
 
 A weight is present when its mask entry is 1 (``weight_orig`` / ``weight_mask`` after
-``torch.nn.utils.prune``) or, for a module without a mask, when it is non-zero (SPEC 2).
-Only ``Conv2d`` and ``Linear`` weights are pruned and encoded.
+``torch.nn.utils.prune``) or, for a module without a mask, when it is non-zero. Only
+``Conv2d`` and ``Linear`` weights are pruned and encoded (definitions in
+``docs/networks.md``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,50 @@ PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """All ``Conv2d`` and ``Linear`` modules of ``model`` as ``(module_path, module)``, in
-    ``named_modules`` order (shortcuts and classifier included)."""
+    """The layers whose weights are pruned and encoded: every ``Conv2d`` and ``Linear`` module.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network.
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        ``(module path, module)`` in ``named_modules`` order (shortcut convolutions and the
+        classifier included).
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     return [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
 
 
 def weight_and_mask(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Effective weight (``weight * mask``) and boolean presence mask of a conv/linear module."""
+    """The effective weight and the presence mask of a conv/linear module.
+
+    With a mask (``torch.nn.utils.prune`` form) the effective weight is
+    ``weight_orig * weight_mask`` and a weight is present where the mask is non-zero; without
+    one, the weight itself, present where non-zero.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A ``Conv2d`` or ``Linear`` module.
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        The effective weight (detached, on the module's device) and the bool mask, both of the
+        weight's shape.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     if hasattr(module, "weight_mask"):
         mask = module.weight_mask.detach().bool()
         weight = module.weight_orig.detach() * mask
@@ -38,7 +76,23 @@ def weight_and_mask(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``{"<module_path>.weight": bool mask}`` for every prunable layer."""
+    """The presence masks of every Conv2d and Linear layer (:func:`weight_and_mask`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network.
+
+    Returns
+    -------
+    dict of str to bool Tensor
+        ``{"<module path>.weight": mask}`` (copies), in :func:`prunable_layers` order.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     return {f"{name}.weight": weight_and_mask(m)[1].clone() for name, m in prunable_layers(model)}
 
 
@@ -49,6 +103,26 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     without a mask gets ``weight_orig`` (its weights, unchanged) and ``weight_mask``; a layer
     already masked keeps its ``weight_orig`` and gets the new ``weight_mask`` (so pruning one
     initialization twice, to compare methods, never loses a weight the first mask removed).
+    Layers without an entry in ``masks`` are left as they are.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, changed in place.
+    masks : dict of str to bool Tensor
+        ``{"<module path>.weight": mask}``, each of its weight's shape.
+
+    Raises
+    ------
+    KeyError
+        A key that does not name a Conv2d or Linear weight of the model.
+    ValueError
+        A mask whose shape is not its weight's.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
     layers = dict(prunable_layers(model))
     for key, mask in masks.items():
@@ -68,7 +142,24 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 
 def count_weights(model: nn.Module) -> tuple[int, int]:
-    """``(present, total)`` conv/linear weights."""
+    """The present and total conv/linear weights of ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network.
+
+    Returns
+    -------
+    (int, int)
+        ``(P, T)``: present weights (:func:`weight_and_mask`) and all weights of its Conv2d and
+        Linear layers.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     present = total = 0
     for _, m in prunable_layers(model):
         _, mask = weight_and_mask(m)
@@ -78,13 +169,51 @@ def count_weights(model: nn.Module) -> tuple[int, int]:
 
 
 def sparsity(model: nn.Module) -> float:
-    """``1 - present / total`` over all conv/linear weights (SPEC 2)."""
+    """The sparsity of ``model``: :math:`1 - P / T` over all its conv and linear weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network.
+
+    Returns
+    -------
+    float
+        One minus the share of present weights (:func:`count_weights`); 0 for a network
+        without conv or linear weights.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     present, total = count_weights(model)
     return 1.0 - present / total if total else 0.0
 
 
 @dataclass(frozen=True)
 class LayerDensity:
+    """The present and total weights of one conv/linear layer.
+
+    Parameters
+    ----------
+    layer : str
+        The module path.
+    kind : str
+        The module type (``Conv2d`` or ``Linear``).
+    shape : tuple of int
+        The weight's shape.
+    present : int
+        Present weights (:func:`weight_and_mask`).
+    total : int
+        All weights.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
+
     layer: str
     kind: str
     shape: tuple[int, ...]
@@ -93,11 +222,28 @@ class LayerDensity:
 
     @property
     def density(self) -> float:
+        """The layer's density ``present / total`` (0 for an empty layer)."""
         return self.present / self.total if self.total else 0.0
 
 
 def layer_densities(model: nn.Module) -> list[LayerDensity]:
-    """Per-layer present/total weight counts, in ``prunable_layers`` order."""
+    """The present and total weights of every conv/linear layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network.
+
+    Returns
+    -------
+    list of LayerDensity
+        One row per layer, in :func:`prunable_layers` order.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     rows = []
     for name, m in prunable_layers(model):
         _, mask = weight_and_mask(m)
@@ -106,7 +252,25 @@ def layer_densities(model: nn.Module) -> list[LayerDensity]:
 
 
 def masked_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A plain ``state_dict`` with weights zeroed where pruned (no ``_orig``/``_mask`` keys)."""
+    """The model's ``state_dict`` in plain form: every pruned weight as its effective weight.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any network, masked or not.
+
+    Returns
+    -------
+    dict of str to Tensor
+        Copies of the ``state_dict``'s tensors, with ``<layer>.weight`` =
+        ``weight_orig * weight_mask`` (zero where pruned) instead of the ``weight_orig`` and
+        ``weight_mask`` keys; loads into an unmasked model of the same architecture.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     sd = {}
     for key, value in model.state_dict().items():
         if key.endswith("_mask"):
@@ -204,6 +368,17 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> list[str]:
     list of str
         What was read beyond a plain state_dict (the checkpoint entry, a stripped prefix, a
         masks file), one sentence each, for the caller to show.
+
+    Raises
+    ------
+    WeightsError
+        The file is missing or unreadable, holds no state_dict, does not match the model
+        (missing or unexpected keys, other shapes), or holds NaN or infinite values.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
