@@ -71,15 +71,22 @@ def options(name: str) -> list[str]:
     Parameters
     ----------
     name : str
-        A name of :func:`names`, in lower case.
+        A name of :func:`names` (any case).
 
     Returns
     -------
     list of str
         The option names (empty for a model without options), e.g. ``["input_size",
         "hidden"]`` for ``mlp``.
+
+    Raises
+    ------
+    InputError
+        ``name`` is not a zoo model.
     """
-    params = inspect.signature(_BUILDERS[name]).parameters
+    if str(name).lower() not in _BUILDERS:
+        raise InputError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    params = inspect.signature(_BUILDERS[str(name).lower()]).parameters
     return [p for p in params if p not in ("num_classes", "in_channels")]
 
 

@@ -114,10 +114,9 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
     Raises
     ------
-    KeyError
-        A key that does not name a Conv2d or Linear weight of the model.
-    ValueError
-        A mask whose shape is not its weight's.
+    WeightsError
+        A key that does not name a Conv2d or Linear weight of the model, or a mask whose shape
+        is not its weight's (an ``InputError``).
 
     References
     ----------
@@ -128,11 +127,13 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     for key, mask in masks.items():
         path = key.removesuffix(".weight")
         if path not in layers:
-            raise KeyError(f"mask {key!r} does not name a Conv2d/Linear weight of the model")
+            raise WeightsError(f"mask {key!r} does not name a Conv2d/Linear weight of the "
+                               "model")
         module = layers[path]
         shape = tuple(getattr(module, "weight_orig", module.weight).shape)
         if tuple(mask.shape) != shape:
-            raise ValueError(f"mask {key!r} has shape {tuple(mask.shape)}, weight has {shape}")
+            raise WeightsError(f"mask {key!r} has shape {tuple(mask.shape)}, weight has "
+                               f"{shape}")
         if hasattr(module, "weight_mask") and hasattr(module, "weight_orig"):
             new = mask.to(module.weight_mask.device, module.weight_mask.dtype)
             module.weight_mask.data = new
