@@ -5,8 +5,8 @@ Each network is analysed as ``analyze`` analyses it (:func:`sparsetopo.analysis.
 the paper's topometrics on the MGE, path metrics and effective densities on the MGE with identity
 skips, Ramanujan metrics on the rolled BGE); the overlap of two masks ``A`` and ``B`` (the sets of
 their present weights) is counted per layer and over all layers:
-
-    intersection = |A & B|,  union = |A | B|,  jaccard = |A & B| / |A | B|  (1 when both are empty)
+``intersection`` = ``|A & B|``, ``union`` = ``|A | B|``, ``jaccard`` = ``|A & B| / |A | B|``
+(1 when both are empty).
 
 References
 ----------
