@@ -14,11 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
+from .encoding.layers import layer_arrays
 from .errors import UsageError
 from .io import atomic_path, ensure_dir, json_value, write_text
 from .pruning.masks import (
@@ -173,11 +175,12 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
 
 
 def path_summary(model, graph_with_skips) -> dict:
-    """``nodes``, ``edges``, path metrics and bottlenecks of the MGE with identity skips, the
+    """``nodes``, ``edges``, path metrics and bottlenecks of the MGE with identity skips (a
+    ``LayeredGraph``, or a ``metrics.GraphView`` of it whose caches the caller shares), the
     layers that keep no weight, and ``headline``: one line when the network has no
     input->output path, naming the layer that cut it (``None`` otherwise)."""
-    view = metrics.GraphView(graph_with_skips)
-    out = {"nodes": graph_with_skips.n_nodes, "edges": graph_with_skips.n_edges}
+    view = _view(graph_with_skips)
+    out = {"nodes": view.graph.n_nodes, "edges": view.graph.n_edges}
     out.update({k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS})
     out.update(metrics.path_bottlenecks(view))
     empty = [r.layer for r in layer_densities(model) if r.present == 0]
@@ -191,6 +194,95 @@ def path_summary(model, graph_with_skips) -> dict:
     else:
         out["headline"] = (f"layer collapse: no input->output path; the signal stops at {cut}, "
                            "whose present weights are all cut off from the input")
+    return out
+
+
+def _view(graph) -> metrics.GraphView:
+    return graph if isinstance(graph, metrics.GraphView) else metrics.GraphView(graph)
+
+
+def layer_alive_weights(graph_with_skips, dag: LayerDAG) -> dict[str, int]:
+    """Present weights of each layer with at least one unrolled edge on an input->output path.
+
+    An edge ``(u, v)`` of the MGE with identity skips lies on such a path exactly when both
+    ``u`` and ``v`` do (``metrics.alive_nodes``); each edge names the present weight that
+    created it (``edge_weight_ids``, -1 for identity skips), numbered as the encoder numbers
+    them: layer by layer in the trace's order, inside a layer in ``np.flatnonzero(mask)``
+    order. A layer's *effective density* is its count here over its present weights; the sum of
+    the counts over all present weights is ``metrics.effective_density``. Where two layers of
+    one input are added together (a 1x1 and a 3x3 branch, say) their parallel edges are merged
+    into one that names the first layer's weight only: the other's weights on it are not
+    counted, here as in ``metrics.effective_density``.
+
+    Parameters
+    ----------
+    graph_with_skips
+        The MGE with identity skips (``encoding.multipartite(..., identity_skips=True)``), or a
+        ``metrics.GraphView`` of it (its path sweeps are then shared).
+    dag
+        The model's trace on the graph's input shape (``tracing.trace``).
+
+    Returns
+    -------
+    dict
+        ``{layer: count}`` for every conv/linear layer the trace reaches.
+
+    References
+    ----------
+    Vysogorets, A. and Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through
+    the Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    """
+    view = _view(graph_with_skips)
+    graph = view.graph
+    ids = graph.edge_weight_ids
+    if ids is None:
+        raise ValueError("the graph has no edge_weight_ids; build it with encoding.multipartite")
+    offsets, counts = {}, {}
+    n_weights = 0
+    for op in dag.layers():  # the encoder's numbering (encoding/_multipartite.py, _plan)
+        offsets[op.name] = n_weights
+        counts[op.name] = int(layer_arrays(op.module)[1].sum())
+        n_weights += counts[op.name]
+    if n_weights != graph.meta.get("n_weights", n_weights):
+        raise ValueError(f"the trace has {n_weights} present weights, the graph "
+                         f"{graph.meta['n_weights']}: not the same network")
+    alive = metrics.alive_nodes(view)
+    used = np.zeros(n_weights, bool)
+    a = graph.adjacency
+    for part in graph.partitions:  # one partition at a time: a lower peak than all edges at once
+        lo, hi = int(a.indptr[part.offset]), int(a.indptr[part.stop])
+        if hi == lo or not alive[part.offset : part.stop].any():
+            continue
+        degree = np.diff(a.indptr[part.offset : part.stop + 1])
+        src = np.repeat(alive[part.offset : part.stop], degree)
+        w = ids[lo:hi][src & alive[a.indices[lo:hi]]]
+        used[w[w >= 0]] = True
+    before = np.concatenate([[0], np.cumsum(used)])
+    return {name: int(before[offsets[name] + counts[name]] - before[offsets[name]])
+            for name in offsets}
+
+
+def with_effective_density(rows: list[dict], alive: dict[str, int]) -> list[dict]:
+    """Layer rows with their effective density.
+
+    Parameters
+    ----------
+    rows
+        :func:`layer_rows`.
+    alive
+        :func:`layer_alive_weights` (a layer the trace never reaches counts 0).
+
+    Returns
+    -------
+    list of dict
+        Each row with ``alive`` and ``effective_density`` = alive / present (NaN for a layer
+        that keeps no weight).
+    """
+    out = []
+    for row in rows:
+        n = alive.get(row["layer"], 0)
+        out.append({**row, "alive": n,
+                    "effective_density": n / row["present"] if row["present"] else math.nan})
     return out
 
 
@@ -278,8 +370,10 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                                               force=force, progress=progress, dag=dag)
     timings["encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    paths = path_summary(net.model, with_skips)
-    del with_skips  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
+    view = metrics.GraphView(with_skips)
+    paths = path_summary(net.model, view)
+    layers = with_effective_density(layer_rows(net.model), layer_alive_weights(view, dag))
+    del with_skips, view  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
     title = picture_title(net.name, net.method, 1 - present / total, paths)
     with _picture_alongside(graph, picture, title, net.seed, timings):
         topo, layers_topo, shown = _topometrics(net, encoding, graph, paths, normalise,
@@ -297,7 +391,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     "notes": net.notes},
         "options": {"encoding": encoding, "identity_skips": identity_skips,
                     "normalise": normalise},
-        "layers": layer_rows(net.model),
+        "layers": layers,
         "encodings": sizes,
         "topometrics": {k: float(v) for k, v in topo.items()},
         "topometrics_shown": {k: float(v) for k, v in shown.items()},

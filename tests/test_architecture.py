@@ -25,7 +25,8 @@ RANKS = {
     "study": 8,
     "plot": 9,
     "analysis": 10, "report": 10,
-    "cli": 11,
+    "comparison": 11,  # analyses each network as analysis does
+    "cli": 12,
 }  # fmt: skip
 FOUNDATION = {u for u, r in RANKS.items() if r <= RANKS["training"]}
 

@@ -17,7 +17,7 @@ from numpydoc.docscrape import ClassDoc, FunctionDoc
 ROOT = Path(__file__).resolve().parents[1]
 #: The public packages and modules, as the API reference (docs/api.md) documents them.
 API = ("models", "data", "pruning", "tracing", "encoding", "metrics", "training", "study",
-       "plot", "analysis", "report")
+       "plot", "analysis", "comparison", "report")
 #: Units whose functions compute something defined in the literature: their docstrings cite it.
 CITING = ("pruning", "encoding", "metrics", "training", "study")
 

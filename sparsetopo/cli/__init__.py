@@ -1,5 +1,6 @@
-"""Command line: ``sparsetopo prune | analyze | draw | models | study ...``; the commands
-only parse options and print (the work is in :mod:`sparsetopo.analysis`, :mod:`sparsetopo.study`).
+"""Command line: ``sparsetopo prune | analyze | draw | compare | models | study ...``; the
+commands only parse options and print (the work is in :mod:`sparsetopo.analysis`,
+:mod:`sparsetopo.comparison`, :mod:`sparsetopo.study`).
 
 Every known kind of bad input ends with one line on stderr and exit code 2, with no traceback
 (:mod:`sparsetopo.cli._common`); result files are written only once everything they contain has
@@ -208,11 +209,13 @@ def draw(
     out_console.print(f"wrote {out} ({g.n_nodes:,} nodes, {g.n_edges:,} edges)")
 
 
-from sparsetopo.cli import predict as _predict  # noqa: E402  (after the zoo commands)
+from sparsetopo.cli import compare as _compare  # noqa: E402  (after the zoo commands)
+from sparsetopo.cli import predict as _predict  # noqa: E402
 from sparsetopo.cli.study import app as study_app  # noqa: E402
 
 app.command("predict")(_predict.predict)
 app.command("rank")(_predict.rank)
+app.command("compare")(_compare.compare)
 
 app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6).")
 
@@ -221,7 +224,8 @@ app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6
 #: exits without its module teardown (``os._exit`` once the output is flushed and the atexit
 #: handlers have run): tearing torch, numba and matplotlib down took 1.0-1.4 s of a 9 s
 #: ``analyze`` on the 2-core machine, and there is nothing left to clean up.
-FAST_EXIT_COMMANDS = frozenset({"analyze", "draw", "prune", "models", "predict", "rank"})
+FAST_EXIT_COMMANDS = frozenset({"analyze", "draw", "prune", "models", "predict", "rank",
+                                "compare"})
 
 
 def main() -> None:

@@ -13,17 +13,26 @@ from sparsetopo.metrics import METRIC_DESCRIPTIONS, PATH_METRICS
 
 def density_table(model: str, method: str, layers: list[dict]) -> Table:
     """The per-layer densities (``layers``: rows with ``layer``, ``type``, ``shape``,
-    ``present``, ``total``, ``density``) as a printable table titled with the global
-    sparsity."""
+    ``present``, ``total``, ``density`` and, from ``analyze``, ``effective_density``) as a
+    printable table titled with the global sparsity."""
     present = sum(r["present"] for r in layers)
     total = sum(r["total"] for r in layers)
+    effective = bool(layers) and "effective_density" in layers[0]
     t = Table(title=f"{model} - {method} - sparsity {1 - present / total:.4f} "
-              f"({present:,} of {total:,} weights present)", title_justify="left")
-    for col in ("layer", "type", "shape", "present", "total", "density"):
-        t.add_column(col, justify="right" if col in ("present", "total", "density") else "left")
+              f"({present:,} of {total:,} weights present)", title_justify="left",
+              caption="eff.: effective density, the share of the layer's present weights on "
+              "an input->output path" if effective else None, caption_justify="left",
+              pad_edge=not effective)
+    numbers = ("present", "total", "density", "eff.")
+    for col in ("layer", "type", "shape", *numbers[:4 if effective else 3]):
+        t.add_column(col, justify="right" if col in numbers else "left")
     for row in layers:
-        t.add_row(row["layer"], row["type"], "x".join(map(str, row["shape"])),
-                  f"{row['present']:,}", f"{row['total']:,}", f"{row['density']:.4f}")
+        cells = [row["layer"], row["type"], "x".join(map(str, row["shape"])),
+                 f"{row['present']:,}", f"{row['total']:,}", f"{row['density']:.4f}"]
+        if effective:
+            value = row["effective_density"]
+            cells.append("-" if value is None or value != value else f"{value:.4f}")
+        t.add_row(*cells)
     return t
 
 
