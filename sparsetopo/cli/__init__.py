@@ -98,11 +98,14 @@ def prune(
 
 @app.command("models")
 def list_models() -> None:
-    """List the model zoo, pruning methods and datasets."""
-    from sparsetopo import data, models, pruning
+    """List the model zoo, pruning and sparse training methods by category, and datasets."""
+    from sparsetopo import data, models, pruning, training
 
     out_console.print("models:   " + ", ".join(models.names()))
     out_console.print("pruning:  " + ", ".join(pruning.METHODS))
+    out_console.print("dynamic sparse training: " + ", ".join(training.DST_METHODS))
+    for name, methods in training.methods_by_category().items():
+        out_console.print(f"category {name}: " + ", ".join(methods))
     out_console.print("datasets: " + ", ".join(data.DATASETS))
 
 
@@ -191,9 +194,11 @@ def draw(
 
 from sparsetopo.cli import predict as _predict  # noqa: E402  (after the zoo commands)
 from sparsetopo.cli.study import app as study_app  # noqa: E402
+from sparsetopo.cli.train import train as _train  # noqa: E402
 
 app.command("predict")(_predict.predict)
 app.command("rank")(_predict.rank)
+app.command("train")(_train)
 
 app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6).")
 
