@@ -26,6 +26,8 @@ Code: github.com/google-research/rigl (``rigl/sparse_optimizers_base.py``:
 
 from __future__ import annotations
 
+import torch
+
 from ._base import MaskUpdater, count, select
 
 
@@ -52,7 +54,8 @@ class RigL(MaskUpdater):
             present = layer.present
             k = count(f, int(present.sum()), self.ROUNDING)
             drop = select(layer.weight.detach().abs(), present, k, self.generator, largest=False)
-            grows.append(select(self.grads[layer.name].abs(), ~(present & ~drop), k,
-                                self.generator, largest=True))
+            grad = self.grads.get(layer.name)  # none: the layer took no part in the loss
+            score = grad.abs() if grad is not None else torch.zeros_like(layer.weight)
+            grows.append(select(score, ~(present & ~drop), k, self.generator, largest=True))
             drops.append(drop)
         return drops, grows, {"drop_fraction": f}
