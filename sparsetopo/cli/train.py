@@ -43,6 +43,9 @@ def train(
                                                "dataset's).")] = 0,
     device: Annotated[str | None, Opt(help="cpu or cuda (default: cuda when available).")
                       ] = None,
+    threads: Annotated[int | None, Opt(min=1, help="CPU threads (torch and BLAS; default: "
+                                                   "torch's). On a shared machine 1 can be "
+                                                   "many times faster.")] = None,
     drop_fraction: Annotated[float | None, Opt(help="Fraction of a layer's weights dropped "
                                                "at an update.", rich_help_panel=DstOpt)] = None,
     drop_decay: Annotated[str | None, Opt(help="constant or cosine.", rich_help_panel=DstOpt)
@@ -100,6 +103,10 @@ def train(
                                   ("weight_decay", weight_decay), ("batch_size", batch_size),
                                   ("augment", augment)) if v is not None}
     ensure_dir(out)
+    if threads is not None:
+        from sparsetopo.study.runner import limit_threads
+
+        limit_threads(threads)
     trained = train_network(model, dataset, pruning, sparsity, seed, training, dst,
                             data_dir=None if data_dir is None else str(data_dir),
                             train_subset=train_subset, test_subset=test_subset,
