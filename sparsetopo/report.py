@@ -3,8 +3,9 @@
 Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
 paired effect of topology when the study has mask controls (``paired_effects.csv``,
 ``paired_prediction.csv``), plots (accuracy drop and topometrics against sparsity, predicted vs
-measured, SHAP importance), the ranking of pruning methods per sparsity, and every run with its
-status and error. Images are
+measured, SHAP importance), the topology of dynamic sparse training masks over training (per
+method), the ranking of pruning methods per sparsity, and every run with its status and error.
+Images are
 PNGs embedded as base64 data URIs and a Content-Security-Policy forbids loading anything else,
 so the file can be mailed or archived alone. Every piece of text is HTML-escaped.
 """
@@ -38,7 +39,8 @@ from sparsetopo.study.vocabulary import (
 
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
              "paired_prediction.csv")
-RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
+RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "seed", "status",
+               "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
                "peak_accelerator_memory_mb")
 
@@ -87,10 +89,11 @@ def build_report(
     next to the results file when one of them holds ``comparison.csv``; without them the
     report says how to fit the study. Returns the path of the report.
     """
-    from sparsetopo.study.store import load_runs
+    from sparsetopo.study.store import load_runs, load_trajectories
 
     results_path = Path(results_path)
     runs = load_runs(results_path, status=None)
+    trajectories = load_trajectories(results_path, status="ok")
     found = find_fit_dir(results_path, fit_dir)
     tables = read_fit_tables(found) if found is not None else {}
     return render_report(
@@ -107,6 +110,7 @@ def build_report(
         fit_hint=(f"sparsetopo study fit {results_path} --out "
                   f"{results_path.with_name(results_path.stem + '-fit')}"),
         progress=progress,
+        trajectories=trajectories,
     )
 
 
@@ -146,10 +150,12 @@ def render_report(
     fit_source: str | None = None,
     fit_hint: str = "sparsetopo study fit RESULTS --out RESULTS-fit",
     progress: bool = False,
+    trajectories: pd.DataFrame | None = None,
 ) -> Path:
-    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``) and
-    the optional fit tables (``paired_*``: those of a study with mask controls) to
-    ``out_html`` atomically; return its path."""
+    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``),
+    the optional fit tables (``paired_*``: those of a study with mask controls) and the dynamic
+    sparse training trajectories (``load_trajectories``) to ``out_html`` atomically; return its
+    path."""
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
@@ -162,6 +168,7 @@ def render_report(
         ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
         ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
+        ("trajectories", lambda d: _trajectory_section(trajectories, d)),
         ("ranking", lambda d: _ranking_section(runs_df, predictions)),
         ("runs", lambda d: _runs_section(runs_df)),
     ]
@@ -325,6 +332,26 @@ def _fit_plots(predictions: pd.DataFrame | None, importance: pd.DataFrame | None
         out.append(_figure(lambda p: plot.shap_summary(importance, p), tmp / "shap.png",
                            "Mean |SHAP| of the ten most important features of each feature "
                            "set, over all runs."))
+    return "\n".join(out)
+
+
+def _trajectory_section(trajectories: pd.DataFrame | None, tmp: Path) -> str:
+    """Per (model, dataset), the path metrics, exploration rate and kept fraction of the
+    initial mask of every dynamic sparse training method over training; nothing when the
+    study has no such run."""
+    if trajectories is None or trajectories.empty:
+        return ""
+    out = ["<h2 id=\"trajectories\">Topology over training (dynamic sparse training)</h2>",
+           "<p>At every mask update: the path metrics of the mask (MGE with identity skips), "
+           "the exploration rate R<sub>s</sub> (fraction of all weights ever present) and the "
+           "fraction of the initial mask still present; mean and standard deviation over "
+           "seeds, one row per sparsity.</p>"]
+    for i, ((model, dataset), part) in enumerate(trajectories.groupby(["model", "dataset"],
+                                                                      sort=True)):
+        name = f"{model} / {dataset}"
+        out.append(f"<h3>{_e(name)}</h3>")
+        out.append(_figure(lambda p, part=part: plot.trajectory(part, p), tmp / f"dst{i}.png",
+                           f"Topology of the masks of {name} over training, per method."))
     return "\n".join(out)
 
 

@@ -112,13 +112,17 @@ def prune(
 
 @app.command("models")
 def list_models() -> None:
-    """List the model zoo, pruning methods, mask controls and datasets."""
-    from sparsetopo import data, models, pruning
+    """List the model zoo, pruning and sparse training methods by category, mask controls and
+    datasets."""
+    from sparsetopo import data, models, pruning, training
 
     out_console.print("models:   " + ", ".join(models.names()))
     out_console.print("pruning:  " + ", ".join(pruning.METHODS))
+    out_console.print("dynamic sparse training: " + ", ".join(training.DST_METHODS))
     out_console.print("controls: " + ", ".join(pruning.CONTROLS)
                       + " (as METHOD+CONTROL, e.g. snip+layer-shuffle)")
+    for name, methods in training.methods_by_category().items():
+        out_console.print(f"category {name}: " + ", ".join(methods))
     out_console.print("datasets: " + ", ".join(data.DATASETS))
 
 
@@ -212,12 +216,14 @@ def draw(
 from sparsetopo.cli import compare as _compare  # noqa: E402  (after the zoo commands)
 from sparsetopo.cli import predict as _predict  # noqa: E402
 from sparsetopo.cli.study import app as study_app  # noqa: E402
+from sparsetopo.cli.train import train as _train  # noqa: E402
 
 app.command("predict")(_predict.predict)
 app.command("rank")(_predict.rank)
 app.command("compare")(_compare.compare)
+app.command("train")(_train)
 
-app.add_typer(study_app, name="study", help="Run, fit and report studies (SPEC 6).")
+app.add_typer(study_app, name="study", help="Run, fit and report studies.")
 
 
 #: Commands that start no process or thread of their own. After one of them the interpreter

@@ -93,12 +93,17 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="runs.parquet or runs.csv")],
     status: Annotated[str, typer.Option(help="ok, failed or all runs.")] = "all",
 ) -> None:
-    """Write the runs table (configuration, accuracy, accuracy drop, timings, where each run
-    trained: device, peak_accelerator_memory_mb, images_per_second; features)."""
-    from sparsetopo.study.store import export
+    """Write the runs table (configuration and method category, accuracy, accuracy drop,
+    timings, where each run trained: device, peak_accelerator_memory_mb, images_per_second;
+    features) and, when the study has dynamic sparse training runs, their topology at every
+    mask update to OUT-STEM-trajectory.EXT."""
+    from sparsetopo.study.store import export, export_trajectories, trajectory_path
 
     path = export(results, out, status=status)
     typer.echo(f"wrote {path}")
+    trajectories = export_trajectories(results, trajectory_path(out), status=status)
+    if trajectories is not None:
+        typer.echo(f"wrote {trajectories}")
 
 
 def _names(value: str | None) -> list[str] | None:

@@ -19,15 +19,20 @@ if TYPE_CHECKING:  # the MGE picture imports this module and needs neither
 KNOWN_METHODS = ("dense", "uniform", "er", "erk", "snip", "grasp", "synflow", "prospr",
                  "magnitude")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+DST_MARKERS = ("h", "p", "H", "8", "d")
 
 
 def method_styles(methods) -> dict[str, dict]:
-    """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10), others
+    """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10; the dynamic
+    sparse training methods their own, from Dark2, with filled markers of their own), others
     follow in sorted order."""
     from matplotlib import colormaps
 
-    names = [m for m in KNOWN_METHODS if m in set(methods)]
-    names += sorted(set(map(str, methods)) - set(KNOWN_METHODS))
+    from sparsetopo.training import DST_METHODS
+
+    known = (*KNOWN_METHODS, *DST_METHODS)
+    names = [m for m in known if m in set(methods)]
+    names += sorted(set(map(str, methods)) - set(known))
     palette = colormaps["tab10"].colors
     slot = {m: i for i, m in enumerate(KNOWN_METHODS)}
     extra = len(KNOWN_METHODS)
@@ -35,6 +40,11 @@ def method_styles(methods) -> dict[str, dict]:
     for name in names:
         if name == "dense":
             styles[name] = {"color": "black", "marker": "*"}
+            continue
+        if name in DST_METHODS:
+            i = DST_METHODS.index(name)
+            styles[name] = {"color": colormaps["Dark2"].colors[i % 8],
+                            "marker": DST_MARKERS[i % len(DST_MARKERS)]}
             continue
         i = slot.get(name)
         if i is None:

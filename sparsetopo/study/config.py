@@ -34,13 +34,21 @@ Schema (every key optional except the grid lists)::
     [metrics]
     identity_skips = false            # MGE option (SPEC 3.5)
 
+    [dst]                             # dynamic sparse training (training.DSTConfig); unset =
+    update_interval = 0.05            # each method's own default; fractions of training
+    drop_fraction = 0.3
+    [dst.rigl]                        # overrides for one method
+    update_end = 0.75
+
 Each run is identified by ``run_id`` = sha256 of the canonical JSON (sorted keys, no spaces) of
 its full configuration: model, dataset, method, sparsity, seed, resolved training config, data
 subset settings and metric options. ``data_dir`` is where the data lives, not what it is, so it
 is not part of the hash (moving the data does not invalidate finished runs); nor is where a run
 trains (CPU or GPU, ``--gpus-per-run``). ``training.amp`` and ``training.channels_last`` enter
 the hash only when true, so that the runs of results files written before they existed keep
-their ids.
+their ids. A dynamic sparse training run (grid method ``set``, ``rigl``, ``snfs``, ``dsr`` or
+``itop``) adds ``dst``: the hyper-parameters its method reads, resolved against the method's
+defaults; other runs have no ``dst`` key, so their ids do not depend on the ``[dst]`` section.
 """
 
 from __future__ import annotations
@@ -56,7 +64,8 @@ from typing import Any
 
 from sparsetopo.errors import ConfigError
 from sparsetopo.study.vocabulary import DENSE
-from sparsetopo.training import TrainConfig
+from sparsetopo.training import DST_METHODS, DSTConfig, TrainConfig, is_dst
+from sparsetopo.training.dst import resolve
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "study": ("name",),
@@ -64,8 +73,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "training": tuple(f.name for f in fields(TrainConfig)),
     "data": ("data_dir", "train_subset", "test_subset", "image_size"),
     "metrics": ("identity_skips",),
+    "dst": (*(f.name for f in fields(DSTConfig)), *DST_METHODS),  # [dst.<method>] tables
 }
 REQUIRED_GRID = ("models", "datasets", "methods", "sparsities", "seeds")
+DST_KEYS = tuple(f.name for f in fields(DSTConfig))
 
 
 
@@ -103,12 +114,20 @@ class StudyConfig:
     data: DataSettings = field(default_factory=DataSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     controls: tuple[str, ...] = ()
+    dst: dict[str, Any] = field(default_factory=dict)
 
     def train_config(self, model: str, dataset: str) -> TrainConfig:
         """``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides."""
         overrides = dict(self.training)
         epochs = overrides.pop("epochs", None)
         return TrainConfig.paper_defaults(model, dataset, epochs=epochs, **overrides)
+
+    def dst_config(self, method: str) -> DSTConfig:
+        """The hyper-parameters of dynamic sparse training method ``method``: the ``[dst]``
+        values, then those of ``[dst.<method>]``, then the method's defaults."""
+        values = {k: v for k, v in self.dst.items() if k not in DST_METHODS}
+        values.update(self.dst.get(method, {}))
+        return resolve(method, DSTConfig.from_dict(values))
 
 
 @dataclass(frozen=True)
@@ -123,10 +142,12 @@ class RunSpec:
     training: TrainConfig
     data: DataSettings = field(default_factory=DataSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
+    dst: DSTConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable configuration (includes ``data.data_dir``)."""
-        return {
+        """Plain JSON-serialisable configuration (includes ``data.data_dir``); ``dst`` only for
+        a dynamic sparse training run."""
+        out = {
             "model": self.model,
             "dataset": self.dataset,
             "method": self.method,
@@ -141,6 +162,9 @@ class RunSpec:
             },
             "metrics": {"identity_skips": bool(self.metrics.identity_skips)},
         }
+        if self.dst is not None:
+            out["dst"] = self.dst.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
@@ -155,6 +179,7 @@ class RunSpec:
             training=TrainConfig(**training),
             data=DataSettings(**d.get("data", {})),
             metrics=MetricSettings(**d.get("metrics", {})),
+            dst=DSTConfig.from_dict(d["dst"]) if d.get("dst") is not None else None,
         )
 
     @property
@@ -197,7 +222,7 @@ def _known(kind: str) -> tuple[str, ...]:
         return tuple(data.DATASETS)
     from sparsetopo import pruning
 
-    return tuple(pruning.METHODS)
+    return tuple(pruning.METHODS) + DST_METHODS
 
 
 def _list(section: dict, key: str, types: tuple[type, ...], what: str) -> list:
@@ -237,6 +262,10 @@ def _method_names(grid: dict) -> list[str]:
             raise ConfigError(f"{exc} (in grid.methods; also: {DENSE})") from None
         if v != v.strip().lower():
             raise ConfigError(f"grid.methods: write {v!r} as {v.strip().lower()!r}")
+        base, control = pruning.split_method(v)
+        if control is not None and is_dst(base):
+            raise ConfigError(f"grid.methods: {v!r}: mask controls apply to pruning at "
+                              f"initialization only ({base}'s mask changes during training)")
     return values
 
 
@@ -289,6 +318,51 @@ def _training(raw: dict, source: str) -> dict[str, Any]:
     try:  # validate once with any model so that bad values are reported before running
         TrainConfig.paper_defaults("conv6", "cifar10", epochs=out.get("epochs"),
                                    **{k: v for k, v in out.items() if k != "epochs"})
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return out
+
+
+_DST_TYPES: dict[str, type] = {"drop_decay": str, "init_density": str, "grow_init": str,
+                               "redistribution": str, "reset_momentum": bool,
+                               "dsr_interval_doubling": list}
+
+
+def _dst_values(raw: dict, where: str, source: str) -> dict[str, Any]:
+    """Type-checked ``[dst]`` (or ``[dst.<method>]``) values."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        want = _DST_TYPES.get(key, float)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if want is float and number:
+            value = float(value)
+        elif want is list and isinstance(value, list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            value = tuple(float(v) for v in value)
+        elif not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            what = "a list of numbers" if want is list else want.__name__
+            raise ConfigError(f"{source}: {where}.{key} must be {what}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _dst(raw: dict, source: str) -> dict[str, Any]:
+    out = _dst_values({k: v for k, v in raw.items() if k not in DST_METHODS}, "dst", source)
+    for method in DST_METHODS:
+        if method not in raw:
+            continue
+        table = raw[method]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [dst.{method}] must be a table (section), got "
+                              f"{table!r}")
+        unknown = sorted(set(table) - set(DST_KEYS))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key dst.{method}.{unknown[0]}; valid keys: "
+                              f"{', '.join(DST_KEYS)}")
+        out[method] = _dst_values(table, f"dst.{method}", source)
+    try:  # validate every combination before running
+        for method in DST_METHODS:
+            StudyConfig("check", (), (), (), (), (), dst=out).dst_config(method)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return out
@@ -355,7 +429,7 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
     return StudyConfig(
         name=name, models=models, datasets=datasets, methods=methods, sparsities=sparsities,
         seeds=seeds, training=_training(raw.get("training", {}), source), data=data,
-        metrics=MetricSettings(skips), controls=controls,
+        metrics=MetricSettings(skips), controls=controls, dst=_dst(raw.get("dst", {}), source),
     )
 
 
@@ -389,12 +463,14 @@ def load_preset(name: str) -> StudyConfig:
 
 
 def grid_methods(config: StudyConfig) -> tuple[str, ...]:
-    """The grid's methods, then the ``METHOD+CONTROL`` runs of every one of them that is not
-    itself a control (``grid.controls``), without duplicates."""
+    """The grid's methods, then the ``METHOD+CONTROL`` runs (``grid.controls``) of every one of
+    them that is neither a control itself nor a dynamic sparse training method (whose mask
+    training changes), without duplicates."""
     from sparsetopo import pruning
 
     with_controls = [pruning.control_name(m, c) for m in config.methods
-                     if pruning.split_method(m)[1] is None for c in config.controls]
+                     if pruning.split_method(m)[1] is None and not is_dst(m)
+                     for c in config.controls]
     return tuple(dict.fromkeys([*config.methods, *with_controls]))
 
 
@@ -408,7 +484,8 @@ def expand_runs(config: StudyConfig) -> list[RunSpec]:
             common = {"training": training, "data": config.data, "metrics": config.metrics}
             runs += [RunSpec(model, dataset, DENSE, 0.0, seed, **common) for seed in config.seeds]
             runs += [
-                RunSpec(model, dataset, method, sparsity, seed, **common)
+                RunSpec(model, dataset, method, sparsity, seed, **common,
+                        dst=config.dst_config(method) if is_dst(method) else None)
                 for method in grid_methods(config)
                 for sparsity in config.sparsities
                 for seed in config.seeds

@@ -1,5 +1,8 @@
 """Run a study grid: every run is prune -> features on the initialization -> train -> accuracy,
-stored in the SQLite results file as soon as it finishes (see ``store``).
+stored in the SQLite results file as soon as it finishes (see ``store``). A dynamic sparse
+training run starts from its method's random initial mask, records its topology at every mask
+update (``RunRecord.trajectory``), and its features describe the mask it finished training with
+on the initial weights (the weights do not come from training: features describe topology).
 
 Backends: ``local`` runs sequentially (``workers=1``) or in a pool of ``workers`` processes;
 ``ray`` submits every run as a Ray task (``max_retries=2`` on worker failure) to a cluster
@@ -224,13 +227,16 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
     """``(model, input shape)`` of a run before training: ``models.create`` (seeded by the
     run seed) for the run's dataset and image size, pruned at initialization with the run's
     method, sparsity, seed and pruning data (the training subset, without augmentation, in an
-    order seeded by the run seed); no pruning for ``dense``. ``sparsetopo predict`` rebuilds
-    a study's networks with it."""
-    from sparsetopo import pruning
+    order seeded by the run seed); no pruning for ``dense``; a dynamic sparse training method's
+    initial random mask (``training.sparse_init``). ``sparsetopo predict`` rebuilds a study's
+    networks with it."""
+    from sparsetopo import pruning, training
 
     info = dataset_info(spec)
     model = _build_model(spec, info)
-    if spec.method != DENSE:
+    if training.is_dst(spec.method):
+        training.sparse_init(model, spec.method, spec.sparsity, seed=spec.seed, config=spec.dst)
+    elif spec.method != DENSE:
         prune_loader = _loaders(spec)[0]
         pruning.prune(model, spec.method, spec.sparsity, data=prune_loader, seed=spec.seed,
                       progress=progress)
@@ -245,10 +251,14 @@ def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | Non
     Steps: :func:`pruned_network` -> features on the pruned initialization (none for dense
     baselines) -> ``training.train`` on :func:`training_device` (``gpus_per_run`` None: a GPU
     when there is one; :func:`run_study` always passes the resolved request) -> test accuracy.
-    The record's ``resources`` say where it trained and how fast.
+    The record's ``resources`` say where it trained and how fast. A dynamic sparse training run
+    trains with its method (``training.DynamicSparsity``, topology recorded at every update:
+    the record's ``trajectory``), then its features are computed on its initial weights (the
+    run's model rebuilt from its seed) under the mask it finished with.
     """
+    from sparsetopo.pruning.masks import apply_masks, get_masks
     from sparsetopo.study.features import timed_network_features
-    from sparsetopo.training import train
+    from sparsetopo.training import DynamicSparsity, is_dst, train
 
     started, t0 = _now(), time.perf_counter()
     timings: dict[str, float] = {}
@@ -257,26 +267,40 @@ def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | Non
     resources: dict = {"device": str(device), "gpus_per_run": gpus_per_run,
                        "cuda_visible_devices": os.environ.get(VISIBLE_DEVICES),
                        "torch_threads": torch.get_num_threads()}
+    dynamic = is_dst(spec.method)
+
+    def features_of(model: torch.nn.Module, input_shape: tuple) -> None:
+        found, feature_times = timed_network_features(
+            model, input_shape, seed=spec.seed, identity_skips=spec.metrics.identity_skips,
+            progress=progress)
+        features.update(found)
+        timings["features"] = sum(feature_times.values())
+        timings.update({f"features.{k}": v for k, v in feature_times.items()})
+
     try:
         model, input_shape = pruned_network(spec, progress)
         timings["prune"] = time.perf_counter() - t0
-        if spec.method != DENSE:
-            features, feature_times = timed_network_features(
-                model, input_shape, seed=spec.seed,
-                identity_skips=spec.metrics.identity_skips, progress=progress)
-            timings["features"] = sum(feature_times.values())
-            timings.update({f"features.{k}": v for k, v in feature_times.items()})
+        if spec.method != DENSE and not dynamic:
+            features_of(model, input_shape)
         _, train_loader, test_loader = _loaders(spec, device)
+        sparse = DynamicSparsity(spec.method, spec.dst, input_shape) if dynamic else None
         result = train(model, train_loader, test_loader, spec.training, device=device,
-                       seed=spec.seed, progress=progress)
+                       seed=spec.seed, progress=progress, dst=sparse)
         timings["train"] = result.seconds
+        if dynamic:
+            timings["mask_update"] = result.mask_update_seconds
+            timings["trajectory"] = result.record_seconds
+            initial = _build_model(spec, dataset_info(spec))
+            apply_masks(initial, {k: m.cpu() for k, m in get_masks(model).items()})
+            features_of(initial, input_shape)
         timings["total"] = time.perf_counter() - t0
         resources.update(device=result.device, device_name=result.device_name,
                          peak_accelerator_memory_mb=result.peak_memory_mb,
                          images_per_second=result.images_per_second,
                          train_images=result.images, train_loop_seconds=result.train_seconds)
         return RunRecord(spec.run_id, spec.to_dict(), "ok", None, result.test_accuracy, features,
-                         timings, started, _now(), socket.gethostname(), resources)
+                         timings, started, _now(), socket.gethostname(), resources,
+                         trajectory=result.trajectory)
     except Exception as exc:
         timings["total"] = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}".strip()

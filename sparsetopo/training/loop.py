@@ -1,11 +1,13 @@
-"""Masked SGD training of sparse networks with the paper's schedules (SPEC 6).
+"""Masked SGD training of sparse networks with the paper's schedules, fixed or dynamic masks.
 
 The model is expected in ``torch.nn.utils.prune`` form: each pruned layer holds the trainable
-``weight_orig`` and a fixed ``weight_mask`` buffer, and a forward pre-hook recomputes
-``weight = weight_orig * weight_mask``. Gradients, momentum and weight decay may change
-``weight_orig`` where the mask is 0, but the effective weight stays exactly 0 there because the
-mask multiplies it, so masks stay fixed without any extra step. Layers without a mask are
-trained as ordinary dense layers.
+``weight_orig`` and a ``weight_mask`` buffer, and a forward pre-hook recomputes
+``weight = weight_orig * weight_mask``. With fixed masks (pruning at initialization), gradients,
+momentum and weight decay may change ``weight_orig`` where the mask is 0, but the effective
+weight stays exactly 0 there because the mask multiplies it, so masks stay fixed without any
+extra step. With ``dst`` (dynamic sparse training, :mod:`sparsetopo.training.dst`) the masks
+are updated in place during training, and ``weight_orig`` and its momentum are held at 0 where
+the mask is 0. Layers without a mask are trained as ordinary dense layers.
 
 Where it trains: on CPU the path is deterministic for a fixed thread count (tested); on a CUDA
 device the loaders should hold the data on the device (``data.make_loader(device=...)``) so that
@@ -29,6 +31,8 @@ from tqdm.auto import tqdm
 from sparsetopo.data import AUGMENTED_BY_DEFAULT
 from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress
+from sparsetopo.training.dst import DynamicSparsity
+from sparsetopo.training.trajectory import TopologyRecorder
 
 CIFAR_SCHEDULE = (160, (80, 120))
 TINYIMAGENET_SCHEDULE = (100, (30, 60, 80))
@@ -141,14 +145,19 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """Test accuracy (fraction in [0, 1]) after the last epoch, mean training loss of every
-    epoch, and wall-clock seconds of training plus evaluation.
+    """Test accuracy (fraction in [0, 1]) after the last epoch, mean training loss and training
+    accuracy (of the batches as they were trained on) of every epoch, and wall-clock seconds of
+    training plus evaluation.
 
     Where and how fast it trained: ``device`` (e.g. ``cpu``, ``cuda:0``), ``device_name`` (the
     GPU's name on CUDA), ``train_seconds`` (the epochs only, evaluation excluded; on CUDA up to a
     synchronisation), ``images`` (training samples seen over all epochs), ``images_per_second``
     (= ``images / train_seconds``) and ``peak_memory_mb`` (``torch.cuda.max_memory_allocated``
-    over the call, in MiB; ``None`` on CPU)."""
+    over the call, in MiB; ``None`` on CPU).
+
+    Dynamic sparse training only: ``trajectory`` (one record per mask update, the first at
+    step 0: see ``dst.MaskUpdater``), ``mask_updates`` (their number), ``mask_update_seconds``
+    and ``record_seconds`` (time spent updating masks, and recording the trajectory)."""
 
     test_accuracy: float
     train_loss_history: list[float] = field(default_factory=list)
@@ -158,6 +167,11 @@ class TrainResult:
     train_seconds: float = 0.0
     images: int = 0
     peak_memory_mb: float | None = None
+    train_accuracy_history: list[float] = field(default_factory=list)
+    trajectory: list[dict] = field(default_factory=list)
+    mask_updates: int = 0
+    mask_update_seconds: float = 0.0
+    record_seconds: float = 0.0
 
     @property
     def images_per_second(self) -> float:
@@ -240,6 +254,14 @@ def _cudnn_benchmark(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = previous
 
 
+def _steps_per_epoch(loader: Iterable) -> int:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputError("dynamic sparse training needs a training loader with a length (its "
+                         "schedule is a fraction of the training steps)") from None
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -249,6 +271,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     deterministic_algorithms: bool = False,
+    dst: DynamicSparsity | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with masked SGD (see module docstring) and return its test
     accuracy.
@@ -263,6 +286,12 @@ def train(
     it makes oneDNN convolution backward passes about 3x slower. ``config.amp`` and
     ``config.channels_last`` switch on bfloat16 autocast and the NHWC memory format (on CUDA:
     cuDNN autotuning too, whatever the config).
+
+    ``dst``: dynamic sparse training (:class:`~sparsetopo.training.dst.DynamicSparsity`). The
+    model must already hold the method's initial mask (``dst.sparse_init``); its masks are
+    updated on the model's device as the method's schedule says (a fraction of
+    ``epochs * len(train_loader)`` steps), its random draws seeded by ``seed``, and its
+    topology recorded at every update when ``dst.input_shape`` is given.
     """
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()
@@ -272,6 +301,9 @@ def train(
         device = torch.device("cuda", device.index if device.index is not None
                               else torch.cuda.current_device())
         torch.cuda.reset_peak_memory_stats(device)
+    recorder = None
+    if dst is not None and dst.input_shape is not None:
+        recorder = TopologyRecorder(model, dst.input_shape)  # a CPU copy, before any move
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -282,38 +314,67 @@ def train(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(config.milestones), gamma=config.gamma
     )
+    updater = None
+    if dst is not None:
+        per_epoch = _steps_per_epoch(train_loader)
+        updater = dst.updater(model, optimizer, config.epochs * per_epoch, per_epoch, seed=seed,
+                              recorder=recorder)
     loss_fn = nn.CrossEntropyLoss()
     history: list[float] = []
+    accuracy_history: list[float] = []
     images = 0
-    with deterministic(device, deterministic_algorithms), _cudnn_benchmark(device):
-        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not show_progress(progress),
-                   leave=False)
-        train_start = time.perf_counter()
-        for _ in bar:
-            model.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            seen = 0
-            for x, y in train_loader:
-                x = _inputs(x, device, config.channels_last)
-                y = torch.as_tensor(y).to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device, config.amp):
-                    loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().double() * y.numel()
-                seen += int(y.numel())
-            if seen == 0:
-                raise InputError("training loader yielded no samples")
-            scheduler.step()
-            history.append(float(loss_sum) / seen)  # a device synchronisation on CUDA
-            images += seen
-            bar.set_postfix(loss=f"{history[-1]:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
-        train_seconds = time.perf_counter() - train_start
-        accuracy = evaluate(model, test_loader, device, amp=config.amp,
-                            channels_last=config.channels_last)
+    step = 0
+    try:
+        with deterministic(device, deterministic_algorithms), _cudnn_benchmark(device):
+            bar = tqdm(range(config.epochs), desc=f"train {dst.method}" if dst else "train",
+                       unit="epoch", disable=not show_progress(progress), leave=False)
+            train_start = time.perf_counter()
+            for _ in bar:
+                model.train()
+                loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+                correct = torch.zeros((), dtype=torch.int64, device=device)
+                seen = 0
+                for x, y in train_loader:
+                    step += 1
+                    x = _inputs(x, device, config.channels_last)
+                    y = torch.as_tensor(y).to(device, non_blocking=True)
+                    optimizer.zero_grad(set_to_none=True)
+                    if updater is not None:
+                        updater.before_backward(step)
+                    with autocast(device, config.amp):
+                        logits = model(x)
+                        loss = loss_fn(logits, y)
+                    loss.backward()
+                    if updater is not None:
+                        updater.before_optimizer_step(step)
+                    optimizer.step()
+                    if updater is not None:
+                        updater.after_optimizer_step(step)
+                    loss_sum += loss.detach().double() * y.numel()
+                    correct += (logits.detach().argmax(dim=1) == y).sum()
+                    seen += int(y.numel())
+                if seen == 0:
+                    raise InputError("training loader yielded no samples")
+                scheduler.step()
+                history.append(float(loss_sum) / seen)  # a device synchronisation on CUDA
+                accuracy_history.append(int(correct) / seen)
+                images += seen
+                postfix = {"loss": f"{history[-1]:.4f}", "acc": f"{accuracy_history[-1]:.3f}",
+                           "lr": f"{scheduler.get_last_lr()[0]:.3g}"}
+                if updater is not None:
+                    postfix["updates"] = len(updater.trajectory) - 1
+                bar.set_postfix(postfix)
+            train_seconds = time.perf_counter() - train_start
+            accuracy = evaluate(model, test_loader, device, amp=config.amp,
+                                channels_last=config.channels_last)
+    finally:
+        trajectory = updater.close() if updater is not None else []
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     name = torch.cuda.get_device_name(device) if cuda else None
     return TrainResult(accuracy, history, time.perf_counter() - start, device=str(device),
                        device_name=name, train_seconds=train_seconds, images=images,
-                       peak_memory_mb=peak)
+                       peak_memory_mb=peak, train_accuracy_history=accuracy_history,
+                       trajectory=trajectory,
+                       mask_updates=max(0, len(trajectory) - 1),
+                       mask_update_seconds=updater.update_seconds if updater else 0.0,
+                       record_seconds=updater.record_seconds if updater else 0.0)
