@@ -460,3 +460,98 @@ def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
         return title
     return (f"{title}: 10^{log10:.1f} input->output paths, effective density "
             f"{paths['effective_density']:.3f} (identity skips included)")
+
+
+#: The encodings ``analyze`` tables (the MGE, or the mean over layers of a per-layer BGE).
+ENCODINGS = ("mge", "unrolled", "rolled", "rolled-channel")
+
+
+def check_table_options(encoding: str, normalise: str | None) -> None:
+    """:class:`UsageError` unless ``encoding`` is one of :data:`ENCODINGS` and ``normalise`` is
+    ``None`` or ``"paper"``.
+
+    Parameters
+    ----------
+    encoding : str
+        The encoding whose topometrics are tabled.
+    normalise : str or None
+        The normalisation of the shown values.
+    """
+    if encoding not in ENCODINGS:
+        raise UsageError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+    if normalise not in (None, "paper"):
+        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
+
+
+def analyze(model: str = "resnet20", pruning: str = "snip", sparsity: float = 0.98,
+            seed: int = 0, dataset: str = "digits", *, data_dir: Path | None = None,
+            weights: Path | None = None, input_size: int | None = None,
+            input_shape: tuple[int, int, int] | None = None, encoding: str = "mge",
+            identity_skips: bool = False, normalise: str | None = None, force: bool = False,
+            progress: bool = False, picture: Path | None = None) -> dict:
+    """Analyse one pruned network exactly as ``sparsetopo analyze`` does, in one call.
+
+    The network is built and seeded as the command builds it (:func:`build_network`: the
+    model's initial weights and the pruning drawn from ``seed``), then encoded and measured
+    (:func:`analyze_network`): the paper's topometrics of the chosen encoding, the path metrics
+    of the network's real signal paths (the MGE *with* identity skips, whatever
+    ``identity_skips`` says of the tabled encoding), per-layer densities and effective
+    densities, the Ramanujan metrics. Same defaults, same numbers: the result is the JSON that
+    ``sparsetopo analyze --json`` prints (tested equal, timings aside).
+
+    Parameters
+    ----------
+    model : str
+        A zoo model name or ``PATH.py:FACTORY``.
+    pruning : str
+        A pruning method (``METHOD+CONTROL`` too); ignored when ``weights`` is given.
+    sparsity : float
+        Fraction of the conv/linear weights removed, in [0, 1).
+    seed : int
+        Seed of the initial weights, the mask and the sampled metrics.
+    dataset : str
+        The dataset: input shape, classes and pruning data.
+    data_dir : path, optional
+        Where CIFAR or Tiny-ImageNet files are.
+    weights : path, optional
+        A masked state_dict, checkpoint or masks file analysed instead of pruning.
+    input_size, input_shape : optional
+        Encode for ``input_size x input_size`` inputs, or for ``(C, H, W)`` inputs.
+    encoding : {"mge", "unrolled", "rolled", "rolled-channel"}
+        The encoding whose topometrics are tabled.
+    identity_skips : bool
+        Encode identity shortcuts in the tabled MGE too.
+    normalise : {None, "paper"}
+        Also give the paper-normalised values (``topometrics_shown``).
+    force : bool
+        Build graphs even when memory looks short.
+    progress : bool
+        Show progress bars.
+    picture : path, optional
+        Also draw the MGE to this PNG (``encoding="mge"`` only).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``network``, ``options``, ``layers``, ``encodings``,
+        ``topometrics``, ``topometrics_shown``, ``paths``, ``ramanujan``, ``timings``.
+
+    Raises
+    ------
+    InputError
+        Bad options, files or models (one line naming what was wrong).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. Understanding Sparse Neural Networks
+    from their Topology via Multipartite Graph Representations. TMLR, 2024.
+    """
+    start = time.perf_counter()
+    check_table_options(encoding, normalise)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights,
+                        not progress, input_size, input_shape)
+    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
+                             normalise=normalise, force=force, progress=progress,
+                             picture=picture)
+    result["timings"]["total_s"] = time.perf_counter() - start
+    return result

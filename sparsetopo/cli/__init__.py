@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sparsetopo.cli._common import err_console, one_line_errors, out_console
-from sparsetopo.errors import UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -151,26 +149,20 @@ def analyze(
 ) -> None:
     """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
     metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
-    from sparsetopo.analysis import analyze_network, build_network, write_results
+    from sparsetopo.analysis import analyze as analyze_network
+    from sparsetopo.analysis import write_results
     from sparsetopo.cli._tables import print_analysis
     from sparsetopo.io import ensure_dir
 
-    if encoding not in ("mge", "unrolled", "rolled", "rolled-channel"):
-        raise UsageError(f"unknown encoding {encoding!r}; valid: mge, unrolled, rolled, "
-                         "rolled-channel")
-    if normalise not in (None, "paper"):
-        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
     ensure_dir(out)
     quiet = quiet or as_json
-    t0 = time.perf_counter()
-    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
-                        input_size, _shape(input_shape))
+    result = analyze_network(
+        model, pruning, sparsity, seed, dataset, data_dir=data_dir, weights=weights,
+        input_size=input_size, input_shape=_shape(input_shape), encoding=encoding,
+        identity_skips=identity_skips, normalise=normalise, force=force, progress=not quiet,
+        picture=out / "mge.png" if picture and encoding == "mge" else None)
     if not as_json:  # the JSON carries them (network.notes)
-        _notes(net.notes)
-    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
-                             normalise=normalise, force=force, progress=not quiet,
-                             picture=out / "mge.png" if picture and encoding == "mge" else None)
-    result["timings"]["total_s"] = time.perf_counter() - t0
+        _notes(result["network"]["notes"])
     written = write_results(result, out)
     if as_json:
         sys.stdout.write(json.dumps(result, default=float, indent=2) + "\n")
