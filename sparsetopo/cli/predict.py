@@ -71,6 +71,7 @@ def predict(
         load_fit,
         predict_network,
         predicted_key,
+        unseen_method_note,
     )
 
     _check(model, [pruning] if pruning else [], sparsity, dataset)
@@ -81,8 +82,11 @@ def predict(
     for note in notes:
         err_console.print(f"note: {note}", markup=False)
     measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
-                                     extrapolate=extrapolate)
+                                     extrapolate=extrapolate, method=pruning)
     key = predicted_key(rows)
+    note = unseen_method_note(pruning, rows) if pruning else None
+    if note:  # on stderr: with --json too
+        err_console.print(f"warning: {note}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "network": {"model": model, "dataset": dataset, "sparsity": measured,
@@ -140,7 +144,7 @@ def rank(
 ) -> None:
     """Rank candidate masks (pruning methods at one sparsity, or weights files) by predicted
     accuracy drop, before training; predictions and CV errors side by side."""
-    from sparsetopo.study.predict import load_fit, rank_candidates
+    from sparsetopo.study.predict import load_fit, rank_candidates, unseen_method_note
 
     extra = list(more or [])
     methods = list(pruning or []) + (extra if pruning else [])
@@ -157,6 +161,9 @@ def rank(
     for c in ordered:
         for note in c.notes:
             err_console.print(f"note: {c.label}: {note}", markup=False)
+        unseen = unseen_method_note(c.label, c.predictions)
+        if unseen:
+            err_console.print(f"warning: {unseen}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "ranked_by": ranking.ranked_by, "target": fit.target, "caveats": fit.caveats,

@@ -235,9 +235,13 @@ def candidate_network(fit: Fit, model: str, dataset: str, *, weights: str | os.P
 
 
 def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *, seed: int,
-                    extrapolate: bool = False) -> tuple[float, list[dict]]:
+                    extrapolate: bool = False, method: str | None = None
+                    ) -> tuple[float, list[dict]]:
     """``(measured sparsity, one prediction per feature set)`` of ``network``: its features as
-    the study computed them (:func:`network_features_for`), then :func:`predict_features`."""
+    the study computed them (:func:`network_features_for`), then :func:`predict_features`.
+    With ``method`` (the candidate's pruning method), every row says whether the fit's
+    regressors saw that method in training (``method_seen``): for a method they never saw, the
+    error to expect is the leave-one-method-out one, not the grouped one."""
     from sparsetopo.pruning.masks import count_weights
 
     features = network_features_for(fit, network, input_shape, model=model, dataset=dataset,
@@ -247,7 +251,20 @@ def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *,
                             identity_skips=identity_skips_of(fit, model, dataset),
                             extrapolate=extrapolate,
                             sparsity_tolerance=1.0 / count_weights(network)[1])
+    if method is not None:
+        seen = set(fit.for_network(model, dataset)[0].get("methods_seen") or [])
+        for row in rows:
+            row["method_seen"] = method in seen if seen else None
     return features["sparsity"], rows
+
+
+def unseen_method_note(method: str, rows: list[dict]) -> str | None:
+    """One sentence when the regressors never saw ``method`` in training (``None`` when they
+    did, or when the fit does not say)."""
+    if not rows or rows[0].get("method_seen") is not False:
+        return None
+    return (f"{method} was never seen in training: expect the error of the leave-one-method-out "
+            "protocol (CV MAE unseen method), not the grouped one")
 
 
 def predicted_key(rows: list[dict]) -> str:
@@ -328,7 +345,8 @@ def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | 
         network, shape, notes = candidate_network(fit, model, dataset, seed=seed,
                                                   data_dir=data_dir, **kw)
         measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
-                                         extrapolate=extrapolate)
+                                         extrapolate=extrapolate,
+                                         method=label if methods else None)
         candidates.append(Candidate(str(label), measured, rows, notes))
     key = predicted_key(candidates[0].predictions)
     name = ranking_set(candidates[0].predictions, feature_set)
