@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sparsetopo._torch_state import one_thread
 from sparsetopo.errors import InputError
 from sparsetopo.pruning.masks import prunable_layers
 
@@ -146,19 +147,15 @@ def allocate(total: int, shares, capacity) -> list[int]:
 
 @contextlib.contextmanager
 def _one_thread(device: torch.device) -> Iterator[None]:
-    """One torch thread on CPU for the duration of the block (the previous count restored): an
+    """One torch thread on CPU for the duration of the block (``_torch_state.one_thread``): an
     update is many small tensor operations, which threads slow down on a busy machine (a
     ResNet-20 update with the process at two threads, alternated three times on the loaded
     2-core machine: SET 194-343 ms against 250-938 ms, ITOP 63-386 ms against 131-1013 ms)."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    if device.type != "cpu":
         yield
         return
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class MaskUpdater:
