@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Topology of sparse neural networks: prune at initialization, encode as graphs "
     "(MGE, unrolled/rolled BGEs), compute topometrics, run studies.",
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",  # help texts wrap to the terminal: paragraphs, not source lines
 )
 
 DEFAULT_MODEL = "resnet20"
@@ -137,7 +138,7 @@ def analyze(
     input_size: InputSizeOpt = None,
     input_shape: InputShapeOpt = None,
     encoding: Annotated[str, typer.Option(
-        help="Encoding whose topometrics are tabled: mge|unrolled|rolled|rolled-channel.")] = "mge",
+        help="Encoding whose topometrics are tabled: mge, unrolled, rolled or rolled-channel.")] = "mge",
     identity_skips: IdentitySkipsOpt = False,
     normalise: Annotated[str | None, typer.Option(
         help="'paper' divides counts by nodes/edges as in the paper's tables.")] = None,
