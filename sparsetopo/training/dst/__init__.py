@@ -172,7 +172,7 @@ class DynamicSparsity:
     Raises
     ------
     InputError
-        An unknown method or a bad hyper-parameter.
+        An unknown method.
 
     References
     ----------
