@@ -118,8 +118,8 @@ def _names(value: str | None) -> list[str] | None:
 
 
 SetsOpt = Annotated[str | None, typer.Option(
-    "--sets", help="Comma-separated feature sets (default: every SPEC 6 set; sparsity, the "
-    "baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
+    "--sets", help="Comma-separated feature sets (default: every set of docs/study.md; "
+    "sparsity, the baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
     "any set with /monotone for monotone constraints.")]
 TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="Optuna trials per tuning.")]
 JobsOpt = Annotated[int | None, typer.Option(

@@ -58,12 +58,44 @@ def mge(
     dpi: int = 150,
     progress: bool = True,
 ) -> Path:
-    """Draw ``graph`` (partitions as columns, edges as faint lines, skip edges in orange) into
-    the PNG ``path`` of exactly ``width x height`` pixels; return the path.
+    """Draw a multipartite graph encoding into a PNG of exactly ``width x height`` pixels.
 
-    ``max_edges``: draw a uniform random sample (seeded by ``seed``) of that many edges and say
-    so on the picture ("showing N of M edges"). ``progress``: a progress bar while edges are
-    drawn. The file is written atomically.
+    Partitions are columns (left to right, in topological order), each node at its channel
+    block and pixel position inside its column, edges faint lines whose darkness grows with the
+    log of how many cross a pixel, skip edges (across more than one partition) in orange, nodes
+    without any edge in light grey (module docstring).
+
+    Parameters
+    ----------
+    graph : LayeredGraph
+        The graph (``sparsetopo.encoding.multipartite``).
+    path : str or path-like
+        PNG file, written atomically.
+    max_edges : int, optional
+        Draw a uniform random sample of that many edges and say so on the picture ("showing N
+        of M edges"); ``None``: every edge.
+    seed : int
+        Seed of the sample and of the sampling phases.
+    title : str, optional
+        First line above the picture.
+    width, height : int
+        Size in pixels (at least 200 x 150).
+    dpi : int
+        Resolution of the text (at least 10).
+    progress : bool
+        A progress bar while edges are drawn.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        ``graph`` is not a ``LayeredGraph``.
+    InputError
+        A negative ``max_edges``, or a picture too small for its title and labels.
     """
     if not isinstance(graph, LayeredGraph):
         raise TypeError(f"graph must be a LayeredGraph, got {type(graph).__name__}")

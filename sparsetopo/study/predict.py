@@ -283,6 +283,7 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
 
     def value(self, feature_set: str, key: str) -> float | None:
+        """The prediction ``key`` of ``feature_set`` (None when that set did not predict)."""
         return next(r[key] for r in self.predictions if r["feature_set"] == feature_set)
 
 
@@ -333,8 +334,49 @@ def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | 
                     weights: list[str | os.PathLike] | None = None,
                     sparsity: float | None = None, seed: int = 0, data_dir: str | None = None,
                     feature_set: str | None = None, extrapolate: bool = False) -> Ranking:
-    """Predict every candidate (``methods`` at ``sparsity``, or ``weights`` files) and order
-    them by one feature set's predictions (:func:`ranking_set`)."""
+    """Predict the accuracy drop of candidate masks before training and rank them.
+
+    Every candidate's features are computed as the study computed them
+    (:func:`network_features_for`) and predicted by each feature set's regressor of
+    (``model``, ``dataset``); the candidates are then ordered by one set's predictions.
+
+    Parameters
+    ----------
+    fit : Fit
+        The regressors of a fit (:func:`load_fit`).
+    model : str
+        Zoo model the fit knows.
+    dataset : str
+        Dataset the fit knows.
+    methods : list of str, optional
+        Candidate pruning methods, each applied to the same initialization at ``sparsity``.
+    weights : list of str or path-like, optional
+        Candidate weights files (instead of ``methods``).
+    sparsity : float, optional
+        Sparsity of the methods' masks.
+    seed : int
+        Seed of the initialization, the masks and the pruning data.
+    data_dir : str, optional
+        Folder holding the dataset.
+    feature_set : str, optional
+        The set whose predictions rank; default :func:`ranking_set` (the best
+        leave-one-method-out R^2).
+    extrapolate : bool
+        Predict a candidate outside what a regressor saw (flagged) instead of refusing it.
+
+    Returns
+    -------
+    Ranking
+        The candidates best first (lowest predicted drop), with the ranking set's
+        leave-one-method-out verdict.
+
+    Raises
+    ------
+    UsageError
+        Both or neither of ``methods`` and ``weights``, or an unknown feature set.
+    FitError
+        A network outside the fit (unless ``extrapolate``).
+    """
     if bool(methods) == bool(weights):
         raise UsageError("give candidate methods (--pruning A B ...) or weights files "
                          "(--weights A.pt B.pt ...), one of the two")

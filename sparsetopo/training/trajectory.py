@@ -25,16 +25,56 @@ TRAJECTORY_METRICS = ("effective_density", "alive_edges", "log10_paths")
 
 
 def mask_topology(model: nn.Module, input_shape: tuple[int, ...], dag=None) -> dict[str, float]:
-    """:data:`TRAJECTORY_METRICS` of ``model``'s current masks: the MGE with identity skips
-    (``encoding.multipartite(..., identity_skips=True)``) and ``metrics.topometrics`` of those
-    keys. ``dag``: ``model``'s trace on ``input_shape`` (``tracing.trace``), if known."""
+    """Path metrics of a network's current masks, for the topology over training.
+
+    Computed on the multipartite graph encoding with identity skips
+    (``encoding.multipartite(..., identity_skips=True)``: the real network's signal paths),
+    by ``metrics.topometrics``: ``effective_density`` (fraction of the present weights with an
+    unrolled edge on some input->output path), ``alive_edges`` (edges on such a path) and
+    ``log10_paths`` (log10 of the number of input->output paths, -inf without one). They
+    depend on the masks only, not on the weights' values.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, masks in ``torch.nn.utils.prune`` form.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input.
+    dag : LayerDAG, optional
+        ``model``'s trace on ``input_shape`` (``tracing.trace``), if known.
+
+    Returns
+    -------
+    dict of str to float
+        The :data:`TRAJECTORY_METRICS`.
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on
+    Machine Learning Research*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    """
     graph = encoding.multipartite(model, tuple(input_shape), identity_skips=True, dag=dag)
     return metrics.topometrics(graph, keys=TRAJECTORY_METRICS)
 
 
 class TopologyRecorder:
-    """``recorder(model) -> dict``: :func:`mask_topology` of ``model``'s current masks,
-    computed on a CPU copy made (and traced) once, here."""
+    """``recorder(model) -> dict``: :func:`mask_topology` of ``model``'s current masks.
+
+    Computed on a CPU copy of the network made (and traced) once, here, whose masks are copied
+    from the training network at each call: the training network stays where it trains and in
+    its mode.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network to follow, masked (``torch.nn.utils.prune`` form).
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input.
+    """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)
