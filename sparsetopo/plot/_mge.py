@@ -48,7 +48,7 @@ TOP_PAD_PX, LINE_SPACING = 6, 1.35  # above the title; title line height in font
 
 def mge(
     graph: LayeredGraph,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     max_edges: int | None = None,
     seed: int = 0,
@@ -57,7 +57,7 @@ def mge(
     height: int = 900,
     dpi: int = 150,
     progress: bool = True,
-) -> Path:
+) -> Path | Image.Image:
     """Draw a multipartite graph encoding into a PNG of exactly ``width x height`` pixels.
 
     Partitions are columns (left to right, in topological order), each node at its channel
@@ -69,8 +69,9 @@ def mge(
     ----------
     graph : LayeredGraph
         The graph (``sparsetopo.encoding.multipartite``).
-    path : str or path-like
-        PNG file, written atomically.
+    path : str or path-like, optional
+        PNG file, written atomically; ``None``: return the picture instead (a Pillow image,
+        which a notebook shows inline).
     max_edges : int, optional
         Draw a uniform random sample of that many edges and say so on the picture ("showing N
         of M edges"); ``None``: every edge.
@@ -87,8 +88,8 @@ def mge(
 
     Returns
     -------
-    Path
-        ``path``.
+    Path or PIL.Image.Image
+        ``path``, or the picture when ``path`` is ``None``.
 
     Raises
     ------
@@ -104,7 +105,6 @@ def mge(
     if width < 200 or height < 150 or dpi < 10:
         raise InputError(f"picture too small: width={width}, height={height}, dpi={dpi}; "
                          "need width >= 200, height >= 150, dpi >= 10")
-    path = Path(path)
     src, dst = edge_endpoints(graph, max_edges, seed)
     connected = _has_edge(graph)
     lines = header_lines(graph, int(graph.n_nodes - connected.sum()), len(src), seed, title)
@@ -140,7 +140,7 @@ def mge(
     ]
     annotations.draw_legend(image, legend, dpi, LEGEND_PT, right=0.985 * width,
                             top=TOP_PAD_PX + len(lines) * line_px + 0.2 * LEGEND_PT * dpi / 72)
-    return save_rgb_png(image, path)
+    return image if path is None else save_rgb_png(image, Path(path))
 
 
 def header_lines(graph: LayeredGraph, isolated: int, drawn: int, seed: int,

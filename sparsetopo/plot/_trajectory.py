@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from sparsetopo.errors import InputError
 from sparsetopo.plot._common import method_styles, require_columns, save_png
 from sparsetopo.plot.metrics import _grid
 
@@ -80,7 +81,7 @@ def trajectory(
         metrics = [m for m in TRAJECTORY_PANELS if m in frame.columns
                    and pd.to_numeric(frame[m], errors="coerce").notna().any()]
         if not metrics:
-            raise ValueError("trajectory table has no recorded metric with a value; it has "
+            raise InputError("trajectory table has no recorded metric with a value; it has "
                              f"{list(trajectory_df.columns)}")
     else:
         require_columns(frame, metrics, "trajectory table")
