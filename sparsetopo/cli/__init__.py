@@ -85,8 +85,10 @@ def prune(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Prune a model at initialization; write model.pt (masked state_dict), masks.pt and
-    prune.json (what was pruned, for which input shape)."""
+    """Prune a model at initialization.
+
+    Writes model.pt (masked state_dict), masks.pt and prune.json (what was pruned, for which
+    input shape)."""
     import torch
 
     from sparsetopo.analysis import build_network, layer_rows
@@ -111,8 +113,7 @@ def prune(
 
 @app.command("models")
 def list_models() -> None:
-    """List the model zoo, pruning and sparse training methods by category, mask controls and
-    datasets."""
+    """List the models, methods (by category), mask controls and datasets."""
     from sparsetopo import data, models, pruning, training
 
     out_console.print("models:   " + ", ".join(models.names()))
@@ -148,8 +149,11 @@ def analyze(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
-    metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
+    """The main job: prune, encode, and measure one network's topology.
+
+    Prunes (or loads), encodes, computes topometrics, path metrics and Ramanujan metrics;
+    writes metrics.json, metrics.csv and mge.png (defaults: resnet20, digits, snip, sparsity
+    0.98, seed 0)."""
     from sparsetopo.analysis import analyze as analyze_network
     from sparsetopo.analysis import write_results
     from sparsetopo.cli._tables import print_analysis
@@ -189,7 +193,9 @@ def draw(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Draw the MGE of a pruned network: partitions left to right, skip edges highlighted."""
+    """Draw the MGE of a pruned network.
+
+    Partitions left to right, skip edges highlighted."""
     from sparsetopo import encoding, plot
     from sparsetopo.analysis import build_network, path_summary, picture_title
     from sparsetopo.io import ensure_dir

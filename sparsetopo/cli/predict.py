@@ -64,8 +64,9 @@ def predict(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict a network's accuracy drop (before training) with every feature set's regressor,
-    next to each one's cross-validated error."""
+    """Predict a network's accuracy drop, before training.
+
+    Every feature set's regressor of a fit, next to each one's cross-validated error."""
     from sparsetopo.study.predict import (
         candidate_network,
         load_fit,
@@ -142,8 +143,10 @@ def rank(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank candidate masks (pruning methods at one sparsity, or weights files) by predicted
-    accuracy drop, before training; predictions and CV errors side by side."""
+    """Rank candidate masks by predicted accuracy drop, before training.
+
+    Candidates: pruning methods at one sparsity, or weights files; predictions and CV errors
+    side by side."""
     from sparsetopo.study.predict import load_fit, rank_candidates, unseen_method_note
 
     extra = list(more or [])
