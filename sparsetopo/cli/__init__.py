@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Topology of sparse neural networks: prune at initialization, encode as graphs "
     "(MGE, unrolled/rolled BGEs), compute topometrics, run studies.",
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",  # help texts wrap to the terminal: paragraphs, not source lines
+    rich_markup_mode="markdown",  # help texts wrap to the terminal: paragraphs, not source lines
 )
 
 DEFAULT_MODEL = "resnet20"

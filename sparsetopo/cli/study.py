@@ -16,7 +16,7 @@ app = typer.Typer(
     help="Train grids of pruned networks, store their topology and accuracy, and fit predictors.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 DEFAULT_OUT = Path("sparsetopo-out")
