@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/plot.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/dst_trajectory.py
 	$(BIN)/python benchmarks/analyze.py
 
 clean:

@@ -1,8 +1,9 @@
 """sparsetopo: topology of sparse neural networks through graph encodings.
 
 ``import sparsetopo as st`` gives ``st.models``, ``st.data``, ``st.pruning``, ``st.tracing``,
-``st.encoding``, ``st.metrics``, ``st.training``, ``st.study``, ``st.plot`` (imported on first
-use, so that ``import sparsetopo`` stays cheap).
+``st.encoding``, ``st.metrics``, ``st.training``, ``st.study``, ``st.plot``, ``st.analysis``,
+``st.comparison`` and ``st.report`` (imported on first use, so that ``import sparsetopo`` stays
+cheap).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from sparsetopo._lazy import lazy_namespace
 __version__ = "0.1.0"
 
 _SUBMODULES = ("models", "data", "pruning", "tracing", "encoding", "metrics", "training",
-               "study", "plot", "report", "analysis")
+               "study", "plot", "report", "analysis", "comparison")
 
-__getattr__, __dir__ = lazy_namespace(__name__, dict.fromkeys(_SUBMODULES))
+#: ``st.analyze(...)``: the ``analyze`` job as one call (:func:`sparsetopo.analysis.analyze`).
+__getattr__, __dir__ = lazy_namespace(__name__, {**dict.fromkeys(_SUBMODULES),
+                                                 "analyze": "analysis"})

@@ -17,7 +17,21 @@ def lazy_namespace(package: str,
                    exports: Mapping[str, str | None]) -> tuple[Callable, Callable]:
     """``(__getattr__, __dir__)`` for the module ``package``'s namespace: ``exports`` maps each
     public name to the submodule of ``package`` that defines it (``None``: the name is that
-    submodule itself), imported when the name is first read."""
+    submodule itself), imported when the name is first read.
+
+    Parameters
+    ----------
+    package : str
+        The package's module name (``sparsetopo.plot``).
+    exports : mapping of str to str or None
+        ``{public name: submodule that defines it}``; ``None`` when the name is a submodule.
+
+    Returns
+    -------
+    (callable, callable)
+        The package's module-level ``__getattr__`` and ``__dir__`` (PEP 562); a name read once
+        is then set on the package, so later reads are plain lookups.
+    """
 
     def getattr_(name: str):
         if name in exports:

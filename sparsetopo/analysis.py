@@ -1,5 +1,22 @@
 """The ``analyze`` main job as a library: build a pruned network from options, encode it,
-compute its metrics, report them."""
+compute its metrics, report them.
+
+:func:`build_network` makes the network (a zoo model or the user's own, pruned at
+initialization or loaded from a weights file), :func:`analyze_network` computes everything
+``sparsetopo analyze`` reports (sizes of every encoding, the paper's topometrics of the chosen
+encoding, path metrics and per-layer effective densities of the MGE with identity skips,
+Ramanujan metrics of the rolled encoding) and :func:`write_results` writes ``metrics.json`` and
+``metrics.csv``. The definitions are in ``docs/encodings.md``, ``docs/metrics.md`` and
+``docs/compare.md``.
+
+References
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on Machine
+    Learning Research*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the Lens
+    of Effective Sparsity. *Journal of Machine Learning Research* 24.
+"""
 
 from __future__ import annotations
 
@@ -11,30 +28,63 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
 from torch import nn
 
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
+from .encoding.layers import layer_arrays
 from .errors import UsageError
-from .io import atomic_path, ensure_dir, write_text
-from .pruning.masks import count_weights, layer_densities, load_weights
+from .io import atomic_path, ensure_dir, json_value, write_text
+from .pruning.masks import (
+    PRUNE_RECORD,
+    count_weights,
+    layer_densities,
+    load_weights,
+    prune_record,
+)
 from .pruning.masks import sparsity as measured_sparsity
 from .tracing import LayerDAG, trace
 
-PICTURE_MAX_EDGES = 5_000_000  # larger MGEs are drawn from a uniform sample (noted on the picture)
+__all__ = ["PICTURE_MAX_EDGES", "Network", "analyze_network", "build_network", "check_options",
+           "csv_text", "layer_alive_weights", "layer_rows", "parse_shape", "path_summary",
+           "picture_title", "write_results"]
+
+#: Larger MGEs are drawn from a uniform sample of this many edges (noted on the picture).
+PICTURE_MAX_EDGES = 5_000_000
 
 
 @dataclass
 class Network:
-    """A pruned (or loaded) model with the input shape it is analysed on."""
+    """A pruned (or loaded) model with the input shape it is analysed on.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, its masks in ``torch.nn.utils.prune`` form.
+    name : str
+        Zoo name, or the ``PATH.py:FACTORY`` it was built from.
+    dataset : str
+        Dataset it was built for (input channels, classes, pruning data).
+    method : str
+        Pruning method, or ``"weights"`` for a network loaded from a file.
+    sparsity : float
+        Target sparsity of the method (for loaded weights: the measured sparsity).
+    seed : int
+        Seed of the initialization, the mask and the pruning data.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input: the shape the encodings unroll.
+    weights : str, optional
+        The weights file it was loaded from.
+    notes : list of str
+        What was read beyond a plain file (e.g. the input shape recorded beside the masks).
+    seconds : float
+        Time spent building it: the model, its data and its pruning (or its weights).
+    """
 
     model: nn.Module
     name: str
@@ -44,26 +94,61 @@ class Network:
     seed: int
     input_shape: tuple[int, int, int]
     weights: str | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # building it: the model, its data and its pruning (or its weights)
 
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
-    """:class:`UsageError` naming the first unknown model, method or dataset, or a sparsity
-    outside [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is
-    built)."""
-    if not models.is_factory(model) and model not in models.names():
+    """Check the options of a network before any work.
+
+    Parameters
+    ----------
+    model : str
+        Zoo name, ``PATH.py:FACTORY`` or ``package.module:FACTORY`` (a factory is checked when
+        it is built).
+    method : str
+        Pruning method or ``METHOD+CONTROL``.
+    sparsity : float
+        Target sparsity, in [0, 1).
+    dataset : str
+        One of ``sparsetopo.data.DATASETS``.
+
+    Raises
+    ------
+    UsageError
+        The first unknown model or dataset, or a sparsity outside [0, 1), with what is
+        supported.
+    InputError
+        An unknown method or control (``sparsetopo.pruning.check_method``).
+    """
+    if not models.is_factory(model) and model.lower() not in models.names():
         raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}, "
                          "or your own as PATH.py:FACTORY or package.module:FACTORY")
-    if method not in pruning.METHODS:
-        raise UsageError(f"unknown pruning method {method!r}; valid: "
-                         f"{', '.join(pruning.METHODS)}")
+    pruning.check_method(method)
     if not (0.0 <= sparsity < 1.0) or math.isnan(sparsity):
         raise UsageError(f"sparsity must be in [0, 1), got {sparsity}")
-    if dataset not in data.DATASETS:
+    if dataset.lower().replace("-", "") not in data.DATASETS:
         raise UsageError(f"unknown dataset {dataset!r}; valid: {', '.join(data.DATASETS)}")
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
-    """``"C,H,W"`` -> ``(C, H, W)``, each a positive integer."""
+    """Parse an input shape given as text.
+
+    Parameters
+    ----------
+    text : str
+        ``"C,H,W"`` (or ``"CxHxW"``), e.g. ``"3,32,32"``.
+
+    Returns
+    -------
+    tuple of int
+        ``(C, H, W)``.
+
+    Raises
+    ------
+    UsageError
+        Not three positive integers.
+    """
     try:
         shape = tuple(int(v) for v in str(text).replace("x", ",").split(","))
     except ValueError:
@@ -98,28 +183,75 @@ def build_network(
     input_size: int | None = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> Network:
-    """Create ``model`` (a zoo name, built for the dataset; or ``PATH.py:FACTORY`` /
-    ``package.module:FACTORY``, the user's ``FACTORY()``), then prune it at initialization with
-    ``method`` (or load ``weights``: a state_dict in ``torch.nn.utils.prune`` form or with zeros
-    where pruned). ``input_shape`` ``(C, H, W)`` (any model) or ``input_size`` (square, H = W)
-    override the dataset's image shape for the encodings; a zoo model whose layers depend on it
-    is built for it, and the pruning data are resized to it when its size differs."""
+    """Build a network and give it its mask: pruned at initialization, or loaded from a file.
+
+    The model is created (a zoo model built for the dataset, weights seeded by ``seed``; or the
+    user's ``FACTORY()``), traced once on the input shape (so that a network the encodings
+    cannot handle fails before any pruning), then pruned with ``method`` at ``sparsity``
+    (``sparsetopo.pruning.prune``, with training batches of the dataset for the data-dependent
+    methods) or given the ``weights``.
+
+    Parameters
+    ----------
+    model : str
+        Zoo name, or ``PATH.py:FACTORY`` / ``package.module:FACTORY``.
+    method : str
+        Pruning method or ``METHOD+CONTROL`` (ignored with ``weights``).
+    sparsity : float
+        Target sparsity in [0, 1).
+    seed : int
+        Seed of the initialization, the mask and the pruning data.
+    dataset : str
+        Dataset: input channels, classes, pruning data.
+    data_dir : Path, optional
+        Folder holding the dataset (``sparsetopo.data.get_dataset``).
+    weights : Path, optional
+        A state_dict in ``torch.nn.utils.prune`` form or with zeros where pruned, a checkpoint
+        holding one, or the masks file ``sparsetopo prune`` writes
+        (:func:`sparsetopo.pruning.load_weights`).
+    quiet : bool
+        No progress bars.
+    input_size : int, optional
+        Square input size (H = W) instead of the dataset's image size.
+    input_shape : tuple of int, optional
+        ``(C, H, W)`` instead of the dataset's image shape (any model). For ``weights`` written
+        by ``sparsetopo prune`` the default is the shape recorded beside them. A zoo model
+        whose layers depend on it is built for it, and the pruning data are resized to it.
+
+    Returns
+    -------
+    Network
+        The network; ``notes`` says what was read beyond a plain file.
+
+    Raises
+    ------
+    UsageError
+        Bad options (:func:`check_options`), both ``input_size`` and ``input_shape``, or an
+        input shape the data-dependent method cannot prune with.
+    InputError
+        A model, weights file or dataset that cannot be used (its own error).
+    """
+    start = time.perf_counter()
     check_options(model, method, sparsity, dataset)
+    model = model if models.is_factory(model) else model.lower()  # names are case-insensitive
+    dataset, method = dataset.lower().replace("-", ""), pruning.check_method(method)
     info = data.dataset_info(dataset)
+    notes: list[str] = []
+    record = prune_record(weights) if weights is not None else None
+    if record and input_size is None and input_shape is None and record.get("input_shape"):
+        input_shape = tuple(record["input_shape"])  # the masks were made for it
+        notes.append(f"input shape {'x'.join(map(str, input_shape))} from "
+                     f"{Path(weights).with_name(PRUNE_RECORD)}")
     shape = _input_shape(info, input_size, input_shape)
-    torch.manual_seed(seed)
-    if models.is_factory(model):
-        net = models.from_factory(model)
-    else:
-        net = models.create(model, num_classes=info.num_classes, in_channels=info.in_channels,
-                            image_size=shape[1])
+    net = models.build(model, num_classes=info.num_classes, in_channels=info.in_channels,
+                       image_size=shape[1], seed=seed)
     trace(net, shape)  # fail early, before pruning, on shapes or layers we cannot encode
     if weights is not None:
-        load_weights(net, weights)
+        notes += load_weights(net, weights)
         return Network(net, model, dataset, "weights", measured_sparsity(net), seed, shape,
-                       str(weights))
+                       str(weights), notes, time.perf_counter() - start)
     loader = None
-    if method in pruning.DATA_METHODS:
+    if pruning.needs_data(method):
         if shape[0] != info.in_channels:
             raise UsageError(f"the network takes {shape[0]}-channel inputs but {dataset} has "
                              f"{info.in_channels}; {method} prunes with data of the dataset")
@@ -131,26 +263,50 @@ def build_network(
                                   shuffle=True, augment=False, seed=seed, image_size=resized)
     pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=shape,
                   progress=not quiet)
-    return Network(net, model, dataset, method, sparsity, seed, shape)
+    return Network(net, model, dataset, method, sparsity, seed, shape,
+                   seconds=time.perf_counter() - start)
 
 
-def density_table(net: Network) -> Table:
-    """The per-layer densities of ``net`` as a printable table."""
-    present, total = count_weights(net.model)
-    t = Table(title=f"{net.name} - {net.method} - sparsity {1 - present / total:.4f} "
-              f"({present:,} of {total:,} weights present)", title_justify="left")
-    for col in ("layer", "type", "shape", "present", "total", "density"):
-        t.add_column(col, justify="right" if col in ("present", "total", "density") else "left")
-    for row in layer_densities(net.model):
-        t.add_row(row.layer, row.kind, "x".join(map(str, row.shape)), f"{row.present:,}",
-                  f"{row.total:,}", f"{row.density:.4f}")
-    return t
+def layer_rows(model: nn.Module) -> list[dict]:
+    """The density of every conv/linear layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    list of dict
+        One row per layer in module order: ``layer`` (module path), ``type``, ``shape``,
+        ``present`` and ``total`` weights, ``density`` (present / total).
+    """
+    return [{"layer": r.layer, "type": r.kind, "shape": list(r.shape), "present": r.present,
+             "total": r.total, "density": r.density} for r in layer_densities(model)]
 
 
 def encoding_sizes(model, input_shape, identity_skips: bool = False,
                    dag: LayerDAG | None = None) -> dict[str, dict]:
-    """Nodes and edges of every encoding, counted without building the large ones (``dag``:
-    the model's trace on ``input_shape``, if the caller has it)."""
+    """Nodes and edges of every encoding, counted without building the large ones.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input.
+    identity_skips : bool
+        Count the MGE with identity skips.
+    dag : LayerDAG, optional
+        The model's trace on ``input_shape``, if the caller has it.
+
+    Returns
+    -------
+    dict
+        ``mge`` (``nodes``, ``edges``, ``edges_exact``, ``graph_bytes``), ``unrolled``,
+        ``rolled`` and ``rolled-channel`` (``nodes``, ``edges`` summed over layers,
+        ``layers``).
+    """
     est = enc.estimate(model, input_shape, identity_skips, dag=dag)
     un_nodes, un_edges = enc.unrolled_size(model, input_shape, dag=dag)
     rolled = enc.rolled(model)
@@ -166,18 +322,37 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
     }
 
 
-def _finite(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def path_summary(model, graph_with_skips) -> dict:
-    """Path metrics (SPEC 4) and bottlenecks of the MGE with identity skips, the layers that
-    keep no weight, and ``headline``: one line when the network has no input->output path,
-    naming the layer that cut it (``None`` otherwise)."""
-    view = metrics.GraphView(graph_with_skips)
-    out = {k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS}
+    """Path metrics and bottlenecks of the MGE with identity skips: the real network's paths.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network the graph encodes.
+    graph_with_skips : LayeredGraph or GraphView
+        ``encoding.multipartite(..., identity_skips=True)``, or a ``metrics.GraphView`` of it
+        whose caches the caller shares.
+
+    Returns
+    -------
+    dict
+        ``nodes``, ``edges``, every path metric (``metrics.PATH_METRICS``) and bottleneck
+        (``metrics.path_bottlenecks``), ``empty_layers`` (layers that keep no weight),
+        ``signal_cut`` (the layer where the signal stops, ``None`` when a path exists) and
+        ``headline``: one line when the network has no input->output path, naming the layer
+        that cut it (``None`` otherwise).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *TMLR*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    """
+    view = _view(graph_with_skips)
+    out = {"nodes": view.graph.n_nodes, "edges": view.graph.n_edges}
+    out.update({k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS})
     out.update(metrics.path_bottlenecks(view))
     empty = [r.layer for r in layer_densities(model) if r.present == 0]
     cut = metrics.signal_cut(view)
@@ -193,6 +368,100 @@ def path_summary(model, graph_with_skips) -> dict:
     return out
 
 
+def _view(graph) -> metrics.GraphView:
+    return graph if isinstance(graph, metrics.GraphView) else metrics.GraphView(graph)
+
+
+def layer_alive_weights(graph_with_skips, dag: LayerDAG) -> dict[str, int]:
+    """Present weights of each layer with at least one unrolled edge on an input->output path.
+
+    An edge ``(u, v)`` of the MGE with identity skips lies on such a path exactly when both
+    ``u`` and ``v`` do (``metrics.alive_nodes``); each edge names the present weight that
+    created it (``edge_weight_ids``, -1 for identity skips), numbered as the encoder numbers
+    them: layer by layer in the trace's order, inside a layer in ``np.flatnonzero(mask)``
+    order. A layer's *effective density* is its count here over its present weights; the sum of
+    the counts over all present weights is ``metrics.effective_density``. Where two layers of
+    one input are added together (a 1x1 and a 3x3 branch, say) their parallel edges are merged
+    into one that names the first layer's weight only: the other's weights on it are not
+    counted, here as in ``metrics.effective_density``.
+
+    Parameters
+    ----------
+    graph_with_skips
+        The MGE with identity skips (``encoding.multipartite(..., identity_skips=True)``), or a
+        ``metrics.GraphView`` of it (its path sweeps are then shared).
+    dag
+        The model's trace on the graph's input shape (``tracing.trace``).
+
+    Returns
+    -------
+    dict
+        ``{layer: count}`` for every conv/linear layer the trace reaches.
+
+    Raises
+    ------
+    ValueError
+        A graph without ``edge_weight_ids``, or one of another network than the trace's.
+
+    References
+    ----------
+    Vysogorets, A. and Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through
+    the Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    """
+    view = _view(graph_with_skips)
+    graph = view.graph
+    ids = graph.edge_weight_ids
+    if ids is None:
+        raise ValueError("the graph has no edge_weight_ids; build it with encoding.multipartite")
+    offsets, counts = {}, {}
+    n_weights = 0
+    for op in dag.layers():  # the encoder's numbering (encoding/_multipartite.py, _plan)
+        offsets[op.name] = n_weights
+        counts[op.name] = int(layer_arrays(op.module)[1].sum())
+        n_weights += counts[op.name]
+    if n_weights != graph.meta.get("n_weights", n_weights):
+        raise ValueError(f"the trace has {n_weights} present weights, the graph "
+                         f"{graph.meta['n_weights']}: not the same network")
+    alive = metrics.alive_nodes(view)
+    used = np.zeros(n_weights, bool)
+    a = graph.adjacency
+    for part in graph.partitions:  # one partition at a time: a lower peak than all edges at once
+        lo, hi = int(a.indptr[part.offset]), int(a.indptr[part.stop])
+        if hi == lo or not alive[part.offset : part.stop].any():
+            continue
+        degree = np.diff(a.indptr[part.offset : part.stop + 1])
+        src = np.repeat(alive[part.offset : part.stop], degree)
+        w = ids[lo:hi][src & alive[a.indices[lo:hi]]]
+        used[w[w >= 0]] = True
+    before = np.concatenate([[0], np.cumsum(used)])
+    return {name: int(before[offsets[name] + counts[name]] - before[offsets[name]])
+            for name in offsets}
+
+
+def with_effective_density(rows: list[dict], alive: dict[str, int]) -> list[dict]:
+    """Layer rows with their effective density.
+
+    Parameters
+    ----------
+    rows
+        :func:`layer_rows`.
+    alive
+        :func:`layer_alive_weights` (a layer the trace never reaches counts 0).
+
+    Returns
+    -------
+    list of dict
+        Each row with ``alive`` and ``effective_density`` = alive / present (NaN for a layer
+        that keeps no weight).
+    """
+    out = []
+    for row in rows:
+        n = alive.get(row["layer"], 0)
+        out.append({**row, "alive": n,
+                    "effective_density": n / row["present"] if row["present"] else math.nan})
+    return out
+
+
 def _topometrics(net, encoding: str, graph, paths: dict, normalise: str | None,
                  progress: bool) -> tuple[dict, list | None, dict]:
     """``(topometrics, per-layer rows or None, topometrics as shown)`` of the chosen encoding,
@@ -201,18 +470,20 @@ def _topometrics(net, encoding: str, graph, paths: dict, normalise: str | None,
         topo = metrics.topometrics(graph, seed=net.seed, progress=progress,
                                    keys=("nodes", "edges", *metrics.PAPER_METRICS))
         layers_topo = None
+        shown = metrics.normalise_paper(topo) if normalise else dict(topo)
     else:
         graphs = {"unrolled": lambda: enc.unrolled(net.model, net.input_shape),
                   "rolled": lambda: enc.rolled(net.model),
                   "rolled-channel": lambda: enc.rolled_channel(net.model)}[encoding]()
-        topo = metrics.layer_mean(graphs)
-        layers_topo = metrics.layerwise(graphs).to_dict(orient="records")
-        topo = {k: v for k, v in topo.items() if k not in metrics.PATH_METRICS}
-    topo.update({k: paths[k] for k in metrics.PATH_METRICS})
-    shown = dict(topo)
-    if encoding == "mge" and normalise:
-        table = metrics.topometrics_table([topo], normalise=normalise)
-        shown = {k: float(v) for k, v in table.iloc[0].items() if k in topo}
+        layers = metrics.layerwise(graphs)
+        layers_topo = layers.to_dict(orient="records")
+        keys = [k for k in metrics.METRICS if k not in metrics.PATH_METRICS]
+        topo = {k: float(layers[k].mean()) for k in keys}
+        shown = dict(topo)
+        if normalise and layers_topo:  # each layer graph by its own nodes and edges, then the mean
+            table = metrics.topometrics_table(layers_topo, normalise=normalise)
+            shown = {k: float(table[k].mean()) for k in keys}
+    topo.update({k: paths[k] for k in metrics.PATH_METRICS})  # the JSON keeps them here too
     return topo, layers_topo, shown
 
 
@@ -256,13 +527,63 @@ def _picture_alongside(graph, path: Path | None, title: str, seed: int,
 def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     normalise: str | None = None, force: bool = False,
                     progress: bool = True, picture: Path | None = None) -> dict:
-    """Everything ``analyze`` reports, as a JSON-serialisable dict. Path metrics always come
-    from the MGE with identity skips (SPEC 4); the other topometrics from the chosen encoding.
-    ``picture``: also draw the MGE (``encoding="mge"`` only) to this PNG, next to the
-    topometrics (:func:`_picture_alongside`); ``result["picture"]`` is then its path."""
+    """Everything ``sparsetopo analyze`` reports about one network.
+
+    Path metrics and per-layer effective densities always come from the MGE with identity
+    skips (the real network's signal paths: a residual block whose convolutions were all pruned
+    still passes its input on); the other topometrics from the chosen encoding (per-layer
+    encodings: the mean over layers).
+
+    Parameters
+    ----------
+    net : Network
+        The network (:func:`build_network`).
+    encoding : {"mge", "unrolled", "rolled", "rolled-channel"}
+        Encoding of the paper's topometrics.
+    identity_skips : bool
+        Encode identity shortcuts in the MGE of the topometrics (the paper does not).
+    normalise : str, optional
+        Also report the topometrics normalised as the paper's tables are
+        (``metrics.normalise_paper``), under ``topometrics_shown``.
+    force : bool
+        Build the graphs even if memory looks short (``encoding.check_memory``).
+    progress : bool
+        Show progress bars.
+    picture : Path, optional
+        Also draw the MGE (``encoding="mge"`` only) to this PNG, on a second thread while the
+        topometrics are computed.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``network`` (model, dataset, pruning, target and measured sparsity,
+        seed, input shape, weights, present and total weights, notes), ``options``, ``layers``
+        (:func:`layer_rows` with ``alive`` and ``effective_density``), ``encodings`` (sizes),
+        ``topometrics``, ``topometrics_shown``, ``paths`` (:func:`path_summary`),
+        ``ramanujan`` (``summary``, ``layers``), ``timings``; ``topometrics_layers`` for a
+        per-layer encoding; ``picture`` (its path) when one was drawn.
+
+    Raises
+    ------
+    UsageError
+        A picture asked for with an encoding other than the MGE.
+    GraphTooLargeError
+        An MGE that would not fit in memory (unless ``force``).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *TMLR*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+
+    Pal, B., Biswas, A., Kolay, S., Mitra, P., Basu, B. (2022). A Study on the Ramanujan Graph
+    Property of Winning Lottery Tickets. *ICML*.
+    """
     if picture is not None and encoding != "mge":
         raise UsageError(f"the picture shows the MGE; encoding {encoding!r} builds none")
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"load_s" if net.weights else "prune_s": net.seconds}
     t = time.perf_counter()
     present, total = count_weights(net.model)
     dag = trace(net.model, net.input_shape)  # once, for every count and both MGE builds
@@ -275,8 +596,10 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                                               force=force, progress=progress, dag=dag)
     timings["encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    paths = path_summary(net.model, with_skips)
-    del with_skips  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
+    view = metrics.GraphView(with_skips)
+    paths = path_summary(net.model, view)
+    layers = with_effective_density(layer_rows(net.model), layer_alive_weights(view, dag))
+    del with_skips, view  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
     release_freed_memory()  # what pruning and encoding freed, before other threads allocate
     title = picture_title(net.name, net.method, 1 - present / total, paths)
     with _picture_alongside(graph, picture, title, net.seed, timings):
@@ -291,47 +614,40 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         "network": {"model": net.name, "dataset": net.dataset, "pruning": net.method,
                     "sparsity_target": net.sparsity, "sparsity": 1 - present / total,
                     "seed": net.seed, "input_shape": list(net.input_shape),
-                    "weights": net.weights, "present_weights": present, "total_weights": total},
+                    "weights": net.weights, "present_weights": present, "total_weights": total,
+                    "notes": net.notes},
         "options": {"encoding": encoding, "identity_skips": identity_skips,
                     "normalise": normalise},
-        "layers": [{"layer": r.layer, "type": r.kind, "shape": list(r.shape),
-                    "present": r.present, "total": r.total, "density": r.density}
-                   for r in layer_densities(net.model)],
+        "layers": layers,
         "encodings": sizes,
-        "topometrics": {k: _finite(float(v)) for k, v in topo.items()},
-        "topometrics_shown": {k: _finite(float(v)) for k, v in shown.items()},
-        "paths": {k: _finite(v) if isinstance(v, float) else v for k, v in paths.items()},
-        "ramanujan": {"summary": {k: _finite(float(v)) for k, v in ram_summary.items()},
-                      "layers": [_json_row(r) for r in ram]},
+        "topometrics": {k: float(v) for k, v in topo.items()},
+        "topometrics_shown": {k: float(v) for k, v in shown.items()},
+        "paths": paths,
+        "ramanujan": {"summary": ram_summary, "layers": ram},
         "timings": timings,
     }
     if layers_topo is not None:
-        result["topometrics_layers"] = [_json_row(r) for r in layers_topo]
+        result["topometrics_layers"] = layers_topo
     if picture is not None:
         result["picture"] = str(picture)
-    return result
-
-
-def _json_row(row: dict) -> dict:
-    """A table row as JSON values: tuples as lists, numbers as Python numbers, NaN and inf as
-    None."""
-    def value(v):
-        if isinstance(v, tuple | list):
-            return [value(x) for x in v]
-        if isinstance(v, bool | np.bool_):
-            return bool(v)
-        if isinstance(v, int | np.integer):
-            return int(v)
-        if isinstance(v, float | np.floating):
-            return _finite(float(v))
-        return v
-
-    return {k: value(v) for k, v in row.items()}
+    return json_value(result)
 
 
 def flat_row(result: dict) -> dict:
-    """One CSV row: network fields, then ``topo.<key>`` and ``ramanujan.<key>`` columns."""
-    row = {k: v for k, v in result["network"].items() if k != "input_shape"}
+    """One CSV row of an analysis (``metrics.csv``).
+
+    Parameters
+    ----------
+    result : dict
+        :func:`analyze_network`.
+
+    Returns
+    -------
+    dict
+        The network fields, ``input_shape`` as ``CxHxW``, ``encoding``, then the
+        ``topo.<key>``, ``paths.<key>``, ``ramanujan.<key>`` and ``time.<key>`` columns.
+    """
+    row = {k: v for k, v in result["network"].items() if k not in ("input_shape", "notes")}
     row["input_shape"] = "x".join(map(str, result["network"]["input_shape"]))
     row["encoding"] = result["options"]["encoding"]
     row.update({f"topo.{k}": v for k, v in result["topometrics"].items()})
@@ -343,9 +659,27 @@ def flat_row(result: dict) -> dict:
 
 
 def write_results(result: dict, out: Path) -> list[Path]:
-    """Write metrics.json and metrics.csv, each atomically; returns the files written, the
-    picture first when :func:`analyze_network` drew one (it is in place once every metric has
-    been computed, and the metrics files follow it: a failure leaves no half-new set)."""
+    """Write ``metrics.csv`` and ``metrics.json``, each atomically.
+
+    Parameters
+    ----------
+    result : dict
+        :func:`analyze_network`.
+    out : Path
+        Folder (created if missing).
+
+    Returns
+    -------
+    list of Path
+        The files written, the picture first when :func:`analyze_network` drew one (it is in
+        place once every metric has been computed, and the metrics files follow it: a failure
+        leaves no half-new set).
+
+    Raises
+    ------
+    OutputError
+        A folder or file that cannot be written.
+    """
     out = ensure_dir(out)
     written = [Path(result["picture"])] if result.get("picture") else []
     write_text(out / "metrics.csv", csv_text([flat_row(result)]))
@@ -354,10 +688,21 @@ def write_results(result: dict, out: Path) -> list[Path]:
 
 
 def csv_text(rows: list[dict]) -> str:
-    """``rows`` as CSV text with a header (the first row's keys), written as
-    ``pandas.DataFrame(rows).to_csv(index=False)`` writes them (the tests check it) without
-    importing pandas: floats in their shortest round-trip form, None and NaN as empty
-    fields."""
+    """Rows as CSV text, as ``pandas.DataFrame(rows).to_csv(index=False)`` writes them.
+
+    Written without importing pandas (the tests check that the text is the same): floats in
+    their shortest round-trip form, ``None`` and NaN as empty fields.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows; the first row's keys are the header and the columns of every row.
+
+    Returns
+    -------
+    str
+        The CSV text, one line per row after the header.
+    """
     def cell(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
@@ -374,7 +719,25 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
-    """Title of the MGE picture: the network and its real paths (with identity skips)."""
+    """Title of the MGE picture: the network and its real paths (with identity skips).
+
+    Parameters
+    ----------
+    model : str
+        Model name.
+    method : str
+        Pruning method (or ``weights``).
+    sparsity : float
+        Measured sparsity.
+    paths : dict
+        :func:`path_summary`.
+
+    Returns
+    -------
+    str
+        ``"<model>, <method> at sparsity <s>"``, then the collapse headline, or the number of
+        input->output paths and the effective density.
+    """
     title = f"{model}, {method} at sparsity {sparsity:.2f}"
     if paths.get("headline"):
         return f"{title}: {paths['headline']}"
@@ -385,63 +748,96 @@ def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
             f"{paths['effective_density']:.3f} (identity skips included)")
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "nan"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        if v == int(v) and abs(v) < 1e15:
-            return f"{int(v):,}"
-        return f"{v:.6g}"
-    return str(v)
+#: The encodings ``analyze`` tables (the MGE, or the mean over layers of a per-layer BGE).
+ENCODINGS = ("mge", "unrolled", "rolled", "rolled-channel")
 
 
-def format_report(net, result: dict, console: Console, written: list[Path]) -> None:
-    """Print the readable summary of ``analyze``."""
-    headline = result.get("paths", {}).get("headline")
-    if headline:
-        console.print(f"[bold red]{headline}[/]")
-    console.print(density_table(net))
-    t = Table(title="Encodings", title_justify="left")
-    for c in ("encoding", "nodes", "edges", "layers"):
-        t.add_column(c, justify="left" if c == "encoding" else "right")
-    for name, s in result["encodings"].items():
-        edges = f"{s['edges']:,}" + ("" if s.get("edges_exact", True) else " (at most)")
-        t.add_row(name, f"{s['nodes']:,}", edges, str(s.get("layers", "-")))
-    console.print(t)
-    opts = result["options"]
-    what = "MGE" if opts["encoding"] == "mge" else f"{opts['encoding']} BGEs (mean over layers)"
-    norm = ", paper-normalised" if opts["normalise"] else ""
-    t = Table(title=f"Topometrics of the {what}{norm}", title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_column("meaning")
-    for k, v in result["topometrics_shown"].items():
-        meaning = metrics.METRIC_DESCRIPTIONS.get(k, "")
-        if k in metrics.PATH_METRICS:
-            meaning += " (with identity skips)"
-        t.add_row(k, _fmt(v), meaning)
-    console.print(t)
-    paths = result["paths"]
-    t = Table(title="Bottlenecks of the input->output paths (MGE with identity skips)",
-              title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
-        t.add_row(k, _fmt(paths[k]))
-    t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none")
-    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)")
-    console.print(t)
-    t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
-              title_justify="left")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in result["ramanujan"]["summary"].items():
-        t.add_row(k, _fmt(v))
-    console.print(t)
-    tm = result["timings"]
-    console.print(
-        "time: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}s" for k, v in tm.items())
-    )
-    console.print("wrote " + ", ".join(str(p) for p in written))
+def check_table_options(encoding: str, normalise: str | None) -> None:
+    """:class:`UsageError` unless ``encoding`` is one of :data:`ENCODINGS` and ``normalise`` is
+    ``None`` or ``"paper"``.
+
+    Parameters
+    ----------
+    encoding : str
+        The encoding whose topometrics are tabled.
+    normalise : str or None
+        The normalisation of the shown values.
+    """
+    if encoding not in ENCODINGS:
+        raise UsageError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+    if normalise not in (None, "paper"):
+        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
+
+
+def analyze(model: str = "resnet20", pruning: str = "snip", sparsity: float = 0.98,
+            seed: int = 0, dataset: str = "digits", *, data_dir: Path | None = None,
+            weights: Path | None = None, input_size: int | None = None,
+            input_shape: tuple[int, int, int] | None = None, encoding: str = "mge",
+            identity_skips: bool = False, normalise: str | None = None, force: bool = False,
+            progress: bool = False, picture: Path | None = None) -> dict:
+    """Analyse one pruned network exactly as ``sparsetopo analyze`` does, in one call.
+
+    The network is built and seeded as the command builds it (:func:`build_network`: the
+    model's initial weights and the pruning drawn from ``seed``), then encoded and measured
+    (:func:`analyze_network`): the paper's topometrics of the chosen encoding, the path metrics
+    of the network's real signal paths (the MGE *with* identity skips, whatever
+    ``identity_skips`` says of the tabled encoding), per-layer densities and effective
+    densities, the Ramanujan metrics. Same defaults, same numbers: the result is the JSON that
+    ``sparsetopo analyze --json`` prints (tested equal, timings aside).
+
+    Parameters
+    ----------
+    model : str
+        A zoo model name or ``PATH.py:FACTORY``.
+    pruning : str
+        A pruning method (``METHOD+CONTROL`` too); ignored when ``weights`` is given.
+    sparsity : float
+        Fraction of the conv/linear weights removed, in [0, 1).
+    seed : int
+        Seed of the initial weights, the mask and the sampled metrics.
+    dataset : str
+        The dataset: input shape, classes and pruning data.
+    data_dir : path, optional
+        Where CIFAR or Tiny-ImageNet files are.
+    weights : path, optional
+        A masked state_dict, checkpoint or masks file analysed instead of pruning.
+    input_size, input_shape : optional
+        Encode for ``input_size x input_size`` inputs, or for ``(C, H, W)`` inputs.
+    encoding : {"mge", "unrolled", "rolled", "rolled-channel"}
+        The encoding whose topometrics are tabled.
+    identity_skips : bool
+        Encode identity shortcuts in the tabled MGE too.
+    normalise : {None, "paper"}
+        Also give the paper-normalised values (``topometrics_shown``).
+    force : bool
+        Build graphs even when memory looks short.
+    progress : bool
+        Show progress bars.
+    picture : path, optional
+        Also draw the MGE to this PNG (``encoding="mge"`` only).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``network``, ``options``, ``layers``, ``encodings``,
+        ``topometrics``, ``topometrics_shown``, ``paths``, ``ramanujan``, ``timings``.
+
+    Raises
+    ------
+    InputError
+        Bad options, files or models (one line naming what was wrong).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. Understanding Sparse Neural Networks
+    from their Topology via Multipartite Graph Representations. TMLR, 2024.
+    """
+    start = time.perf_counter()
+    check_table_options(encoding, normalise)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights,
+                        not progress, input_size, input_shape)
+    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
+                             normalise=normalise, force=force, progress=progress,
+                             picture=picture)
+    result["timings"]["total_s"] = time.perf_counter() - start
+    return result

@@ -1,8 +1,11 @@
 """One self-contained HTML report of a study (``sparsetopo study report``).
 
-Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), plots
-(accuracy drop and topometrics against sparsity, predicted vs measured, SHAP importance), the
-ranking of pruning methods per sparsity, and every run with its status and error. Images are
+Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
+paired effect of topology when the study has mask controls (``paired_effects.csv``,
+``paired_prediction.csv``), plots (accuracy drop and topometrics against sparsity, predicted vs
+measured, SHAP importance), the topology of dynamic sparse training masks over training (per
+method), the ranking of pruning methods per sparsity, and every run with its status and error.
+Images are
 PNGs embedded as base64 data URIs and a Content-Security-Policy forbids loading anything else,
 so the file can be mailed or archived alone. Every piece of text is HTML-escaped.
 """
@@ -23,12 +26,21 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparsetopo import plot
+from sparsetopo.errors import InputError
 from sparsetopo.io import show_progress, write_text
 from sparsetopo.study.ranking import kendall_tau, method_ranks
-from sparsetopo.study.vocabulary import PROTOCOLS, SET_ORDER
+from sparsetopo.study.vocabulary import (
+    BASELINE_LABELS,
+    BASELINES,
+    PROTOCOLS,
+    SET_ORDER,
+    baseline_columns,
+)
 
-FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv")
-RUN_COLUMNS = ("run_id", "model", "dataset", "method", "sparsity", "seed", "status", "accuracy",
+FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
+             "paired_prediction.csv")
+RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "seed", "status",
+               "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
                "peak_accelerator_memory_mb")
 
@@ -77,10 +89,11 @@ def build_report(
     next to the results file when one of them holds ``comparison.csv``; without them the
     report says how to fit the study. Returns the path of the report.
     """
-    from sparsetopo.study.store import load_runs
+    from sparsetopo.study.store import load_runs, load_trajectories
 
     results_path = Path(results_path)
     runs = load_runs(results_path, status=None)
+    trajectories = load_trajectories(results_path, status="ok")
     found = find_fit_dir(results_path, fit_dir)
     tables = read_fit_tables(found) if found is not None else {}
     return render_report(
@@ -89,12 +102,15 @@ def build_report(
         comparison=tables.get("comparison"),
         importance=tables.get("importance"),
         predictions=tables.get("predictions"),
+        paired_effects=tables.get("paired_effects"),
+        paired_prediction=tables.get("paired_prediction"),
         title=f"Study report: {results_path.name}",
         source=str(results_path),
         fit_source=None if found is None else str(found),
         fit_hint=(f"sparsetopo study fit {results_path} --out "
                   f"{results_path.with_name(results_path.stem + '-fit')}"),
         progress=progress,
+        trajectories=trajectories,
     )
 
 
@@ -104,7 +120,7 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
     if fit_dir is not None:
         fit_dir = Path(fit_dir)
         if not (fit_dir / "comparison.csv").is_file():
-            raise FileNotFoundError(f"{fit_dir} holds no comparison.csv: give the output "
+            raise InputError(f"{fit_dir} holds no comparison.csv: give the output "
                                     "folder of `sparsetopo study fit`")
         return fit_dir
     for candidate in (results_path.with_name(results_path.stem + "-fit"),
@@ -115,7 +131,7 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
 
 
 def read_fit_tables(fit_dir: Path) -> dict[str, pd.DataFrame]:
-    """``{"comparison", "importance", "predictions"}`` tables present in ``fit_dir``."""
+    """The tables of :data:`FIT_FILES` present in ``fit_dir``, by file stem."""
     return {name.removesuffix(".csv"): pd.read_csv(fit_dir / name)
             for name in FIT_FILES if (fit_dir / name).is_file()}
 
@@ -126,26 +142,33 @@ def render_report(
     comparison: pd.DataFrame | None = None,
     importance: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
+    paired_effects: pd.DataFrame | None = None,
+    paired_prediction: pd.DataFrame | None = None,
     *,
     title: str = "Study report",
     source: str | None = None,
     fit_source: str | None = None,
     fit_hint: str = "sparsetopo study fit RESULTS --out RESULTS-fit",
     progress: bool = False,
+    trajectories: pd.DataFrame | None = None,
 ) -> Path:
-    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``) and
-    the optional fit tables to ``out_html`` atomically; return its path."""
+    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``),
+    the optional fit tables (``paired_*``: those of a study with mask controls) and the dynamic
+    sparse training trajectories (``load_trajectories``) to ``out_html`` atomically; return its
+    path."""
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
                if c not in runs_df.columns]
     if missing:
-        raise ValueError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
+        raise InputError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
     steps: list[tuple[str, Callable[[Path], str]]] = [
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
         ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
+        ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
         ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
+        ("trajectories", lambda d: _trajectory_section(trajectories, d)),
         ("ranking", lambda d: _ranking_section(runs_df, predictions)),
         ("runs", lambda d: _runs_section(runs_df)),
     ]
@@ -195,13 +218,17 @@ def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | 
                                    "beats_sparsity"} <= set(comparison.columns):
         from sparsetopo.study.summary import verdict
 
-        out.append("<p>Does topology beat global sparsity alone? (mean over (model, dataset) "
-                   "pairs; a gain counts only beyond its spread over the outer folds)</p><ul>")
-        for protocol in _ordered(comparison["protocol"], PROTOCOLS):
-            line = _e(verdict(comparison, protocol))
-            line = line.replace("**", "").replace("`", "")
-            out.append(f"<li>{line}</li>")
-        out.append("</ul>")
+        baselines = [b for b in BASELINES if baseline_columns(b)["beats"] in comparison.columns]
+        for baseline in baselines:
+            out.append(f"<p>Does topology beat {_e(BASELINE_LABELS[baseline])}? (mean over "
+                       "(model, dataset) pairs; criterion: a gain counts only when it exceeds "
+                       "the standard deviation of its fold contributions; 95% t-interval over "
+                       "the outer folds beside it)</p><ul>")
+            for protocol in _ordered(comparison["protocol"], PROTOCOLS):
+                line = _e(verdict(comparison, protocol, baseline))
+                line = line.replace("**", "").replace("`", "")
+                out.append(f"<li>{line}</li>")
+            out.append("</ul>")
     return "\n".join(out)
 
 
@@ -226,10 +253,45 @@ def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
                "regressor per (model, dataset); the rows with model <i>mean</i> average the "
                "pairs (the headline). <i>gain_over_sparsity</i>: R&sup2; minus that of global "
                "sparsity alone on the same runs and folds, with its spread over the outer "
-               "folds; sets that beat sparsity beyond that spread in bold. Kendall &tau; and "
+               "folds (<i>gain_spread</i>) and its 95% t-interval (<i>_ci_low</i>, "
+               "<i>_ci_high</i>); sets that beat sparsity beyond that spread in bold. The same "
+               "columns over the layer densities (<i>gain_over_density</i>, "
+               "<i>beats_density</i>) and the effective sparsity "
+               "(<i>gain_over_effective_sparsity</i>). Kendall &tau; and "
                "top-1 hit rate of the predicted ranking of pruning methods, next to the same "
                "figures of the sparsity predictor (<i>null_</i>).</p>")
     out.append(_table(frame, bold=best, bold_columns={"feature_set", "gain_over_sparsity"}))
+    return "\n".join(out)
+
+
+def _paired_section(effects: pd.DataFrame | None, scores: pd.DataFrame | None) -> str:
+    """The paired effect of topology (method minus its control, same seed) per (method,
+    control, sparsity), and how well each feature set predicts it; empty without controls."""
+    if effects is None:
+        return ""
+    out = ["<h2 id=\"paired\">Does the arrangement inside layers matter?</h2>",
+           "<p>Accuracy of each pruning method minus that of its mask control "
+           "(<i>layer-shuffle</i>: the same count per layer at random positions; "
+           "<i>fanin-shuffle</i>: the same count per output channel), with the same seed: the "
+           "same initial weights and training. Mean over seeds with its 95% Student-t "
+           "interval; <i>method better</i> (interval above 0): the method's arrangement helps; "
+           "<i>control better</i> (below 0): random positions do better; <i>no detectable "
+           "difference</i>: the interval contains 0; <i>too few seeds</i>: fewer than 2.</p>"]
+    if effects.empty:
+        out.append("<p class=\"note\">No control run has its method's run: no paired "
+                   "effect.</p>")
+    else:
+        better = effects["verdict"].astype(str) != "no detectable difference"
+        out.append(_table(effects, bold=better, bold_columns={"verdict"}))
+    if scores is not None and not scores.empty:
+        head = scores[scores["model"].astype(str) == "mean"]
+        out.append("<h3>Can topology predict the paired difference?</h3><p>Out-of-fold R&sup2; "
+                   "of the paired difference predicted from the difference of each feature "
+                   "set (method minus control), against 0 (a constant); <i>predicts</i> when "
+                   "R&sup2; exceeds the spread of its fold contributions (in bold), 95% "
+                   "t-interval beside it.</p>")
+        out.append(_table(head, bold=head["predicts"].astype(bool),
+                          bold_columns={"feature_set", "r2"}))
     return "\n".join(out)
 
 
@@ -270,6 +332,26 @@ def _fit_plots(predictions: pd.DataFrame | None, importance: pd.DataFrame | None
         out.append(_figure(lambda p: plot.shap_summary(importance, p), tmp / "shap.png",
                            "Mean |SHAP| of the ten most important features of each feature "
                            "set, over all runs."))
+    return "\n".join(out)
+
+
+def _trajectory_section(trajectories: pd.DataFrame | None, tmp: Path) -> str:
+    """Per (model, dataset), the path metrics, exploration rate and kept fraction of the
+    initial mask of every dynamic sparse training method over training; nothing when the
+    study has no such run."""
+    if trajectories is None or trajectories.empty:
+        return ""
+    out = ["<h2 id=\"trajectories\">Topology over training (dynamic sparse training)</h2>",
+           "<p>At every mask update: the path metrics of the mask (MGE with identity skips), "
+           "the exploration rate R<sub>s</sub> (fraction of all weights ever present) and the "
+           "fraction of the initial mask still present; mean and standard deviation over "
+           "seeds, one row per sparsity.</p>"]
+    for i, ((model, dataset), part) in enumerate(trajectories.groupby(["model", "dataset"],
+                                                                      sort=True)):
+        name = f"{model} / {dataset}"
+        out.append(f"<h3>{_e(name)}</h3>")
+        out.append(_figure(lambda p, part=part: plot.trajectory(part, p), tmp / f"dst{i}.png",
+                           f"Topology of the masks of {name} over training, per method."))
     return "\n".join(out)
 
 

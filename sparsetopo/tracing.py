@@ -1,12 +1,14 @@
-"""Trace a model into a small DAG of encoded ops between activation tensors (SPEC 3.1).
+"""Trace a model into a small DAG of encoded ops between activation tensors.
 
-``torch.fx`` symbolic tracing plus shape propagation on one input of ``input_shape`` gives the
-dataflow of activation tensors. Encoded ops are Conv2d, Linear, max/avg/adaptive pooling (module
-or functional, and ``mean`` over the spatial dims), flatten/view/reshape (re-indexing only),
-residual ``add`` and channel ``cat``. Element-wise ops (BatchNorm, activations, Dropout,
-Identity, ``contiguous``, arithmetic with a scalar...) are transparent: their output *is* their
-input. Anything else raises :class:`TracingError` naming the fx node, the op and the module path.
-No rule depends on module names.
+``torch.fx`` symbolic tracing plus one forward pass on an input of ``input_shape`` (to record
+every activation's shape) gives the dataflow of activation tensors. Encoded ops are Conv2d,
+Linear, max/avg/adaptive pooling (module or functional, and ``mean``/``amax`` over the two
+spatial dims, a global pool), flatten/view/reshape/squeeze/unsqueeze (re-indexing only),
+residual ``add`` and ``cat`` along channels. Element-wise ops (BatchNorm, activations, Dropout,
+Identity, ``contiguous``, arithmetic with a scalar...) are transparent: their output *is*
+their input. Anything else raises :class:`TracingError` naming the fx node, the op and the
+module path. No rule depends on module names. The encodings built on this trace are defined
+in ``docs/encodings.md`` (section *Tracing*).
 """
 
 from __future__ import annotations
@@ -19,16 +21,32 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from sparsetopo._torch_state import one_thread
 from sparsetopo.errors import TracingError
 
+__all__ = [
+    "SUPPORTED_OPS",
+    "TRANSPARENT_MODULES",
+    "LayerDAG",
+    "Op",
+    "TracingError",
+    "Value",
+    "trace",
+    "traced",
+]
+
+#: What the tracer encodes, in words (the end of every :class:`TracingError` message).
 SUPPORTED_OPS = (
     "Conv2d, Linear, MaxPool2d/AvgPool2d/AdaptiveAvgPool2d/AdaptiveMaxPool2d (module or "
     "functional), mean over H,W, flatten/view/reshape, add (+), cat along channels, and "
     "element-wise ops (BatchNorm, activations, Dropout, Identity, arithmetic with scalars)"
 )
 
-# Modules whose output elements are a function of the same input element only (or, for norms,
-# an affine map per channel): they keep node identity.
+#: Modules treated as element-wise: output element ``i`` is node ``i`` of their input
+#: (activations, Dropout, Identity, and normalisations, whose statistics and affine parameters
+#: create no weighted edge).
+#:
+#: :meta hide-value:
 TRANSPARENT_MODULES: tuple[type, ...] = (
     nn.modules.batchnorm._BatchNorm,
     nn.GroupNorm,
@@ -64,23 +82,57 @@ _CAT = {torch.cat, torch.concat, torch.concatenate}
 
 @dataclass
 class Value:
-    """An activation tensor (batch dimension dropped)."""
+    """An activation tensor of the traced network (batch dimension dropped).
+
+    Parameters
+    ----------
+    id : int
+        Its index in :attr:`LayerDAG.values`.
+    shape : tuple of int
+        Its shape for one sample, e.g. ``(C, H, W)`` or ``(features,)``.
+    producer : int
+        Index in :attr:`LayerDAG.ops` of the op that produced it (0, the ``input`` op, for the
+        network input).
+    """
 
     id: int
     shape: tuple[int, ...]
-    producer: int  # index of the op that produced it (-1 for the network input)
+    producer: int
 
     @property
     def size(self) -> int:
+        """Number of elements per sample: the product of :attr:`shape`."""
         return int(math.prod(self.shape))
 
 
 @dataclass
 class Op:
-    """An encoded op. ``kind`` is one of input, conv, linear, pool, reshape, add, cat."""
+    """An encoded op of the traced network: one node of the :class:`LayerDAG`.
+
+    Parameters
+    ----------
+    kind : str
+        ``input``, ``conv``, ``linear``, ``pool``, ``reshape``, ``add`` or ``cat``.
+    name : str
+        The module path of a module call (``layer1.0.conv1``); for a function or method call,
+        the path of the module whose ``forward`` made it plus the fx node name
+        (``layer1.0.add``), or the fx node name alone at top level. ``input`` for the input.
+    fx_node : str
+        Name of the ``torch.fx`` node.
+    inputs : tuple of int
+        Ids of the values (:class:`Value`) it reads.
+    output : int
+        Id of the value it writes.
+    module : torch.nn.Module or None, optional
+        The ``Conv2d`` or ``Linear`` module of a ``conv``/``linear`` op, else None.
+    params : dict, optional
+        A ``pool`` op's geometry: ``mode`` (``max``, ``avg`` or ``adaptive``) and, except for
+        ``adaptive``, ``kernel``, ``stride``, ``padding`` and ``dilation`` as ``(h, w)``
+        pairs.
+    """
 
     kind: str
-    name: str  # module path (call_module) or the module path + fx node name of a function
+    name: str
     fx_node: str
     inputs: tuple[int, ...]
     output: int
@@ -90,6 +142,26 @@ class Op:
 
 @dataclass
 class LayerDAG:
+    """The traced dataflow of a network: encoded ops between activation tensors, in
+    topological order.
+
+    Transparent (element-wise) operations are not ops: their output is the same
+    :class:`Value` as their input.
+
+    Parameters
+    ----------
+    ops : list of Op
+        The ops in topological order; ``ops[0]`` is the ``input`` op.
+    values : list of Value
+        The activation tensors, ``values[i].id == i``.
+    input : int
+        Id of the network input's value (0).
+    output : int
+        Id of the network output's value.
+    input_shape : tuple of int
+        The sample shape the network was traced on (no batch dimension).
+    """
+
     ops: list[Op]
     values: list[Value]
     input: int
@@ -97,7 +169,14 @@ class LayerDAG:
     input_shape: tuple[int, ...]
 
     def consumers(self) -> dict[int, list[int]]:
-        """value id -> indices of the ops that read it."""
+        """The readers of every value.
+
+        Returns
+        -------
+        dict of int to list of int
+            ``{value id: indices in ops of the ops that read it}`` (every value, empty lists
+            included).
+        """
         out: dict[int, list[int]] = {v.id: [] for v in self.values}
         for i, op in enumerate(self.ops):
             for v in op.inputs:
@@ -105,7 +184,13 @@ class LayerDAG:
         return out
 
     def layers(self) -> list[Op]:
-        """The conv/linear ops, in topological order."""
+        """The conv/linear ops, in topological order.
+
+        Returns
+        -------
+        list of Op
+            The ops of kind ``conv`` or ``linear``.
+        """
         return [op for op in self.ops if op.kind in ("conv", "linear")]
 
 
@@ -164,36 +249,101 @@ class _ShapeRecorder(fx.Interpreter):
 
 
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
-    """Trace ``model`` on one input of ``input_shape`` (no batch dim) into a :class:`LayerDAG`."""
+    """Trace ``model`` on one input of ``input_shape`` into a :class:`LayerDAG`.
+
+    ``torch.fx`` traces the model symbolically; one forward pass of an all-zeros sample of
+    ``input_shape`` (eval mode, no gradient, one intra-op thread) records the shape of every
+    activation; each fx node then becomes an encoded op or, if element-wise, is folded into its
+    input (see the module docstring and ``docs/encodings.md``). The model's train/eval mode is
+    restored afterwards. Safe to call from several threads: torch.fx patches process-wide
+    state, so traces (and the library's seeded forward passes) run one at a time.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, with a single tensor input and a single tensor output.
+    input_shape : tuple of int
+        Shape of one input sample, without the batch dimension, e.g. ``(3, 32, 32)``.
+
+    Returns
+    -------
+    LayerDAG
+        The network's dataflow.
+
+    Raises
+    ------
+    TracingError
+        The model cannot be traced by ``torch.fx``, cannot take an input of ``input_shape``,
+        has several inputs or a non-tensor output, or contains an op that cannot be encoded
+        (the message names the fx node, the op, the module path and :data:`SUPPORTED_OPS`).
+
+    References
+    ----------
+    .. [1] J. K. Reed, Z. DeVito, H. He, A. Ussery, J. Ansel. "torch.fx: Practical Program
+       Capture and Transformation for Deep Learning in Python." MLSys 2022.
+    .. [2] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     input_shape = tuple(int(s) for s in input_shape)
-    try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
-        graph = fx.Tracer().trace(model)
-    except Exception as exc:  # fx raises many kinds of errors
-        raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
-    was_training = model.training
-    threads = torch.get_num_threads()
-    model.eval()
-    try:
-        # one tiny sample: a single thread avoids oversubscription stalls on busy machines
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape)))
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TracingError(
-            f"{type(model).__name__} cannot take an input of shape {input_shape}: {msg}"
-        ) from None
-    finally:
-        torch.set_num_threads(threads)
-        model.train(was_training)
+    with one_thread():  # torch.fx patches every thread's modules: one trace at a time
+        try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
+            graph = fx.Tracer().trace(model)
+        except Exception as exc:  # fx raises many kinds of errors
+            raise TracingError(f"torch.fx cannot trace {type(model).__name__}: {exc}") from None
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                _ShapeRecorder(model, graph=graph).run(torch.zeros((1, *input_shape),
+                                                                   **_sample_options(model)))
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TracingError(
+                f"{type(model).__name__} cannot take an input of shape {input_shape}: {msg}"
+            ) from None
+        finally:
+            model.train(was_training)
     return _build_dag(model, graph, input_shape)
+
+
+def _sample_options(model: nn.Module) -> dict:
+    """Device and floating dtype of the model's first parameter (or buffer), for the sample
+    input: a model on a GPU, or in float64, is traced where it is."""
+    for t in (*model.parameters(), *model.buffers()):
+        return {"device": t.device, "dtype": t.dtype if t.is_floating_point() else None}
+    return {}
 
 
 def traced(model: nn.Module, input_shape: tuple[int, ...],
            dag: LayerDAG | None = None) -> LayerDAG:
-    """``dag`` when it is ``model``'s trace on ``input_shape`` (a caller that encodes one model
-    several times traces it once: 30-40 ms a trace for ResNet-20), else :func:`trace`. A
-    ``dag`` of another input shape or of another model's layers raises ``ValueError``."""
+    """The trace of ``model`` on ``input_shape``: ``dag`` when the caller already has it, else
+    :func:`trace`.
+
+    A caller that encodes one model several times traces it once (30-40 ms a trace for
+    ResNet-20).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    input_shape : tuple of int
+        Shape of one input sample, without the batch dimension.
+    dag : LayerDAG or None, optional
+        A previous ``trace(model, input_shape)``; ``None``: trace now.
+
+    Returns
+    -------
+    LayerDAG
+        ``dag``, or a new trace.
+
+    Raises
+    ------
+    TracingError
+        As :func:`trace`, when tracing now.
+    ValueError
+        ``dag`` was traced on another input shape, or its layers are not ``model``'s modules
+        (a caller's mistake, not bad input).
+    """
     if dag is None:
         return trace(model, input_shape)
     shape = tuple(int(s) for s in input_shape)

@@ -15,7 +15,7 @@ PACKAGE = Path(sparsetopo.__file__).parent
 #: lower rank (the foundation: up to training; the application: study and above).
 RANKS = {
     "errors": 0,
-    "io": 1, "_memory": 1, "_lazy": 1,
+    "io": 1, "_memory": 1, "_lazy": 1, "_torch_state": 1,
     "models": 2, "data": 2,
     "pruning": 3,
     "tracing": 4,
@@ -25,7 +25,8 @@ RANKS = {
     "study": 8,
     "plot": 9,
     "analysis": 10, "report": 10,
-    "cli": 11,
+    "comparison": 11,  # analyses each network as analysis does
+    "cli": 12,
 }  # fmt: skip
 FOUNDATION = {u for u, r in RANKS.items() if r <= RANKS["training"]}
 

@@ -16,6 +16,23 @@ from sparsetopo.pruning.masks import prunable_layers
 FAST = ["--model", "mlp", "--pruning", "uniform", "--sparsity", "0.9", "--quiet"]
 
 
+def test_prune_a_control_keeps_the_methods_layer_counts(tmp_path):
+    """``--pruning snip+layer-shuffle`` (data-driven base): the same count per layer as
+    ``snip``, other positions; ``+fanin-shuffle``: the same count per output channel."""
+    masks = {}
+    for method in ("snip", "snip+layer-shuffle", "snip+fanin-shuffle"):
+        r = run("prune", "--model", "mlp", "--pruning", method, "--sparsity", "0.9", "--quiet",
+                "--out", tmp_path / method)
+        assert r.exit_code == 0, r.output
+        masks[method] = torch.load(tmp_path / method / "masks.pt", weights_only=True)
+    base = masks["snip"]
+    for key, mask in base.items():
+        for method in ("snip+layer-shuffle", "snip+fanin-shuffle"):
+            assert int(masks[method][key].sum()) == int(mask.sum())
+        assert torch.equal(masks["snip+fanin-shuffle"][key].sum(dim=1), mask.sum(dim=1))
+    assert any(not torch.equal(masks["snip+layer-shuffle"][k], base[k]) for k in base)
+
+
 def test_prune_writes_loadable_masked_state_dict(tmp_path):
     r = run("prune", "--model", "resnet20", "--pruning", "erk", "--sparsity", "0.9",
             "--seed", "3", "--out", tmp_path, "--quiet")
@@ -84,6 +101,10 @@ def test_analyze_loads_weights(tmp_path):
         (["prune", "--sparsity", "-0.1"], ["sparsity"]),
         (["prune", "--model", "vgg99"], ["unknown model", "resnet20"]),
         (["prune", "--pruning", "lottery"], ["unknown pruning method", "snip"]),
+        (["prune", "--pruning", "snip+shuffle"], ["unknown control 'shuffle'",
+                                                  "layer-shuffle, fanin-shuffle"]),
+        (["analyze", "--pruning", "snip+shuffle"], ["unknown control 'shuffle'",
+                                                    "layer-shuffle, fanin-shuffle"]),
         (["analyze", "--dataset", "mnist"], ["unknown dataset", "cifar10"]),
         (["analyze", "--dataset", "cifar10", "--data-dir", "/nonexistent"], ["cifar-10-batches-py"]),
         (["analyze", "--encoding", "dense"], ["unknown encoding"]),
@@ -202,6 +223,7 @@ def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
     assert bad.stderr.strip().count("\n") == 0 and "sparsity" in bad.stderr
     listed = _console("models", tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stdout.startswith("models:")
+    assert "controls: layer-shuffle, fanin-shuffle" in listed.stdout
     usage = _console("analyze", "--no-such-option", tmp_path=tmp_path)
     assert usage.returncode == 2 and "no-such-option" in usage.stderr
     study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command
@@ -265,3 +287,39 @@ def test_console_script_imports_without_full_collections_then_freezes(tmp_path):
     *flags, frozen = done.stdout.split()[-6:]
     assert flags == ["0", "True", "True", "True", "True"]
     assert int(frozen) > 50_000  # torch, numba, scipy and typer's objects
+
+
+@pytest.mark.parametrize("planted", ["ValueError", "KeyError", "MemoryError", "RuntimeError"])
+def test_a_bug_shows_its_traceback_and_exit_code_1(tmp_path, planted):
+    """A bug is not bad input: an error that is not a ``sparsetopo.errors.InputError`` raised
+    deep inside ``analyze`` (planted here) keeps its traceback and exits with 1, whatever its
+    type (``ValueError`` and ``KeyError`` included)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import sparsetopo.analysis as a\n"
+        "def boom(*args, **kwargs):\n"
+        f"    raise {planted}('planted bug')\n"
+        "a.analyze_network = boom\n"
+        "sys.argv = ['sparsetopo', 'analyze', '--model', 'mlp', '--pruning', 'uniform',\n"
+        "            '--sparsity', '0.9', '--quiet', '--no-picture', '--out', 'out']\n"
+        "from sparsetopo.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Traceback (most recent call last)" in done.stderr, done.stderr
+    assert f"{planted}: " in done.stderr and "planted bug" in done.stderr
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_names_are_case_insensitive(tmp_path):
+    r = run("analyze", "--model", "MLP", "--pruning", "SNIP", "--dataset", "Digits",
+            "--sparsity", "0.9", "--json", "--no-picture", "--quiet", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    network = json.loads(r.output)["network"]
+    assert (network["model"], network["pruning"], network["dataset"]) == ("mlp", "snip",
+                                                                          "digits")

@@ -77,13 +77,14 @@ def test_tinyimagenet_read_back(fake_root):
         ds = data.get_dataset("tinyimagenet", split, data_dir=root, quiet=True)
         expected = written["tinyimagenet"][split]
         x, y = all_samples(ds)
-        assert x.shape == (len(expected.labels), 3, 32, 32)
+        assert x.shape == (len(expected.labels), 3, 64, 64)  # the real resolution
         assert y == expected.labels.tolist()  # class k = k-th wnid in sorted order
-        # constant-colour JPEGs: a 2x2 box mean of a constant image is that constant
-        want = normalised(expected.images[:, :, :32, :32], TINY_MEAN, TINY_STD)
+        want = normalised(expected.images, TINY_MEAN, TINY_STD)
         err = (x - want) * torch.tensor(TINY_STD)[:, None, None] * 255
         assert err.abs().max() <= 3.0  # JPEG rounding
-    assert data.dataset_info("tinyimagenet").num_classes == 200
+    info = data.dataset_info("tinyimagenet")
+    assert info.num_classes == 200 and info.input_shape == (3, 64, 64)
+    assert data.dataset_info("tinyimagenet", image_size=32).input_shape == (3, 32, 32)
 
 
 def test_tinyimagenet_box_resize(tmp_path):
@@ -95,12 +96,38 @@ def test_tinyimagenet_box_resize(tmp_path):
     pattern[::2, :, 0] = 200  # alternating rows: a 2x2 box mean gives 100 everywhere
     pattern[:, ::2, 1] = 120  # alternating columns: 60
     Image.fromarray(pattern).save(path, format="PNG")  # lossless content under the .JPEG name
-    x, _ = data.get_dataset("tinyimagenet", "train", data_dir=tmp_path, quiet=True)[0]
+    ds = data.get_dataset("tinyimagenet", "train", data_dir=tmp_path, quiet=True, image_size=32)
+    assert ds.info.input_shape == (3, 32, 32)  # the paper's setting
+    x, _ = ds[0]
     v = x * torch.tensor(TINY_STD)[:, None, None] + torch.tensor(TINY_MEAN)[:, None, None]
     torch.testing.assert_close(v[0], torch.full((32, 32), 100 / 255), atol=1e-5, rtol=0)
     torch.testing.assert_close(v[1], torch.full((32, 32), 60 / 255), atol=1e-5, rtol=0)
     torch.testing.assert_close(v[2], torch.zeros(32, 32), atol=1e-5, rtol=0)
     assert written["wnids"] == ["n1"]
+    full, _ = data.get_dataset("tinyimagenet", "train", data_dir=tmp_path, quiet=True)[0]
+    v = full * torch.tensor(TINY_STD)[:, None, None] + torch.tensor(TINY_MEAN)[:, None, None]
+    assert v.shape == (3, 64, 64)  # by default the rows are not averaged: 200, 0, 200, ...
+    torch.testing.assert_close(v[0, ::2], torch.full((32, 64), 200 / 255), atol=1e-5, rtol=0)
+    torch.testing.assert_close(v[0, 1::2], torch.zeros(32, 64), atol=1e-5, rtol=0)
+
+
+def test_tinyimagenet_paper_size_is_pillows_uint8_box_filter(tmp_path):
+    """``image_size=32`` gives the paper's pixels: Pillow's box filter on the JPEG, rounded to
+    uint8 (not the float 2x2 mean of the 64x64 images)."""
+    from PIL import Image
+
+    write_tinyimagenet(tmp_path, wnids=("n1",), train_per_class=1, val_per_class=1)
+    path = tmp_path / "tiny-imagenet-200" / "train" / "n1" / "images" / "n1_0.JPEG"
+    pattern = np.zeros((64, 64, 3), np.uint8)
+    pattern[::2, ::2, 0] = 1  # 2x2 means of 0.25, which Pillow stores as a whole uint8
+    Image.fromarray(pattern).save(path, format="PNG")
+    x, _ = data.get_dataset("tinyimagenet", "train", data_dir=tmp_path, quiet=True,
+                            image_size=32)[0]
+    v = x * torch.tensor(TINY_STD)[:, None, None] + torch.tensor(TINY_MEAN)[:, None, None]
+    want = Image.open(path).convert("RGB").resize((32, 32), Image.Resampling.BOX)
+    torch.testing.assert_close(v, torch.from_numpy(np.asarray(want, np.float32) / 255).permute(
+        2, 0, 1), atol=1e-6, rtol=0)
+    assert ((v[0] * 255 - 0.25).abs() > 0.5).all()  # not the float mean
 
 
 def test_digits_against_sklearn():

@@ -295,3 +295,41 @@ def test_guard_lets_small_graphs_through(monkeypatch):
     monkeypatch.setattr(mp.psutil, "virtual_memory", lambda: plenty)
     g = multipartite(net, (4,))
     assert g.n_edges == 12
+
+
+def test_export_to_networkx_and_igraph_keeps_every_edge_weight_and_partition():
+    """The exports hold the CSR's edges and weights (read back independently of the CSR) and
+    every node's partition and local index."""
+    import igraph as ig
+    import networkx as nx
+
+    from sparsetopo import encoding, models, pruning
+
+    model = models.create("resnet20", seed=1)
+    pruning.prune(model, "uniform", 0.99, seed=1)
+    g = encoding.multipartite(model, (3, 8, 8), identity_skips=True)
+    coo = g.adjacency.tocoo()
+    want = sorted(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True))
+
+    nxg = g.to_networkx()
+    assert isinstance(nxg, nx.DiGraph) and nxg.number_of_nodes() == g.n_nodes
+    assert sorted((u, v, d["weight"]) for u, v, d in nxg.edges(data=True)) == want
+    igg = g.to_igraph()
+    assert isinstance(igg, ig.Graph) and igg.is_directed() and igg.vcount() == g.n_nodes
+    assert sorted((e.source, e.target, e["weight"]) for e in igg.es) == want  # float32 exact
+    for p in (g.partitions[0], g.partitions[-1]):
+        node = p.offset + p.size - 1
+        assert nxg.nodes[node] == {"partition": p.name, "index": p.size - 1}
+        assert igg.vs[node]["partition"] == p.name and igg.vs[node]["index"] == p.size - 1
+
+
+def test_export_refuses_a_graph_too_large_for_networkx():
+    from sparsetopo.encoding import GraphTooLargeError
+
+    g = LayeredGraph(sp.csr_matrix((np.ones(3, np.float32), ([0, 1, 2], [1, 2, 3])),
+                                   shape=(4, 4)),
+                     [Partition("a", 0, (1,)), Partition("b", 1, (1,)), Partition("c", 2, (1,)),
+                      Partition("d", 3, (1,))])
+    with pytest.raises(GraphTooLargeError, match="max_edges=None"):
+        g.to_networkx(max_edges=2)
+    assert g.to_networkx(max_edges=None).number_of_edges() == 3

@@ -14,6 +14,7 @@ from browser import BrowserUnavailable, dump_dom, ensure_chromium, screenshot
 from PIL import Image
 from test_plot import fake_study_tables
 
+from sparsetopo.errors import InputError
 from sparsetopo.report import find_fit_dir, render_report
 
 IMG_SRC = re.compile(r"<img [^>]*src=\"([^\"]*)\"")
@@ -124,7 +125,7 @@ def test_find_fit_dir(tmp_path):
     (tmp_path / "study-fit" / "comparison.csv").write_text("a\n")
     assert find_fit_dir(results, None) == tmp_path / "study-fit"  # the study's own first
     assert find_fit_dir(results, tmp_path / "fit") == tmp_path / "fit"
-    with pytest.raises(FileNotFoundError, match="comparison.csv"):
+    with pytest.raises(InputError, match="comparison.csv"):
         find_fit_dir(results, tmp_path / "missing")
 
 
@@ -155,6 +156,47 @@ def test_build_report_from_results_file(tmp_path):
     for shown in ("<th>device</th>", "<th>images_per_second</th>",
                   "<th>peak_accelerator_memory_mb</th>", "<td>cuda:0</td>", ">4322<"):
         assert shown in page  # where each run trained
+
+
+def test_report_of_a_study_with_controls_shows_the_paired_effects(tmp_path):
+    """``paired_effects.csv`` and ``paired_prediction.csv`` in the fit folder: a section says
+    per method, control and sparsity whether the arrangement matters, and which set predicts
+    the paired difference; the summary gives the verdicts against every baseline."""
+    import sparsetopo.study.store as store
+    from sparsetopo.report import build_report
+    from sparsetopo.study import paired
+
+    runs, predictions, importance, comparison = fake_study_tables()
+    path = tmp_path / "study.sqlite"
+    with store.ResultsStore(path) as db:
+        for row in runs.head(3).to_dict("records"):
+            config = {k: row[k] for k in ("model", "dataset", "method", "sparsity", "seed")}
+            db.write(store.RunRecord(row["run_id"], config, "ok", None, 0.5))
+    fit = tmp_path / "study-fit"
+    fit.mkdir()
+    for column in ("density", "effective_sparsity"):
+        comparison[f"gain_over_{column}"] = 0.1
+        comparison[f"gain_over_{column}_spread"] = 0.05
+        comparison[f"gain_over_{column}_ci_low"] = 0.02
+        comparison[f"gain_over_{column}_ci_high"] = 0.18
+        comparison[f"beats_{column}"] = comparison["feature_set"] == "mge"
+    comparison.to_csv(fit / "comparison.csv", index=False)
+    effects = pd.DataFrame([
+        ["conv6", "digits", "snip", "layer-shuffle", 0.98, 3, 0.12, 0.01, 0.1, 0.14,
+         paired.METHOD_BETTER],
+        ["conv6", "digits", "<grasp>", "fanin-shuffle", 0.995, 1, -0.2, np.nan, np.nan, np.nan,
+         paired.TOO_FEW_SEEDS]], columns=paired.EFFECT_COLUMNS)
+    effects.to_csv(fit / "paired_effects.csv", index=False)
+    scores = pd.DataFrame([["paths", "grouped", "mean", "mean", 1, 9, 0.7, 0.2, 0.5, 0.9, 1.0,
+                            True]], columns=paired.PREDICTION_COLUMNS)
+    scores.to_csv(fit / "paired_prediction.csv", index=False)
+    page = build_report(path, tmp_path / "report.html", progress=False).read_text()
+    assert "Does the arrangement inside layers matter?" in page
+    assert "method better" in page and "too few seeds" in page and "&lt;grasp&gt;" in page
+    assert "Can topology predict the paired difference?" in page
+    for label in ("global sparsity alone", "layer densities", "effective sparsity"):
+        assert f"Does topology beat {label}?" in page
+    assert "mge (+0.100 ± 0.050, 95% CI [+0.020, +0.180]) beat(s) layer densities" in page
 
 
 # ----------------------------------------------------------------------------- browser

@@ -40,6 +40,22 @@ def test_expand_adds_dense_baselines():
         ("uniform", 0.5), ("uniform", 0.9), ("snip", 0.5), ("snip", 0.9)}
 
 
+def test_controls_add_the_control_runs_of_every_method():
+    raw = grid(methods=["uniform", "snip", "snip+fanin-shuffle"], sparsities=[0.9], seeds=[0])
+    raw["grid"]["controls"] = ["layer-shuffle", "fanin-shuffle"]
+    config = parse_config(raw)
+    assert config.controls == ("layer-shuffle", "fanin-shuffle")
+    runs = expand_runs(config)
+    methods = [r.method for r in runs]
+    assert methods.count("dense") == 1  # no control of a dense baseline
+    assert sorted(m for m in methods if m != "dense") == sorted([
+        "uniform", "snip", "snip+fanin-shuffle", "uniform+layer-shuffle",
+        "uniform+fanin-shuffle", "snip+layer-shuffle"])  # no control of a control
+    without = expand_runs(parse_config(grid(methods=["uniform", "snip"], sparsities=[0.9],
+                                            seeds=[0])))
+    assert {r.run_id for r in without} <= {r.run_id for r in runs}  # same ids as before
+
+
 def test_run_id_is_sha256_of_canonical_config():
     raw = grid(methods=["snip"], sparsities=[0.9], seeds=[3])
     raw["training"] = {"epochs": 16, "lr": 0.05}
@@ -120,7 +136,12 @@ def test_training_overrides_and_paper_defaults():
     (grid(sparsities=[-0.2]), ["sparsity -0.2"]),
     (grid(sparsities=["0.5"]), ["grid.sparsities", "numbers"]),
     (grid(models=["resnet21"]), ["unknown model 'resnet21'", "resnet20"]),
-    (grid(methods=["snipp"]), ["unknown method 'snipp'", "synflow"]),
+    (grid(methods=["snipp"]), ["unknown pruning method 'snipp'", "synflow", "grid.methods"]),
+    (grid(methods=["snip+shuffle"]), ["unknown control 'shuffle'", "layer-shuffle",
+                                      "fanin-shuffle"]),
+    ({"grid": {**grid()["grid"], "controls": ["shuffle"]}},
+     ["unknown control 'shuffle' in grid.controls", "layer-shuffle, fanin-shuffle"]),
+    ({"grid": {**grid()["grid"], "controls": "layer-shuffle"}}, ["grid.controls must be a list"]),
     (grid(datasets=["mnist"]), ["unknown dataset 'mnist'", "digits"]),
     (grid(methods=["dense"]), ["only 'dense'"]),
     (grid(models="mlp"), ["grid.models must be a list"]),
@@ -143,7 +164,7 @@ def test_bad_configs_raise_one_clear_error(raw, words):
 
 
 def test_load_config_file_errors_and_relative_data_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(ConfigError, match="nope.toml"):
         load_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[grid\nmodels = 1")
@@ -163,6 +184,17 @@ def test_presets_and_example_are_valid():
     assert set(digits.methods) == {"uniform", "er", "erk", "snip", "grasp", "synflow", "prospr"}
     assert digits.sparsities == (0.9, 0.98, 0.99, 0.995, 0.998) and len(digits.seeds) == 2
     assert len(expand_runs(digits)) == 2 * (2 + 7 * 5 * 2)
+    controls = load_preset("digits-controls")
+    assert controls.controls == ("layer-shuffle", "fanin-shuffle")
+    assert min(controls.sparsities) >= 0.99 and len(controls.seeds) >= 3
+    runs = expand_runs(controls)
+    assert len(runs) == 2 * (3 + 4 * 2 * 3 * 3)
+    assert {r.method.split("+")[0] for r in runs} - {"dense"} <= set(digits.methods)
+    # the same training and data as the digits study: its runs of these methods are shared
+    assert controls.training == digits.training and controls.data == digits.data
+    assert {r.run_id for r in runs if "+" not in r.method} <= {r.run_id for r in
+                                                                expand_runs(digits)} | {
+        r.run_id for r in runs if r.seed == 2}
     smoke = load_preset("smoke")
     assert len(smoke.methods) >= 2 and len(expand_runs(smoke)) <= 20
     assert load_config(ROOT / "examples" / "study.toml").name == "example"

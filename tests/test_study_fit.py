@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost
+from scipy import stats
 from scipy.stats import kendalltau
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from sparsetopo.study import fit as fit_module
 from sparsetopo.study import predictor
+from sparsetopo.study.feature_sets import with_effective_sparsity
 from sparsetopo.study.fit import (
     COMPARISON_COLUMNS,
     IMPORTANCE_COLUMNS,
@@ -67,9 +69,16 @@ def fitted(tmp_path_factory):
     return runs, result, out
 
 
-def _verdicts(summary: str) -> list[str]:
-    """The verdict lines of summary.md, one per protocol, in report order."""
-    lines = [line for line in summary.splitlines()
+SECTIONS = {"sparsity": "## Does topology beat global sparsity alone?",
+            "density": "## Does topology beat layer densities?",
+            "effective_sparsity": "## Does topology beat effective sparsity?"}
+
+
+def _verdicts(summary: str, baseline: str = "sparsity") -> list[str]:
+    """The verdict lines of summary.md against ``baseline``, one per protocol, in report
+    order."""
+    section = summary.split(SECTIONS[baseline] + "\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines()
              if any(line.startswith(f"- **{p}**:") for p in PROTOCOLS)]
     assert len(lines) == len(PROTOCOLS), summary
     return lines
@@ -439,3 +448,139 @@ def test_bad_input(tmp_path):
         with pytest.raises(ValueError, match=message):
             fit_study(frame, out, **kwargs)
     assert not out.exists()  # nothing written on bad input
+
+
+# ---------------------------------------------------------------------------------- baselines
+def baseline_runs(signal: str, seed: int = 0) -> pd.DataFrame:
+    """Runs with layer densities, an effective density and a topology feature; the drop is
+    driven by layer 1's density (``signal="density"``) or by ``mge.spectral_gap``, drawn per
+    configuration independently of the densities (``"topology"``)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method, sparsity in itertools.product(METHODS, (0.5, 0.7, 0.8, 0.9, 0.98)):
+        d1, d2 = rng.uniform(0.02, 0.4, size=2)
+        alive, level = rng.uniform(0.5, 1.0), rng.normal()
+        for s in (0, 1, 2):
+            gap = level + 0.05 * rng.normal()
+            drop = (2.0 * d1 + 0.01 * rng.normal() if signal == "density"
+                    else 0.2 * gap**2 + gap + 0.02 * rng.normal())
+            rows.append({"run_id": f"conv6/{method}/{sparsity}/{s}", "model": "conv6",
+                         "dataset": "digits", "method": method, "sparsity": sparsity,
+                         "seed": s, "density.global": (d1 + d2) / 2, "density.l1": d1,
+                         "density.l2": d2, "paths.effective_density": alive,
+                         "mge.spectral_gap": gap, "mge.motifs": rng.normal(),
+                         "accuracy_drop": drop})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def baseline_fits(tmp_path_factory):
+    out = {}
+    for signal in ("density", "topology"):
+        folder = tmp_path_factory.mktemp(signal)
+        out[signal] = (fit_study(baseline_runs(signal), folder, feature_sets=["mge"],
+                                 n_trials=1, jobs=1, progress=False), folder)
+    return out
+
+
+def test_effective_sparsity_is_derived_and_fitted(baseline_fits):
+    """``effective_sparsity`` = 1 - density.global * paths.effective_density (1 - sparsity
+    standing in for a missing density.global), fitted as a one-number baseline."""
+    runs = baseline_runs("density")
+    derived = with_effective_sparsity(runs)
+    np.testing.assert_allclose(derived["effective_sparsity"],
+                               1 - runs["density.global"] * runs["paths.effective_density"])
+    no_density = with_effective_sparsity(runs.drop(columns="density.global"))
+    np.testing.assert_allclose(no_density["effective_sparsity"],
+                               1 - (1 - runs["sparsity"]) * runs["paths.effective_density"])
+    assert "effective_sparsity" not in with_effective_sparsity(
+        runs.drop(columns="paths.effective_density")).columns
+    result, folder = baseline_fits["density"]
+    index = json.loads((folder / "models" / "index.json").read_text())
+    assert [e["feature_set"] for e in index["regressors"]] == [
+        "sparsity", "density", "effective_sparsity", "mge"]
+    assert index["regressors"][2]["features"] == ["effective_sparsity"]
+    assert set(result.comparison["feature_set"]) == {"sparsity", "density",
+                                                     "effective_sparsity", "mge"}
+
+
+def test_gains_over_every_baseline_recomputed_from_predictions(baseline_fits):
+    """gain over density / effective sparsity = R^2(set) - R^2(baseline) on the same folds,
+    spread = SD of K (SSE_base,k - SSE_set,k) / SS, interval = the scipy t-interval of those
+    contributions; the old sparsity columns keep their meaning, with an interval too."""
+    _, folder = baseline_fits["topology"]
+    comparison = pd.read_csv(folder / "comparison.csv")
+    predictions = pd.read_csv(folder / "predictions.csv")
+    assert list(comparison.columns) == COMPARISON_COLUMNS
+    for baseline, prefix, folds_column in (
+            ("sparsity", "gain_over_sparsity", "folds_better"),
+            ("density", "gain_over_density", "folds_better_than_density"),
+            ("effective_sparsity", "gain_over_effective_sparsity",
+             "folds_better_than_effective_sparsity")):
+        spread_column = "gain_spread" if baseline == "sparsity" else f"{prefix}_spread"
+        for protocol in PROTOCOLS:
+            part = _pair(predictions, "mge", protocol, "conv6").sort_values("run_id")
+            base = _pair(predictions, baseline, protocol, "conv6").sort_values("run_id")
+            assert list(part["fold"]) == list(base["fold"])
+            c = _hand_contributions(part, base)
+            gain = (r2_score(part["measured"], part["predicted"])
+                    - r2_score(base["measured"], base["predicted"]))
+            low, high = stats.t.interval(0.95, len(c) - 1, loc=c.mean(),
+                                         scale=np.std(c, ddof=1) / np.sqrt(len(c)))
+            for model in ("conv6", "mean"):
+                row = _pair(comparison, "mge", protocol, model,
+                            "digits" if model == "conv6" else "mean").iloc[0]
+                assert row[prefix] == pytest.approx(gain, abs=1e-9)
+                assert row[spread_column] == pytest.approx(np.std(c, ddof=1), abs=1e-9)
+                assert row[f"{prefix}_ci_low"] == pytest.approx(low, abs=1e-9)
+                assert row[f"{prefix}_ci_high"] == pytest.approx(high, abs=1e-9)
+                assert row[folds_column] == pytest.approx(np.mean(c > 0))
+                assert bool(row[f"beats_{baseline}"]) == (gain > np.std(c, ddof=1))
+            own = _pair(comparison, baseline, protocol, "conv6").iloc[0]
+            assert own[prefix] == 0 and not own[f"beats_{baseline}"]
+
+
+def test_layer_density_world_nothing_beats_density(baseline_fits):
+    """The drop is a function of layer 1's density: density beats global sparsity, and no set
+    beats density; the summary says both, with the criterion."""
+    result, _ = baseline_fits["density"]
+    head = result.comparison[result.comparison["model"] == "mean"].set_index(
+        ["feature_set", "protocol"])
+    for protocol in PROTOCOLS:
+        assert head.loc[("density", protocol), "beats_sparsity"]
+        assert not head.xs(protocol, level="protocol")["beats_density"].any()
+    for line in _verdicts(result.summary, "density"):
+        assert "no feature set beats layer densities" in line, line
+    for line in _verdicts(result.summary, "sparsity"):
+        assert "`density` (+" in line and "beat(s) global sparsity alone" in line, line
+        assert "95% CI [" in line
+    assert "a set beats a baseline only when its gain exceeds that spread" in result.summary
+    assert "Student-t interval" in result.summary
+
+
+def test_topology_world_beats_density_and_effective_sparsity(baseline_fits):
+    """The drop is a function of a topology feature independent of the densities: mge beats
+    layer densities and effective sparsity under grouped and leave-one-method-out, and the
+    summary says so."""
+    result, _ = baseline_fits["topology"]
+    head = result.comparison[(result.comparison["model"] == "mean")
+                             & (result.comparison["feature_set"] == "mge")].set_index("protocol")
+    for protocol in ("grouped", "leave-one-method-out"):
+        assert head.loc[protocol, "beats_density"]
+        assert head.loc[protocol, "beats_effective_sparsity"]
+    for baseline, label in (("density", "layer densities"),
+                            ("effective_sparsity", "effective sparsity")):
+        lines = dict(zip(PROTOCOLS, _verdicts(result.summary, baseline), strict=True))
+        for protocol in ("grouped", "leave-one-method-out"):
+            assert lines[protocol].startswith(f"- **{protocol}**: `mge` (+"), lines[protocol]
+            assert f"beat(s) {label}" in lines[protocol]
+
+
+def test_a_baseline_without_values_is_reported_as_missing(fitted):
+    """The synthetic runs of the module fixture have no densities: no gain over density, and
+    the summary says why instead of a verdict."""
+    _, result, _ = fitted
+    assert result.comparison["gain_over_density"].isna().all()
+    assert not result.comparison["beats_density"].any()
+    for line in _verdicts(result.summary, "density"):
+        assert "no comparison with layer densities" in line, line

@@ -277,7 +277,7 @@ def test_local_process_pool_matches_sequential(tmp_path):
 
 @pytest.mark.slow
 def test_ray_backend_local_instance(tmp_path):
-    import ray  # a declared dependency: never skipped
+    import ray  # in the dev extra (sparsetopo[ray]): never skipped
 
     from sparsetopo.study.config import load_config
 
@@ -367,6 +367,15 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     assert got["predicted_accuracy_drop"] == pytest.approx(want, rel=1e-6)
     outside = predict("--pruning", "snip", "--sparsity", "0.99")
     assert outside.exit_code == 2 and "outside what the regressors saw" in outside.stderr
+    # the grid's top sparsity is inside the range (measured, not nominal)
+    top = predict("--pruning", "snip", "--sparsity", "0.9")
+    assert top.exit_code == 0, top.output
+    assert all(p["method_seen"] is True for p in json.loads(top.stdout)["predictions"])
+    assert "never seen in training" not in top.stderr
+    unseen = predict("--pruning", "erk", "--sparsity", "0.7")  # not in the grid
+    assert unseen.exit_code == 0, unseen.output
+    assert all(p["method_seen"] is False for p in json.loads(unseen.stdout)["predictions"])
+    assert "erk was never seen in training" in unseen.stderr
     ranked = runner.invoke(main_app, ["rank", "--fit", "fit", "--model", "mlp", "--dataset",
                                       "digits", "--pruning", "snip", "synflow", "uniform",
                                       "--sparsity", "0.8", "--json"])
@@ -556,3 +565,17 @@ def test_ray_fake_gpus_pack_four_runs_at_a_time(tmp_path):
         per_gpu = [rows[j]["gpu_ids"][0] for j in running]
         assert max(per_gpu.count("0"), per_gpu.count("1")) <= 2  # 0.5 GPU each
     assert 2 <= peak <= 4
+
+
+def test_ray_backend_without_ray_names_the_extra(tmp_path, monkeypatch):
+    """Ray is an optional extra: ``--backend ray`` without it is one line naming
+    ``pip install 'sparsetopo[ray]'``, exit 2, and no results file is written."""
+    from cli_checks import one_line_error
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # ``import ray`` raises ImportError
+    config = tiny_config(tmp_path, methods=("uniform",), seeds=(0,))
+    results = tmp_path / "ray.sqlite"
+    r = CliRunner().invoke(app, ["run", str(config), "--results", str(results),
+                                 "--backend", "ray", "--quiet"])
+    one_line_error(r, "pip install 'sparsetopo[ray]'")
+    assert not results.exists()

@@ -99,7 +99,7 @@ def test_schema_mismatch_and_foreign_files(tmp_path):
         ResultsStore(text)
     assert text.read_text().startswith("these are my notes")  # nothing overwritten
 
-    with pytest.raises(FileNotFoundError, match="missing.sqlite"):
+    with pytest.raises(StoreError, match="missing.sqlite"):
         load_runs(tmp_path / "missing.sqlite")
     assert not (tmp_path / "missing.sqlite").exists()
 
@@ -240,3 +240,30 @@ def test_training_options_are_columns(tmp_path):
     df = load_runs(path).set_index("accuracy")
     assert df.loc[0.7, "amp"] == False and df.loc[0.71, "amp"] == True  # noqa: E712
     assert df.loc[0.71, "channels_last"] == True  # noqa: E712
+
+
+def test_control_runs_store_their_method_and_control(tmp_path):
+    """``snip+layer-shuffle`` is stored as its method name; the runs table and ``study
+    export`` split it into ``base_method`` and ``control`` (empty for the method itself)."""
+    raw = {"grid": {"models": ["mlp"], "datasets": ["digits"], "methods": ["snip"],
+                    "sparsities": [0.9], "seeds": [0], "controls": ["layer-shuffle",
+                                                                    "fanin-shuffle"]},
+           "training": {"epochs": 2}}
+    runs = {r.method: r for r in expand_runs(parse_config(raw))}
+    assert set(runs) == {"dense", "snip", "snip+layer-shuffle", "snip+fanin-shuffle"}
+    path = tmp_path / "r.sqlite"
+    with ResultsStore(path) as store:
+        for i, spec in enumerate(runs.values()):
+            store.write(record(spec, 0.9 - 0.1 * i))
+    df = load_runs(path).set_index("method")
+    assert df.loc["snip+layer-shuffle", ["base_method", "control"]].tolist() == [
+        "snip", "layer-shuffle"]
+    assert df.loc["snip+fanin-shuffle", ["base_method", "control"]].tolist() == [
+        "snip", "fanin-shuffle"]
+    assert df.loc["snip", "base_method"] == "snip" and pd.isna(df.loc["snip", "control"])
+    assert df.loc["dense", "base_method"] == "dense" and pd.isna(df.loc["dense", "control"])
+    # the dense run is every control run's baseline too
+    assert df["accuracy_drop"].notna().all()
+    got = pd.read_csv(export(path, tmp_path / "runs.csv")).set_index("method")
+    assert got.loc["snip+fanin-shuffle", "control"] == "fanin-shuffle"
+    assert got.loc["snip+fanin-shuffle", "base_method"] == "snip"

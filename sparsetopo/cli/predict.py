@@ -1,5 +1,6 @@
 """``sparsetopo predict`` and ``sparsetopo rank``: the accuracy drop of masks before training,
-from the regressors a fit saved (:mod:`sparsetopo.study.predict`)."""
+from the regressors a fit saved. The work is :mod:`sparsetopo.study.predict`'s; these commands
+parse and print."""
 
 from __future__ import annotations
 
@@ -31,53 +32,11 @@ ExtrapolateOpt = Annotated[bool, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 
-def _network(fit, model: str, dataset: str, *, weights: Path | None, pruning: str | None,
-             sparsity: float | None, seed: int, data_dir: Path | None):
-    """``(network, input shape)`` of one candidate."""
-    from sparsetopo import data, models
+def _check(model: str, methods: list[str], sparsity: float | None, dataset: str) -> None:
     from sparsetopo.analysis import check_options
-    from sparsetopo.pruning.masks import load_weights
-    from sparsetopo.study.predict import image_size_of, prune_as_the_study
 
-    if (weights is None) == (pruning is None):
-        raise UsageError("give either --weights FILE or --pruning METHOD with --sparsity")
-    check_options(model, pruning or "uniform", sparsity or 0.0, dataset)
-    info = data.dataset_info(dataset, image_size=image_size_of(fit, model, dataset) or 0)
-    shape = tuple(int(v) for v in info.input_shape)
-    if weights is not None:
-        if models.is_factory(model):
-            net = models.from_factory(model)
-        else:
-            net = models.create(model, num_classes=info.num_classes,
-                                in_channels=info.in_channels, seed=seed, image_size=shape[1])
-        load_weights(net, weights)
-        return net, shape
-    if sparsity is None:
-        raise UsageError("--pruning needs --sparsity")
-    if models.is_factory(model):
-        raise UsageError("--pruning rebuilds a zoo model as the study pruned it; for your own "
-                         "model give --weights")
-    return prune_as_the_study(fit, model, dataset, pruning, sparsity, seed,
-                              None if data_dir is None else str(data_dir))
-
-
-def _predict(fit, model, dataset, network, shape, seed, extrapolate):
-    from sparsetopo.study.predict import (
-        identity_skips_of,
-        network_features_for,
-        predict_features,
-    )
-
-    features = network_features_for(fit, network, shape, model=model, dataset=dataset,
-                                    seed=seed)
-    rows = predict_features(fit, features, model=model, dataset=dataset, image_size=shape[1],
-                            identity_skips=identity_skips_of(fit, model, dataset),
-                            extrapolate=extrapolate)
-    return features["sparsity"], rows
-
-
-def _value_key(rows: list[dict]) -> str:
-    return next(k for k in rows[0] if k.startswith("predicted_"))
+    for method in methods or ["uniform"]:
+        check_options(model, method, sparsity or 0.0, dataset)
 
 
 def _fmt(value) -> str:
@@ -105,15 +64,30 @@ def predict(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict a network's accuracy drop (before training) with every feature set's regressor,
-    next to each one's cross-validated error."""
-    from sparsetopo.study.predict import load_fit
+    """Predict a network's accuracy drop, before training.
 
+    Every feature set's regressor of a fit, next to each one's cross-validated error."""
+    from sparsetopo.study.predict import (
+        candidate_network,
+        load_fit,
+        predict_network,
+        predicted_key,
+        unseen_method_note,
+    )
+
+    _check(model, [pruning] if pruning else [], sparsity, dataset)
     fit = load_fit(fit_dir)
-    network, shape = _network(fit, model, dataset, weights=weights, pruning=pruning,
-                              sparsity=sparsity, seed=seed, data_dir=data_dir)
-    measured, rows = _predict(fit, model, dataset, network, shape, seed, extrapolate)
-    key = _value_key(rows)
+    network, shape, notes = candidate_network(
+        fit, model, dataset, weights=weights, method=pruning, sparsity=sparsity, seed=seed,
+        data_dir=None if data_dir is None else str(data_dir))
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False)
+    measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
+                                     extrapolate=extrapolate, method=pruning)
+    key = predicted_key(rows)
+    note = unseen_method_note(pruning, rows) if pruning else None
+    if note:  # on stderr: with --json too
+        err_console.print(f"warning: {note}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "network": {"model": model, "dataset": dataset, "sparsity": measured,
@@ -136,34 +110,15 @@ def predict(
     _caveats(fit)
 
 
-def _ranking_set(fit, model: str, dataset: str, rows: list[dict], chosen: str | None) -> str:
-    names = [r["feature_set"] for r in rows]
-    if chosen is not None:
-        if chosen not in names:
-            raise UsageError(f"no regressor of set {chosen!r}; the fit has {', '.join(names)}")
-        return chosen
-    scored = [(r.get("cv_r2_leave-one-method-out"), r["feature_set"]) for r in rows
-              if r.get("cv_r2_leave-one-method-out") is not None and r[_value_key(rows)]
-              is not None]
-    return max(scored)[1] if scored else names[0]
-
-
-def _beats_note(fit, model: str, dataset: str, name: str) -> str | None:
-    path = fit.folder / "comparison.csv"
-    if not path.is_file():
+def _verdict_line(ranking) -> str | None:
+    r = ranking.verdict
+    if r is None:
         return None
-    import pandas as pd  # here: every command line (``analyze`` too) imports this module
-
-    table = pd.read_csv(path)
-    row = table[(table["feature_set"] == name) & (table["protocol"] == "leave-one-method-out")
-                & (table["model"] == model) & (table["dataset"] == dataset)]
-    if row.empty:
-        return None
-    r = row.iloc[0]
     verdict = "beats" if bool(r["beats_sparsity"]) else "does not beat"
-    return (f"for methods never seen in training, {name} {verdict} global sparsity alone "
-            f"(gain {r['gain_over_sparsity']:+.3f} ± {r['gain_spread']:.3f} in R^2; ranking "
-            f"tau {r['kendall_tau']:.2f} against the sparsity null {r['null_kendall_tau']:.2f})")
+    return (f"for methods never seen in training, {ranking.ranked_by} {verdict} global sparsity "
+            f"alone (gain {r['gain_over_sparsity']:+.3f} ± {r['gain_spread']:.3f} in R^2; "
+            f"ranking tau {r['kendall_tau']:.2f} against the sparsity null "
+            f"{r['null_kendall_tau']:.2f})")
 
 
 @one_line_errors
@@ -188,58 +143,53 @@ def rank(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank candidate masks (pruning methods at one sparsity, or weights files) by predicted
-    accuracy drop, before training; predictions and CV errors side by side."""
-    from sparsetopo.study.predict import load_fit
+    """Rank candidate masks by predicted accuracy drop, before training.
+
+    Candidates: pruning methods at one sparsity, or weights files; predictions and CV errors
+    side by side."""
+    from sparsetopo.study.predict import load_fit, rank_candidates, unseen_method_note
 
     extra = list(more or [])
     methods = list(pruning or []) + (extra if pruning else [])
     files = list(weights or []) + ([Path(e) for e in extra] if weights else [])
-    if bool(methods) == bool(files):
-        raise UsageError("give candidate methods (--pruning A B ...) or weights files "
-                         "(--weights A.pt B.pt ...), one of the two")
     if extra and not (pruning or weights):
         raise UsageError(f"unexpected argument(s) {extra}")
+    _check(model, methods, sparsity, dataset)
     fit = load_fit(fit_dir)
-    candidates = []
-    for label in methods or files:
-        kw = ({"weights": None, "pruning": label, "sparsity": sparsity} if methods
-              else {"weights": Path(label), "pruning": None, "sparsity": None})
-        network, shape = _network(fit, model, dataset, seed=seed, data_dir=data_dir, **kw)
-        measured, rows = _predict(fit, model, dataset, network, shape, seed, extrapolate)
-        candidates.append((str(label), measured, rows))
-    key = _value_key(candidates[0][2])
-    name = _ranking_set(fit, model, dataset, candidates[0][2], feature_set)
-    lower_better = key == "predicted_accuracy_drop"
-
-    def score(candidate):
-        value = next(r[key] for r in candidate[2] if r["feature_set"] == name)
-        return (math.inf if value is None else value) * (1 if lower_better else -1)
-
-    ordered = sorted(candidates, key=score)
-    sets = [r["feature_set"] for r in candidates[0][2]]
+    ranking = rank_candidates(fit, model, dataset, methods=methods, weights=files,
+                              sparsity=sparsity, seed=seed,
+                              data_dir=None if data_dir is None else str(data_dir),
+                              feature_set=feature_set, extrapolate=extrapolate)
+    key, ordered = ranking.key, ranking.candidates
+    for c in ordered:
+        for note in c.notes:
+            err_console.print(f"note: {c.label}: {note}", markup=False)
+        unseen = unseen_method_note(c.label, c.predictions)
+        if unseen:
+            err_console.print(f"warning: {unseen}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
-            "ranked_by": name, "target": fit.target, "caveats": fit.caveats,
-            "candidates": [{"candidate": c, "sparsity": s, "rank": i + 1, "predictions": rows}
-                           for i, (c, s, rows) in enumerate(ordered)]}, indent=2) + "\n")
+            "ranked_by": ranking.ranked_by, "target": fit.target, "caveats": fit.caveats,
+            "candidates": [{"candidate": c.label, "sparsity": c.sparsity, "rank": i + 1,
+                            "predictions": c.predictions} for i, c in enumerate(ordered)]},
+            indent=2) + "\n")
         return
-    order = ", ".join(f"{i + 1}. {label}" for i, (label, _, _) in enumerate(ordered))
-    table = Table(title=f"{model} on {dataset}: ranked by the {name} regressor "
-                  f"({'lowest' if lower_better else 'highest'} predicted "
+    order = ", ".join(f"{i + 1}. {c.label}" for i, c in enumerate(ordered))
+    table = Table(title=f"{model} on {dataset}: ranked by the {ranking.ranked_by} regressor "
+                  f"({'lowest' if ranking.lower_is_better else 'highest'} predicted "
                   f"{key.removeprefix('predicted_')} first): {order}", title_justify="left")
     table.add_column("feature set")
-    for label, measured, _ in ordered:
-        table.add_column(f"{label} ({measured:.3f})", justify="right")
+    for c in ordered:
+        table.add_column(f"{c.label} ({c.sparsity:.3f})", justify="right")
     table.add_column("CV MAE grouped", justify="right")
     table.add_column("CV MAE unseen method", justify="right")
-    values = [{r["feature_set"]: r for r in rows} for _, _, rows in ordered]
-    for s in sets:
+    values = [{r["feature_set"]: r for r in c.predictions} for c in ordered]
+    for s in [r["feature_set"] for r in ordered[0].predictions]:
         first = values[0][s]
         table.add_row(s, *[_fmt(v[s][key]) for v in values], _fmt(first.get("cv_mae_grouped")),
                       _fmt(first.get("cv_mae_leave-one-method-out")))
     out_console.print(table)
-    note = _beats_note(fit, model, dataset, name)
-    if note:
-        out_console.print(note)
+    line = _verdict_line(ranking)
+    if line:
+        out_console.print(line)
     _caveats(fit)

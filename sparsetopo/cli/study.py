@@ -16,6 +16,7 @@ app = typer.Typer(
     help="Train grids of pruned networks, store their topology and accuracy, and fit predictors.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 DEFAULT_OUT = Path("sparsetopo-out")
@@ -28,7 +29,7 @@ def run_command(
     results: Annotated[Path | None, typer.Option(
         "--results", help="SQLite results file (default: sparsetopo-out/STUDY-NAME.sqlite).")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="Embedded study: digits or smoke.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Embedded study: digits, digits-controls or smoke.")] = None,
     backend: Annotated[str, typer.Option(help="local or ray.")] = "local",
     workers: Annotated[int, typer.Option(min=1, help="Parallel runs (processes / Ray CPUs).")] = 1,
     ray_address: Annotated[str | None, typer.Option(
@@ -93,12 +94,17 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", help="runs.parquet or runs.csv")],
     status: Annotated[str, typer.Option(help="ok, failed or all runs.")] = "all",
 ) -> None:
-    """Write the runs table (configuration, accuracy, accuracy drop, timings, where each run
-    trained: device, peak_accelerator_memory_mb, images_per_second; features)."""
-    from sparsetopo.study.store import export
+    """Write the runs table (configuration and method category, accuracy, accuracy drop,
+    timings, where each run trained: device, peak_accelerator_memory_mb, images_per_second;
+    features) and, when the study has dynamic sparse training runs, their topology at every
+    mask update to OUT-STEM-trajectory.EXT."""
+    from sparsetopo.study.store import export, export_trajectories, trajectory_path
 
     path = export(results, out, status=status)
     typer.echo(f"wrote {path}")
+    trajectories = export_trajectories(results, trajectory_path(out), status=status)
+    if trajectories is not None:
+        typer.echo(f"wrote {trajectories}")
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -112,8 +118,8 @@ def _names(value: str | None) -> list[str] | None:
 
 
 SetsOpt = Annotated[str | None, typer.Option(
-    "--sets", help="Comma-separated feature sets (default: every SPEC 6 set; sparsity, the "
-    "baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
+    "--sets", help="Comma-separated feature sets (default: every set of docs/study.md; "
+    "sparsity, the baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
     "any set with /monotone for monotone constraints.")]
 TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="Optuna trials per tuning.")]
 JobsOpt = Annotated[int | None, typer.Option(
@@ -140,10 +146,11 @@ def fit_command(
     jobs: JobsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Predict the accuracy drop from each feature set and compare it with global sparsity
-    alone (one XGBoost + Optuna per model and dataset; random, grouped and
-    leave-one-method-out CV); writes comparison.csv, importance.csv, predictions.csv,
-    summary.md and the fitted regressors (models/) to OUT."""
+    """Predict the accuracy drop from each feature set and compare it with global sparsity,
+    layer densities and effective sparsity (one XGBoost + Optuna per model and dataset;
+    random, grouped and leave-one-method-out CV); writes comparison.csv, importance.csv,
+    predictions.csv, summary.md and the fitted regressors (models/) to OUT, and with mask
+    controls in the study paired_effects.csv, paired_prediction.csv, paired_predictions.csv."""
     from sparsetopo.study.store import load_runs
 
     runs = load_runs(results, status="ok")
@@ -161,9 +168,19 @@ def fit_command(
 
 def _print_verdicts(result) -> None:
     from sparsetopo.study.summary import verdict
+    from sparsetopo.study.vocabulary import BASELINE_LABELS, BASELINES
 
-    for protocol in dict.fromkeys(result.comparison["protocol"]):
-        typer.echo(verdict(result.comparison, protocol).replace("**", "").replace("`", ""))
+    for baseline in BASELINES:
+        typer.echo(f"against {BASELINE_LABELS[baseline]}:")
+        for protocol in dict.fromkeys(result.comparison["protocol"]):
+            line = verdict(result.comparison, protocol, baseline)
+            typer.echo("  " + line.replace("**", "").replace("`", ""))
+    paired = getattr(result, "paired", None)
+    if paired is not None and not paired.effects.empty:
+        counts = paired.effects["verdict"].value_counts()
+        typer.echo("paired effects (method minus its control, per method, control and "
+                   "sparsity): " + ", ".join(f"{label} {n}" for label, n in counts.items())
+                   + " (paired_effects.csv)")
 
 
 @app.command("import-published")

@@ -1,4 +1,4 @@
-"""Multipartite graph encoding (MGE, SPEC 3.5) and its exact size estimate.
+"""Multipartite graph encoding (MGE) and its exact size estimate (``docs/encodings.md``).
 
 The MGE is the union of every layer's unrolled BGE, each layer's left side identified with the
 nodes of the partition that produced its input:
@@ -97,9 +97,10 @@ def _concat_maps(maps: list[NodeMap]) -> NodeMap:
 def _pooled_map(src: NodeMap, out_elem: np.ndarray, in_elem: np.ndarray, n_out: int) -> NodeMap:
     """Node lists of pooled elements: the node lists of their window elements, concatenated.
 
-    Applying SPEC 3.5's replacement rule once per pooling op, a node inside two overlapping
-    inner windows of one outer window appears twice: its two parallel edges to a consumer are
-    later merged by summing, exactly as a sum-pooling forward pass would count it."""
+    Applying the MGE's pooling rule (an edge leaving a pooled element leaves from every element
+    of its window instead) once per pooling op, a node inside two overlapping inner windows of
+    one outer window appears twice: its two parallel edges to a consumer are later merged by
+    summing, exactly as a sum-pooling forward pass would count it."""
     owner, nodes = src.expand(in_elem)
     elem = out_elem if owner is None else out_elem[owner]
     order = np.lexsort((nodes, elem))
@@ -158,12 +159,24 @@ def _main_operand(op: Op, depth: dict[int, int]) -> int:
     return best
 
 
-def _plan(model: nn.Module, input_shape, identity_skips: bool,
-          dag: LayerDAG | None = None) -> _Plan:
-    dag = traced(model, input_shape, dag)
+def residual_roles(dag: LayerDAG) -> tuple[dict[int, int], dict[int, int]]:
+    """The roles of the operands of every residual ``add`` in the MGE.
+
+    Returns ``(main_of_add, shortcut_of)``: ``main_of_add[i]`` is the main-path operand (value
+    id) of the add op ``dag.ops[i]``: the operand with more conv/linear layers on its longest
+    path from the network input, the first one on a tie; its nodes are the add's output nodes.
+    ``shortcut_of[v] = i`` when value ``v`` is a *shortcut*: the output of a conv/linear op whose
+    only consumer is add ``i`` (once), that is not the add's main operand nor the network
+    output. A shortcut has no partition of its own: its unrolled edges go straight into the
+    main operand's nodes.
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+    """
     depth = _depths(dag)
     consumers = dag.consumers()
-    shape = {v.id: v.shape for v in dag.values}
     producer = {op.output: op for op in dag.ops}
     main_of_add = {i: _main_operand(op, depth) for i, op in enumerate(dag.ops) if op.kind == "add"}
     shortcut_of: dict[int, int] = {}  # shortcut op output value -> add op index
@@ -173,6 +186,14 @@ def _plan(model: nn.Module, input_shape, identity_skips: bool,
             if (v != main and p.kind in ("conv", "linear") and consumers[v] == [i]
                     and v != dag.output and dag.ops[i].inputs.count(v) == 1):
                 shortcut_of[v] = i
+    return main_of_add, shortcut_of
+
+
+def _plan(model: nn.Module, input_shape, identity_skips: bool,
+          dag: LayerDAG | None = None) -> _Plan:
+    dag = traced(model, input_shape, dag)
+    shape = {v.id: v.shape for v in dag.values}
+    main_of_add, shortcut_of = residual_roles(dag)
 
     partitions = [Partition("input", 0, tuple(shape[dag.input]))]
     maps: dict[int, NodeMap] = {dag.input: NodeMap.partition(partitions[0])}
@@ -269,11 +290,30 @@ def _may_merge(jobs: list[_Job], partitions: list[Partition]) -> bool:
 
 @dataclass(frozen=True)
 class EncodingEstimate:
-    """Size of an MGE computed without building it.
+    """The size of an MGE, computed from masks and shapes without building it
+    (:func:`estimate`).
 
-    ``edges`` is exact when ``exact`` (no pair can be produced twice); otherwise it is the
-    number of edges before duplicate pairs are merged, an upper bound. ``graph_bytes`` is the
-    size of the finished graph, ``peak_bytes`` what the build needs at its peak."""
+    Parameters
+    ----------
+    nodes : int
+        Nodes of the MGE (exact).
+    edges : int
+        Its edges: exact when ``exact``; otherwise the number of edges before parallel pairs
+        are merged, an upper bound.
+    exact : bool
+        Whether no pair can be produced twice (then ``edges`` is exact).
+    graph_bytes : int
+        Bytes of the finished graph (CSR arrays and weight ids).
+    peak_bytes : int
+        Bytes the build needs at its peak.
+    partitions : tuple of Partition
+        The MGE's partitions.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
 
     nodes: int
     edges: int
@@ -305,9 +345,40 @@ def _estimate_plan(plan: _Plan) -> EncodingEstimate:
 
 def estimate(model: nn.Module, input_shape, identity_skips: bool = False, *,
              dag: LayerDAG | None = None) -> EncodingEstimate:
-    """Exact node and edge counts of ``multipartite(model, input_shape)`` and the bytes its
-    build needs, from masks and shapes only (nothing of the graph's size is allocated).
-    ``dag``: the model's trace on ``input_shape`` (``tracing.trace``), if the caller has it."""
+    """The node and edge counts of ``multipartite(model, input_shape, identity_skips)`` and the
+    bytes its build needs, from masks and shapes only (nothing of the graph's size is
+    allocated).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    input_shape : tuple of int
+        Shape of one input sample, without the batch dimension.
+    identity_skips : bool, default False
+        Count the identity-skip edges too (as :func:`multipartite`).
+    dag : LayerDAG or None, optional
+        The model's trace on ``input_shape`` (:func:`sparsetopo.tracing.trace`), if the caller
+        has it; else traced here.
+
+    Returns
+    -------
+    EncodingEstimate
+        Nodes and edges (exact unless parallel pairs can merge, then an upper bound), the
+        bytes of the graph and of the build's peak, the partitions.
+
+    Raises
+    ------
+    UnsupportedModelError
+        The model cannot be traced or holds an op that cannot be encoded.
+    EncodingError
+        The network cannot be encoded as an MGE (e.g. a residual add onto pooled elements).
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     try:
         return _estimate_plan(_plan(model, input_shape, identity_skips, dag))
     except TracingError as exc:
@@ -315,7 +386,26 @@ def estimate(model: nn.Module, input_shape, identity_skips: bool = False, *,
 
 
 def check_memory(est: EncodingEstimate, force: bool = False) -> None:
-    """Raise :class:`GraphTooLargeError` when the build would not fit in available memory."""
+    """Refuse a build that would not fit in the memory available now.
+
+    Parameters
+    ----------
+    est : EncodingEstimate
+        The estimate of the graph to build (:func:`estimate`).
+    force : bool, default False
+        Never refuse.
+
+    Raises
+    ------
+    GraphTooLargeError
+        ``est.peak_bytes`` exceeds the memory available (``psutil``'s ``available``) and not
+        ``force``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     available = psutil.virtual_memory().available
     if est.peak_bytes > available and not force:
         raise GraphTooLargeError(
@@ -334,14 +424,70 @@ def multipartite(
     progress: bool = False,
     dag: LayerDAG | None = None,
 ) -> LayeredGraph:
-    """Multipartite graph encoding of ``model`` for one input of ``input_shape`` (SPEC 3.5).
+    """The multipartite graph encoding (MGE) of ``model`` for one input of ``input_shape``.
 
-    Refuses (``GraphTooLargeError``) to build a graph that would not fit in available memory
-    unless ``force``. Edges carry the index of the present weight that created them
-    (``edge_weight_ids``; ``meta["n_weights"]`` present weights in all);
-    ``meta["identity_edges"]`` counts the identity-skip edges (0: the graph is the same with
-    or without ``identity_skips``). ``dag``: the model's trace on ``input_shape``
-    (``tracing.trace``), if the caller has it (else traced here)."""
+    The whole network as one layered graph whose nodes are the elements of its activations:
+
+    - partitions: the network input, then one per conv/linear output in topological order,
+      except a projection shortcut (a conv/linear whose only use is as the non-main operand
+      of a residual ``add``), which has none; element-wise operations keep node identity;
+    - edges: the union of every layer's unrolled bipartite graph (:func:`unrolled`), its left
+      nodes identified with the nodes of the partition that produced its input;
+    - pooling: pooled elements are not nodes; an edge that would leave a pooled element leaves
+      instead every element of its pooling window, to the same target with the same weight
+      (pairs reached through overlapping windows merge into one edge, weights summed);
+    - residual ``add``: its output elements are the nodes of its main operand (the one with
+      more conv/linear layers between it and the input; the first on a tie); a projection
+      shortcut's unrolled edges go from its input partition straight into those nodes;
+      identity shortcuts add nothing unless ``identity_skips``;
+    - ``cat`` along channels: the channel-wise union of its operands' nodes.
+
+    The full definition, and where it departs from the paper's public code, is in
+    ``docs/encodings.md``. The build is planned first, so that a graph that would not fit in
+    memory is refused before anything large is allocated.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (traceable, see :func:`sparsetopo.tracing.trace`); present weights are
+        those of its masks, or its non-zero weights in a layer without a mask.
+    input_shape : tuple of int
+        Shape of one input sample, without the batch dimension, e.g. ``(3, 32, 32)``.
+    identity_skips : bool, default False
+        Add one edge ``x[i] -> out[i]`` of weight 1 per element of every identity shortcut
+        (the paper's convention is without).
+    force : bool, default False
+        Build even when the estimate exceeds the available memory.
+    progress : bool, default False
+        Show a progress bar over the layers (when stderr is a terminal).
+    dag : LayerDAG or None, optional
+        The model's trace on ``input_shape`` (:func:`sparsetopo.tracing.trace`), if the caller
+        has it; else traced here.
+
+    Returns
+    -------
+    LayeredGraph
+        ``kind="mge"``; ``edge_weight_ids`` gives the present weight that created each edge
+        (-1 for identity-skip edges), ``meta["n_weights"]`` the present weights in all,
+        ``meta["identity_edges"]`` the identity-skip edges (0: the graph is the same with or
+        without ``identity_skips``), ``meta["identity_skips"]`` and ``meta["input_shape"]``
+        the options.
+
+    Raises
+    ------
+    UnsupportedModelError
+        The model cannot be traced or holds an op that cannot be encoded.
+    EncodingError
+        The network cannot be encoded as an MGE (e.g. a residual add whose main operand is a
+        pooled tensor).
+    GraphTooLargeError
+        The build would not fit in the available memory and not ``force``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     try:
         plan = _plan(model, input_shape, identity_skips, dag)
     except TracingError as exc:
@@ -402,12 +548,38 @@ def multipartite_pair(
     progress: bool = False,
     dag: LayerDAG | None = None,
 ) -> tuple[LayeredGraph, LayeredGraph]:
-    """``(multipartite(model, input_shape, identity_skips), multipartite(model, input_shape,
-    True))``: the encoding asked for and the one whose paths are the real network's (SPEC 4),
-    built once when they are the same graph (no identity shortcut, or ``identity_skips``). The
-    graph without identity skips is the other one's CSR less its identity-skip edges when no
-    pair can merge (the CIFAR resnets, WRNs and MobileNetV2 of the zoo; half the time of a
-    second build), else built afresh (e.g. ResNet-18/50, whose stem pool overlaps)."""
+    """The MGE asked for and the MGE with identity skips, built together.
+
+    Path metrics describe the signal paths of the real network, and a residual network's
+    identity shortcuts are such paths, so they are computed on the MGE with identity skips
+    while the paper's topometrics keep its convention (none): a caller that needs both gets
+    them here. When the two are the same graph (no identity shortcut, or ``identity_skips``)
+    it is built once; else the graph without identity skips is the other's CSR less its
+    identity-skip edges when no pair can merge (the CIFAR ResNets, WRNs and MobileNetV2 of the
+    zoo; half the time of a second build), or built afresh (e.g. ResNet-18/50, whose stem pool
+    overlaps).
+
+    Parameters
+    ----------
+    model, input_shape, identity_skips, force, progress, dag
+        As :func:`multipartite`.
+
+    Returns
+    -------
+    (LayeredGraph, LayeredGraph)
+        ``multipartite(model, input_shape, identity_skips)`` and ``multipartite(model,
+        input_shape, True)`` (the same object when they are the same graph).
+
+    Raises
+    ------
+    UnsupportedModelError, EncodingError, GraphTooLargeError
+        As :func:`multipartite`.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     try:
         dag = traced(model, input_shape, dag)  # once for both
         plan = _plan(model, input_shape, True, dag)

@@ -1,12 +1,14 @@
-"""Rolled encodings, one bipartite graph per conv/linear layer, independent of the input.
+"""Rolled encodings, one bipartite graph per conv/linear layer, independent of the input
+(``docs/encodings.md``).
 
-- Rolled BGE (SPEC 3.2, Pal et al. 2022): left = ``C_in/groups * kh * kw`` (columns of the
+- Rolled BGE (Pal et al., ICML 2022): left = ``C_in/groups * kh * kw`` (columns of the
   weight reshaped to ``(C_out, -1)``), right = ``C_out``; one edge per present weight.
-- Rolled-channel BGE (SPEC 3.3, Prabhu et al. 2018): left = ``C_in``, right = ``C_out``; an edge
+- Rolled-channel BGE (Prabhu et al., ECCV 2018): left = ``C_in``, right = ``C_out``; an edge
   ``ci -> co`` when ``W[co, ci]`` has a present weight, weighted by the L2 norm of its present
   weights (grouped convs: ``ci`` is in the group of ``co``; depthwise: ``c -> c``).
-Linear layers are ``in_features -> out_features`` in both, one edge per present weight of
-(signed) weight ``w`` ("Linear as in 3.2").
+
+Linear layers are ``in_features -> out_features`` in both, one edge per present weight, of
+its (signed) weight.
 """
 
 from __future__ import annotations
@@ -26,7 +28,36 @@ def _bge(name: str, kind: str, n_left: int, n_right: int, src, dst, w, **kw) -> 
 
 
 def rolled(model: nn.Module) -> list[LayeredGraph]:
-    """Rolled BGE of every Conv2d/Linear layer (``prunable_layers`` order)."""
+    """The rolled bipartite graph (rolled BGE) of every Conv2d and Linear layer.
+
+    The weight tensor of a layer, reshaped to ``(C_out, C_in/groups * kh * kw)``, read as a
+    biadjacency: left node ``j`` is column ``j`` (input channel within the group, kernel row,
+    kernel column, in C order), right node ``co`` is output channel ``co``, and every present
+    weight ``W[co, j]`` is an edge ``j -> co`` of weight ``W[co, j]``. A depthwise convolution
+    thus has ``kh * kw`` left nodes, shared by all its output channels. A linear layer is its
+    ``(out_features, in_features)`` weight read the same way. The input size plays no part.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; present weights are those of its masks (``weight_mask``), or its non-zero
+        weights in a layer without a mask.
+
+    Returns
+    -------
+    list of LayeredGraph
+        One graph per layer, in ``named_modules`` order
+        (:func:`~sparsetopo.pruning.prunable_layers`): ``kind="rolled"``, ``layer`` the module path, partitions ``<layer>.in`` (left) and
+        ``<layer>`` (right), ``edge_weight_ids`` the index of each edge's weight among the
+        layer's ``meta["n_weights"]`` present weights.
+
+    References
+    ----------
+    .. [1] B. Pal, A. Biswas, S. Kolay, P. Mitra, B. Basu. "A Study on the Ramanujan Graph
+       Property of Winning Lottery Tickets." ICML 2022.
+    .. [2] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     graphs = []
     for name, module in prunable_layers(model):
         weight, mask = layer_arrays(module)
@@ -40,7 +71,34 @@ def rolled(model: nn.Module) -> list[LayeredGraph]:
 
 
 def rolled_channel(model: nn.Module) -> list[LayeredGraph]:
-    """Rolled-channel BGE of every Conv2d/Linear layer (``prunable_layers`` order)."""
+    """The rolled-channel bipartite graph of every Conv2d and Linear layer.
+
+    Channels only: left node ``ci`` is input channel ``ci``, right node ``co`` output channel
+    ``co``; there is an edge ``ci -> co`` when the kernel slice ``W[co, ci]`` holds a present
+    weight, weighted by the L2 norm of that slice's present weights. In a grouped convolution
+    ``ci`` ranges over the group of ``co`` (depthwise: ``c -> c``). A linear layer has one edge
+    ``i -> j`` per present weight ``W[j, i]``, of that (signed) weight. The input size plays no
+    part.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; present weights as in :func:`rolled`.
+
+    Returns
+    -------
+    list of LayeredGraph
+        One graph per layer, in ``named_modules`` order: ``kind="rolled_channel"``, ``layer``
+        the module path, partitions ``<layer>.in`` (``C_in`` nodes) and ``<layer>``
+        (``C_out`` nodes).
+
+    References
+    ----------
+    .. [1] A. Prabhu, G. Varma, A. Namboodiri. "Deep Expander Networks: Efficient Deep Networks
+       from Graph Theory." ECCV 2018.
+    .. [2] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
     graphs = []
     for name, module in prunable_layers(model):
         weight, mask = layer_arrays(module)

@@ -1,4 +1,4 @@
-"""``LayeredGraph``: the one graph type every encoding produces (SPEC 1).
+"""``LayeredGraph``: the one graph type every encoding produces (``docs/encodings.md``).
 
 A directed acyclic graph whose nodes are grouped into ordered *partitions* (the activation
 tensors of a network, or the two sides of a bipartite layer graph). Node ``i`` of partition
@@ -18,13 +18,35 @@ from math import prod
 import numpy as np
 import scipy.sparse as sp
 
+from sparsetopo.errors import GraphTooLargeError, InputError
+
 FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
 class Partition:
-    """A block of consecutive nodes: ``name`` (module path of the producing layer, ``input`` for
-    the network input), first node ``offset`` and activation ``shape`` (C order)."""
+    """A block of consecutive nodes of a :class:`LayeredGraph`: the elements of one activation
+    tensor (or one side of a bipartite layer graph).
+
+    Its nodes are ``offset .. offset + size - 1``; node ``offset + i`` is the element of C-order
+    index ``i`` of ``shape``, i.e. element ``(c, y, x)`` of a ``C x H x W`` activation is node
+    ``offset + (c * H + y) * W + x``.
+
+    Parameters
+    ----------
+    name : str
+        The module path of the layer that produces the activation (``layer1.0.conv2``),
+        ``input`` for the network input; ``<layer>.in`` for the left side of a rolled graph.
+    offset : int
+        Its first node.
+    shape : tuple of int
+        Shape of the activation, batch dimension dropped (``(C, H, W)`` or ``(n,)``).
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
 
     name: str
     offset: int
@@ -32,30 +54,68 @@ class Partition:
 
     @property
     def size(self) -> int:
+        """Number of nodes: the product of :attr:`shape`."""
         return int(prod(self.shape))
 
     @property
     def stop(self) -> int:
+        """One past the last node: ``offset + size``."""
         return self.offset + self.size
 
 
 def index_dtype(n: int) -> type:
-    """int32 when ``n`` fits, else int64."""
+    """The index type for ``n``: int32 when ``n`` fits, else int64."""
     return np.int32 if n < np.iinfo(np.int32).max else np.int64
 
 
 @dataclass
 class LayeredGraph:
-    """Sparse layered DAG (see module docstring).
+    """A sparse directed acyclic graph whose nodes are split into ordered partitions: what every
+    encoding produces.
 
-    ``input_index`` / ``output_index`` select the input and output partitions (by default the
-    first and the last). ``kind`` names the encoding (``mge``, ``unrolled``, ``rolled``,
-    ``rolled_channel``); ``layer`` the module path of a per-layer graph; ``meta`` is free-form
-    JSON-serialisable information (e.g. build options, ``n_weights``).
-    ``edge_weight_ids`` (optional, aligned with ``adjacency.data``) gives, for every edge, the
-    index of the present weight that created it among the ``meta["n_weights"]`` present weights
-    of the network (-1 for identity-skip edges; for a pair merged from several weights, the
-    smallest index).
+    The adjacency is a SciPy CSR matrix, ``n x n`` with ``n`` the nodes of all partitions,
+    float32 signed weights, the edge ``u -> v`` at row ``u``, column ``v``. Every edge goes from
+    a lower partition to a higher one, and a pair ``(u, v)`` appears at most once (parallel
+    contributions are merged by summing their weights; a pair whose weights cancel stays an
+    edge of weight 0). Definitions in ``docs/encodings.md``.
+
+    Parameters
+    ----------
+    adjacency : scipy.sparse.csr_matrix
+        The ``n x n`` weighted adjacency, ``n = partitions[-1].stop``.
+    partitions : list of Partition
+        The node blocks, in order, covering ``0 .. n - 1`` without gaps.
+    input_index : int, default 0
+        Index of the network input's partition.
+    output_index : int, default -1
+        Index of the network output's partition (negative counts from the end; stored as a
+        non-negative index).
+    kind : str, default "mge"
+        The encoding: ``mge``, ``unrolled``, ``rolled`` or ``rolled_channel``.
+    layer : str or None, optional
+        The module path of the layer of a per-layer graph; ``None`` for the MGE.
+    meta : dict, optional
+        Free-form JSON-serialisable information: build options (``identity_skips``,
+        ``input_shape``), ``n_weights`` (present weights of the network or layer),
+        ``identity_edges``.
+    edge_weight_ids : numpy.ndarray or None, optional
+        Aligned with ``adjacency.data``: for every edge, the index of the present weight that
+        created it among the ``meta["n_weights"]`` present weights (layers in topological
+        order, each layer's weights in ``flatnonzero(mask)`` order; -1 for an identity-skip
+        edge; the smallest index for a pair merged from several weights).
+
+    Raises
+    ------
+    ValueError
+        The adjacency's shape does not match the partitions, or ``edge_weight_ids`` has not one
+        entry per edge.
+    TypeError
+        The adjacency is not in CSR format.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
 
     adjacency: sp.csr_matrix
@@ -80,36 +140,70 @@ class LayeredGraph:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes."""
         return int(self.adjacency.shape[0])
 
     @property
     def n_edges(self) -> int:
+        """Number of edges (stored pairs, weight-0 edges included)."""
         return int(self.adjacency.nnz)
 
     @property
     def input_partition(self) -> Partition:
+        """The network input's partition."""
         return self.partitions[self.input_index]
 
     @property
     def output_partition(self) -> Partition:
+        """The network output's partition."""
         return self.partitions[self.output_index]
 
     @property
     def offsets(self) -> np.ndarray:
-        """``offsets[p]`` = first node of partition ``p``; ``offsets[-1]`` = ``n_nodes``."""
+        """First node of every partition, then ``n_nodes``: ``offsets[p]`` is the first node of
+        partition ``p`` and ``offsets[-1] == n_nodes`` (int64)."""
         return np.array([p.offset for p in self.partitions] + [self.n_nodes], dtype=np.int64)
 
     def partition(self, name: str) -> Partition:
+        """The partition called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A partition's name (a module path, or ``input``).
+
+        Returns
+        -------
+        Partition
+            The first partition of that name.
+
+        Raises
+        ------
+        KeyError
+            No partition has that name (the message lists the names).
+        """
         for p in self.partitions:
             if p.name == name:
                 return p
         raise KeyError(f"no partition named {name!r}; have {[p.name for p in self.partitions]}")
 
     def partition_of(self, nodes: np.ndarray) -> np.ndarray:
-        """Partition index of each node id."""
+        """The partition of each node.
+
+        Parameters
+        ----------
+        nodes : array_like of int
+            Node ids.
+
+        Returns
+        -------
+        numpy.ndarray
+            Index in :attr:`partitions` of the partition holding each node.
+        """
         return np.searchsorted(self.offsets, np.asarray(nodes), side="right") - 1
 
     def nbytes(self) -> int:
+        """Bytes held by the CSR arrays (data, indices, indptr) and ``edge_weight_ids``."""
         a = self.adjacency
         ids = 0 if self.edge_weight_ids is None else self.edge_weight_ids.nbytes
         return int(a.data.nbytes + a.indices.nbytes + a.indptr.nbytes + ids)
@@ -120,9 +214,90 @@ class LayeredGraph:
             f"partitions={len(self.partitions)})"
         )
 
+    # --- export to the graph libraries --------------------------------------------------
+    def _node_attributes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(partition name, index inside the partition)`` of every node, as arrays."""
+        names = np.repeat(np.array([p.name for p in self.partitions], dtype=object),
+                          [p.size for p in self.partitions])
+        local = np.arange(self.n_nodes) - np.repeat([p.offset for p in self.partitions],
+                                                     [p.size for p in self.partitions])
+        return names, local
+
+    def _check_export(self, max_edges: int | None, library: str) -> None:
+        if max_edges is not None and self.n_edges > max_edges:
+            raise GraphTooLargeError(
+                f"the graph has {self.n_edges:,} edges, above max_edges={max_edges:,}: {library} "
+                f"keeps a Python object per edge (hundreds of bytes each); pass max_edges=None "
+                "to export it anyway")
+
+    def to_networkx(self, max_edges: int | None = 5_000_000):
+        """The graph as a ``networkx.DiGraph``.
+
+        Nodes are the integers ``0 .. n_nodes - 1`` with the attributes ``partition`` (its
+        name) and ``index`` (the C-order index inside the partition's activation, i.e.
+        ``(c * H + y) * W + x``); every edge has the attribute ``weight``.
+
+        Parameters
+        ----------
+        max_edges : int or None, optional
+            Refuse graphs with more edges (networkx holds Python objects per node and edge: a
+            few million edges take gigabytes). ``None``: no limit.
+
+        Returns
+        -------
+        networkx.DiGraph
+            The exported graph.
+
+        Raises
+        ------
+        GraphTooLargeError
+            The graph has more than ``max_edges`` edges.
+        """
+        try:
+            import networkx as nx
+        except ImportError:
+            raise InputError("to_networkx needs networkx: pip install networkx") from None
+        self._check_export(max_edges, "networkx")
+        graph = nx.from_scipy_sparse_array(self.adjacency, create_using=nx.DiGraph)
+        names, local = self._node_attributes()
+        nx.set_node_attributes(graph, dict(enumerate(names.tolist())), "partition")
+        nx.set_node_attributes(graph, dict(enumerate(local.tolist())), "index")
+        return graph
+
+    def to_igraph(self):
+        """The graph as a directed ``igraph.Graph``, built in C from the CSR arrays: vertex
+        attributes ``partition`` and ``index`` as in :meth:`to_networkx`, edge attribute
+        ``weight``.
+
+        Returns
+        -------
+        igraph.Graph
+            The exported graph.
+        """
+        try:
+            import igraph as ig
+        except ImportError:
+            raise InputError("to_igraph needs python-igraph: pip install igraph") from None
+        a = self.adjacency
+        rows = np.repeat(np.arange(self.n_nodes), np.diff(a.indptr))
+        graph = ig.Graph(n=self.n_nodes, edges=np.column_stack([rows, a.indices]),
+                         directed=True)
+        graph.es["weight"] = a.data.astype(np.float64)
+        names, local = self._node_attributes()
+        graph.vs["partition"] = names.tolist()
+        graph.vs["index"] = local.tolist()
+        return graph
+
     # --- persistence: npz arrays + JSON metadata, never pickle ---------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Write to ``path`` (``.npz``) atomically."""
+        """Write the graph to ``path`` as an ``.npz`` file (arrays and JSON metadata, no pickle),
+        atomically: the file is complete or absent.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists).
+        """
         meta = {
             "format": FORMAT_VERSION,
             "partitions": [[p.name, p.offset, list(p.shape)] for p in self.partitions],
@@ -153,10 +328,27 @@ class LayeredGraph:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LayeredGraph:
+        """Read a graph written by :meth:`save` (``allow_pickle=False``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            An ``.npz`` file written by :meth:`save`.
+
+        Returns
+        -------
+        LayeredGraph
+            The graph as it was saved.
+
+        Raises
+        ------
+        InputError
+            The file's format version is not this toolkit's.
+        """
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported LayeredGraph format {meta.get('format')}")
+                raise InputError(f"{path}: unsupported LayeredGraph format {meta.get('format')}")
             shape = tuple(int(s) for s in z["shape"])
             adj = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
             ids = z["edge_weight_ids"] if "edge_weight_ids" in z.files else None
@@ -183,16 +375,49 @@ def from_edges(
     consume: bool = False,
     **kwargs,
 ) -> LayeredGraph:
-    """Build a ``LayeredGraph`` from edge arrays; duplicate ``(src, dst)`` pairs are merged by
-    summing their weights (a pair whose weights cancel stays an edge of weight 0: it exists).
+    """Build a :class:`LayeredGraph` from edge arrays, merging parallel edges.
 
-    Rows are bucketed by a counting sort (scipy's COO->CSR) carrying each edge's ordinal, columns
-    sorted inside rows, then duplicates are reduced with ``np.add.reduceat``: O(E) memory beyond
-    the inputs, and the provenance ``weight_ids`` survives the merge (smallest id kept).
-    ``merge=False`` promises that no pair repeats (the MGE planner knows when), skipping the
-    duplicate scan. ``consume=True`` gives the four arrays away: each one that owns its memory
-    is emptied in place (``resize(0)``) as soon as it has been used, so the build peaks at about
-    28 instead of 36 bytes per edge; the caller must not use them afterwards.
+    Every ``(src[i], dst[i])`` is an edge of weight ``weight[i]``; a pair that occurs several
+    times becomes one edge whose weight is the sum of theirs (a pair whose weights cancel stays
+    an edge of weight 0: it exists), as the MGE merges parallel contributions.
+
+    Rows are bucketed by a counting sort (SciPy's COO to CSR) carrying each edge's ordinal,
+    columns sorted inside rows, then duplicates are reduced with ``np.add.reduceat``: O(E)
+    memory beyond the inputs, and the provenance ``weight_ids`` survives the merge (smallest id
+    kept).
+
+    Parameters
+    ----------
+    src, dst : numpy.ndarray of int
+        Source and target node of every edge.
+    weight : numpy.ndarray
+        Weight of every edge (stored as float32).
+    partitions : list of Partition
+        The node blocks; the graph has ``partitions[-1].stop`` nodes.
+    weight_ids : numpy.ndarray of int or None, optional
+        Provenance of every edge (see :class:`LayeredGraph`'s ``edge_weight_ids``).
+    merge : bool, default True
+        ``False`` promises that no pair repeats (the MGE planner knows when), skipping the
+        duplicate scan.
+    consume : bool, default False
+        Give the four arrays away: each one that owns its memory is emptied in place
+        (``resize(0)``) as soon as it has been used, so the build peaks at about 28 instead of
+        36 bytes per edge; the caller must not use them afterwards.
+    **kwargs
+        The other fields of :class:`LayeredGraph` (``input_index``, ``output_index``,
+        ``kind``, ``layer``, ``meta``).
+
+    Returns
+    -------
+    LayeredGraph
+        The graph, its CSR indices sorted inside each row.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    .. [2] P. Virtanen et al. "SciPy 1.0: Fundamental Algorithms for Scientific Computing in
+       Python." Nature Methods 17, 2020 (the CSR format).
     """
     def release(a) -> None:
         if consume and isinstance(a, np.ndarray) and a.flags.owndata:

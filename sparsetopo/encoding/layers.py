@@ -30,6 +30,9 @@ class ConvGeometry:
 
 
 def conv_geometry(conv: nn.Conv2d, in_shape, out_shape) -> ConvGeometry:
+    """The geometry of ``conv`` between activations of ``in_shape`` and ``out_shape``, its
+    ``'same'``/``'valid'`` padding resolved to the zeros torch adds before the first row and
+    column."""
     kh, kw = conv.kernel_size
     dil = tuple(conv.dilation)
     if isinstance(conv.padding, str):
@@ -89,7 +92,7 @@ def _ragged_arange(counts: np.ndarray):
 
 
 def conv_edges(weight: np.ndarray, mask: np.ndarray, g: ConvGeometry) -> LayerEdges:
-    """Unrolled BGE of a Conv2d (SPEC 3.4): for every present ``W[co, ci, ky, kx]`` and output
+    """Unrolled BGE of a Conv2d (``docs/encodings.md``): for every present ``W[co, ci, ky, kx]`` and output
     position ``(oy, ox)`` with ``iy = oy*s - p + ky*d`` and ``ix = ox*s - p + kx*d`` inside the
     input, an edge ``(ci, iy, ix) -> (co, oy, ox)`` of weight ``W[co, ci, ky, kx]``; ``ci`` runs
     over the group of ``co``.

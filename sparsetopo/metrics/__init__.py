@@ -20,6 +20,12 @@ from ._topometrics import (
 )
 from ._view import GraphView
 from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
+from .network_paths import (
+    NETWORK_PATH_METRICS,
+    PassEstimate,
+    estimate_network_paths,
+    network_path_metrics,
+)
 
 __all__ = [
     "alive_channels",
@@ -38,4 +44,8 @@ __all__ = [
     "ramanujan_summary",
     "topometrics",
     "topometrics_table",
+    "NETWORK_PATH_METRICS",
+    "PassEstimate",
+    "estimate_network_paths",
+    "network_path_metrics",
 ]

@@ -14,7 +14,19 @@ from sparsetopo.errors import ModelSpecError
 
 
 def is_factory(spec: str) -> bool:
-    """Whether ``spec`` names a factory (``where:name``) rather than a zoo model."""
+    """Whether ``spec`` names a factory (``where:name``) rather than a zoo model.
+
+    Parameters
+    ----------
+    spec : str
+        A model name as the user gave it.
+
+    Returns
+    -------
+    bool
+        True when ``spec`` contains a colon (``PATH.py:FACTORY`` or
+        ``package.module:FACTORY``).
+    """
     return ":" in str(spec)
 
 
@@ -39,9 +51,28 @@ def _module(where: str):
 
 
 def from_factory(spec: str) -> nn.Module:
-    """``FACTORY()`` of ``spec`` = ``PATH.py:FACTORY`` or ``package.module:FACTORY``;
-    :class:`ModelSpecError` when the file or module is missing, it has no such factory, or the
-    factory does not return an ``nn.Module``."""
+    """Build the user's own network: call ``FACTORY()`` of ``PATH.py:FACTORY`` or
+    ``package.module:FACTORY``.
+
+    A file path is imported as a module of its own and runs as the user's code (like
+    ``python PATH.py``); a dotted name is imported from ``sys.path``.
+
+    Parameters
+    ----------
+    spec : str
+        ``PATH.py:FACTORY`` or ``package.module:FACTORY``; the factory takes no argument.
+
+    Returns
+    -------
+    torch.nn.Module
+        What the factory returned.
+
+    Raises
+    ------
+    ModelSpecError
+        The file or module is missing or cannot be imported, it has no such factory, the
+        factory is not callable, or it does not return a ``torch.nn.Module``.
+    """
     where, _, name = str(spec).rpartition(":")
     if not where or not name:
         raise ModelSpecError(f"--model {spec!r}: expected a zoo name or PATH.py:FACTORY / "

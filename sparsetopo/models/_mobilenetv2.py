@@ -1,4 +1,4 @@
-"""MobileNetV2 of Sandler et al. 2018, CIFAR variant (32x32 input ends at 4x4).
+"""MobileNetV2 of Sandler et al. (CVPR 2018), CIFAR variant (32x32 input ends at 4x4).
 
 Stem: 3x3 conv (32 channels) with stride 1 instead of 2. Inverted-residual stages
 ``(expansion t, channels c, blocks n, stride s)``: (1,16,1,1), (6,24,2,1), (6,32,3,2),
@@ -10,6 +10,7 @@ Block: ``[1x1 conv to c_in*t, BN, ReLU6]`` (omitted when t=1), ``3x3 depthwise c
 BN, ReLU6``, ``1x1 conv to c_out, BN`` (linear bottleneck).
 
 Shortcut convention (``conv_shortcuts``):
+
 - ``False`` (default, Sandler et al. / torchvision): identity shortcut only when stride is 1
   and c_in == c_out, no shortcut otherwise. 2.24M parameters with 10 classes.
 - ``True`` (as in the widespread kuangliu CIFAR implementation): additionally, every stride-1
@@ -27,7 +28,25 @@ CIFAR_STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 
 
 
 class InvertedResidual(nn.Module):
-    """Expansion (1x1) - depthwise (3x3) - projection (1x1) block with optional shortcut."""
+    """Inverted residual block: expansion (1x1), depthwise (3x3), linear projection (1x1),
+    with a shortcut as the module docstring says.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    stride : int
+        Stride of the depthwise convolution.
+    expansion : int
+        Hidden channels are ``c_in * expansion`` (no expansion convolution when 1).
+    conv_shortcut : bool
+        Give a stride-1 block with ``c_in != c_out`` a 1x1 conv + BN projection shortcut.
+
+    References
+    ----------
+    .. [1] M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen. "MobileNetV2: Inverted
+       Residuals and Linear Bottlenecks." CVPR 2018.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int, expansion: int, conv_shortcut: bool):
         super().__init__()
@@ -60,7 +79,23 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2, CIFAR variant (see module docstring)."""
+    """MobileNetV2, CIFAR variant (see the module docstring).
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Outputs of the classifier.
+    in_channels : int, default 3
+        Channels of the input images.
+    conv_shortcuts : bool, default False
+        Projection shortcuts on the stride-1 blocks that change the channel count (the
+        module docstring's convention).
+
+    References
+    ----------
+    .. [1] M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen. "MobileNetV2: Inverted
+       Residuals and Linear Bottlenecks." CVPR 2018.
+    """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, conv_shortcuts: bool = False):
         super().__init__()
@@ -91,5 +126,16 @@ class MobileNetV2(nn.Module):
 def mobilenetv2(
     num_classes: int = 10, in_channels: int = 3, conv_shortcuts: bool = False
 ) -> MobileNetV2:
-    """MobileNetV2, CIFAR variant (see module docstring for ``conv_shortcuts``)."""
+    """The zoo's ``mobilenetv2``: a :class:`MobileNetV2`.
+
+    Parameters
+    ----------
+    num_classes, in_channels, conv_shortcuts
+        As :class:`MobileNetV2`.
+
+    Returns
+    -------
+    MobileNetV2
+        The (uninitialised) network.
+    """
     return MobileNetV2(num_classes, in_channels, conv_shortcuts)

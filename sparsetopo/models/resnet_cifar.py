@@ -1,4 +1,4 @@
-"""CIFAR ResNets of He et al. 2016 (section 4.2): ResNet-(6n+2).
+"""CIFAR ResNets of He et al. (CVPR 2016, section 4.2): ResNet-(6n+2).
 
 A 3x3 stem conv with 16 channels, then three stages of ``n`` basic blocks with 16, 32 and 64
 channels (the first block of stages 2 and 3 has stride 2), global average pooling and a linear
@@ -13,7 +13,16 @@ from torch import Tensor, nn
 
 
 class BasicBlock(nn.Module):
-    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` with 3x3 convs."""
+    """Basic block: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` with 3x3 convs;
+    the shortcut is a 1x1 conv + BN projection where the shape changes, else the identity.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    stride : int, default 1
+        Stride of ``conv1`` and of the projection.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
@@ -38,7 +47,22 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet-(6n+2) for CIFAR-sized inputs (any size works: global average pooling)."""
+    """ResNet-(6n+2) for CIFAR-sized inputs (any size works: global average pooling).
+
+    Parameters
+    ----------
+    blocks_per_stage : int
+        ``n``: basic blocks in each of the three stages.
+    num_classes : int, default 10
+        Outputs of the classifier.
+    in_channels : int, default 3
+        Channels of the input images.
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren, J. Sun. "Deep Residual Learning for Image Recognition."
+       CVPR 2016.
+    """
 
     def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
@@ -65,10 +89,32 @@ class CifarResNet(nn.Module):
 
 
 def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
-    """ResNet-20 (3 blocks per stage)."""
+    """The zoo's ``resnet20``: a :class:`CifarResNet` with 3 blocks per stage.
+
+    Parameters
+    ----------
+    num_classes, in_channels
+        As :class:`CifarResNet`.
+
+    Returns
+    -------
+    CifarResNet
+        The (uninitialised) network.
+    """
     return CifarResNet(3, num_classes, in_channels)
 
 
 def resnet32(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
-    """ResNet-32 (5 blocks per stage)."""
+    """The zoo's ``resnet32``: a :class:`CifarResNet` with 5 blocks per stage.
+
+    Parameters
+    ----------
+    num_classes, in_channels
+        As :class:`CifarResNet`.
+
+    Returns
+    -------
+    CifarResNet
+        The (uninitialised) network.
+    """
     return CifarResNet(5, num_classes, in_channels)

@@ -1,4 +1,4 @@
-"""ImageNet ResNets of He et al. 2016 (torchvision layout, "v1.5": stride on the 3x3 conv of
+"""ImageNet ResNets of He et al. (CVPR 2016; torchvision layout, "v1.5": stride on the 3x3 conv of
 bottleneck blocks), for 224x224 inputs (any size >= 32 works: adaptive average pooling).
 
 Stem: 7x7 conv stride 2 (64 channels), BN, ReLU, 3x3 max pool stride 2; four stages of 64, 128,
@@ -19,7 +19,17 @@ def _projection(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs; ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``."""
+    """Basic block: two 3x3 convs, ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    planes : int
+        Output channels.
+    stride : int, default 1
+        Stride of ``conv1`` and of the projection shortcut.
+    """
 
     expansion = 1
 
@@ -41,7 +51,18 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 (reduce) - 3x3 (stride) - 1x1 (expand x4) with a residual shortcut."""
+    """Bottleneck block: 1x1 (reduce to ``planes``), 3x3 (stride), 1x1 (expand to
+    ``4 * planes``), plus the shortcut, then ReLU.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    planes : int
+        Channels of the two inner convolutions.
+    stride : int, default 1
+        Stride of the 3x3 conv and of the projection shortcut.
+    """
 
     expansion = 4
 
@@ -68,7 +89,24 @@ class Bottleneck(nn.Module):
 
 
 class ImageNetResNet(nn.Module):
-    """ResNet with ``block`` and ``blocks_per_stage`` (see module docstring)."""
+    """ImageNet ResNet (see the module docstring).
+
+    Parameters
+    ----------
+    block : type
+        :class:`BasicBlock` or :class:`Bottleneck`.
+    blocks_per_stage : (int, int, int, int)
+        Blocks in each of the four stages.
+    num_classes : int, default 1000
+        Outputs of the classifier.
+    in_channels : int, default 3
+        Channels of the input images.
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren, J. Sun. "Deep Residual Learning for Image Recognition."
+       CVPR 2016.
+    """
 
     def __init__(
         self,
@@ -102,10 +140,32 @@ class ImageNetResNet(nn.Module):
 
 
 def resnet18(num_classes: int = 10, in_channels: int = 3) -> ImageNetResNet:
-    """ResNet-18: basic blocks, (2, 2, 2, 2)."""
+    """The zoo's ``resnet18``: basic blocks, (2, 2, 2, 2) per stage.
+
+    Parameters
+    ----------
+    num_classes, in_channels
+        As :class:`ImageNetResNet`.
+
+    Returns
+    -------
+    ImageNetResNet
+        The (uninitialised) network.
+    """
     return ImageNetResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels)
 
 
 def resnet50(num_classes: int = 10, in_channels: int = 3) -> ImageNetResNet:
-    """ResNet-50: bottleneck blocks, (3, 4, 6, 3)."""
+    """The zoo's ``resnet50``: bottleneck blocks, (3, 4, 6, 3) per stage.
+
+    Parameters
+    ----------
+    num_classes, in_channels
+        As :class:`ImageNetResNet`.
+
+    Returns
+    -------
+    ImageNetResNet
+        The (uninitialised) network.
+    """
     return ImageNetResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels)

@@ -1,4 +1,4 @@
-"""Pre-activation Wide ResNet of Zagoruyko & Komodakis 2016: WRN-d-k.
+"""Pre-activation Wide ResNet of Zagoruyko & Komodakis (BMVC 2016): WRN-d-k.
 
 A 3x3 stem conv with 16 channels, three groups of ``(d-4)/6`` pre-activation basic blocks with
 ``16k``, ``32k`` and ``64k`` channels (strides 1, 2, 2), then BN-ReLU, global average pooling
@@ -12,9 +12,19 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from sparsetopo.errors import InputError
+
 
 class PreActBlock(nn.Module):
-    """Pre-activation basic block (see module docstring)."""
+    """Pre-activation basic block (see the module docstring).
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels; a 1x1 projection shortcut when they differ.
+    stride : int, default 1
+        Stride of ``conv1`` and of the projection (a strided block must project).
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
@@ -39,12 +49,36 @@ class PreActBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """WRN-``depth``-``width`` (see module docstring)."""
+    """WRN-``depth``-``width`` (see the module docstring).
+
+    Parameters
+    ----------
+    depth : int, default 28
+        ``6n + 4``: ``n`` blocks per group.
+    width : int, default 2
+        Widening factor ``k``: the groups have ``16k``, ``32k`` and ``64k`` channels.
+    num_classes : int, default 10
+        Outputs of the classifier.
+    in_channels : int, default 3
+        Channels of the input images.
+
+    Raises
+    ------
+    InputError
+        ``depth`` not of the form ``6n + 4``.
+
+    References
+    ----------
+    .. [1] S. Zagoruyko, N. Komodakis. "Wide Residual Networks."
+       BMVC 2016.
+    .. [2] K. He, X. Zhang, S. Ren, J. Sun. "Identity Mappings in Deep Residual Networks."
+       ECCV 2016 (pre-activation blocks).
+    """
 
     def __init__(self, depth: int = 28, width: int = 2, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+            raise InputError(f"WRN depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         groups = []
@@ -69,5 +103,17 @@ class WideResNet(nn.Module):
 
 
 def wrn28_2(num_classes: int = 10, in_channels: int = 3) -> WideResNet:
-    """WRN-28-2 (widths 16, 32, 64, 128; 4 blocks per group)."""
+    """The zoo's ``wrn28_2``: WRN-28-2 (stem 16 channels, groups of 32, 64 and 128
+    channels, 4 blocks per group).
+
+    Parameters
+    ----------
+    num_classes, in_channels
+        As :class:`WideResNet`.
+
+    Returns
+    -------
+    WideResNet
+        The (uninitialised) network.
+    """
     return WideResNet(28, 2, num_classes, in_channels)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from sparsetopo.errors import InputError
 from sparsetopo.io import atomic_path
 
 if TYPE_CHECKING:  # the MGE picture imports this module and needs neither
@@ -18,15 +19,20 @@ if TYPE_CHECKING:  # the MGE picture imports this module and needs neither
 KNOWN_METHODS = ("dense", "uniform", "er", "erk", "snip", "grasp", "synflow", "prospr",
                  "magnitude")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+DST_MARKERS = ("h", "p", "H", "8", "d")
 
 
 def method_styles(methods) -> dict[str, dict]:
-    """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10), others
+    """``{method: {"color", "marker"}}``: known methods keep a fixed colour (tab10; the dynamic
+    sparse training methods their own, from Dark2, with filled markers of their own), others
     follow in sorted order."""
     from matplotlib import colormaps
 
-    names = [m for m in KNOWN_METHODS if m in set(methods)]
-    names += sorted(set(map(str, methods)) - set(KNOWN_METHODS))
+    from sparsetopo.training import DST_METHODS
+
+    known = (*KNOWN_METHODS, *DST_METHODS)
+    names = [m for m in known if m in set(methods)]
+    names += sorted(set(map(str, methods)) - set(known))
     palette = colormaps["tab10"].colors
     slot = {m: i for i, m in enumerate(KNOWN_METHODS)}
     extra = len(KNOWN_METHODS)
@@ -34,6 +40,11 @@ def method_styles(methods) -> dict[str, dict]:
     for name in names:
         if name == "dense":
             styles[name] = {"color": "black", "marker": "*"}
+            continue
+        if name in DST_METHODS:
+            i = DST_METHODS.index(name)
+            styles[name] = {"color": colormaps["Dark2"].colors[i % 8],
+                            "marker": DST_MARKERS[i % len(DST_MARKERS)]}
             continue
         i = slot.get(name)
         if i is None:
@@ -43,14 +54,15 @@ def method_styles(methods) -> dict[str, dict]:
 
 
 def require_columns(df: pd.DataFrame, columns, what: str) -> None:
-    """Raise ``ValueError`` naming the missing columns of ``df``."""
+    """Raise ``InputError`` naming the missing columns of ``df`` (``TypeError`` when it is not a
+    DataFrame)."""
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
+        raise InputError(f"{what} lacks columns {missing}; it has {list(df.columns)}")
 
 
 def save_rgb_png(image: Image.Image, path: str | os.PathLike) -> Path:

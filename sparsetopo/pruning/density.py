@@ -1,11 +1,12 @@
-"""Layer densities of the random pruning methods (SPEC 2.1) and exact global count allocation.
+"""Layer densities of the random pruning methods and exact global count allocation
+(``docs/pruning.md``).
 
-``uniform``: every layer at density ``1 - s``.
-``er`` (Erdos-Renyi, Mocanu et al. 2018, as in Liu et al. 2022): density of a layer
-``eps * (C_in + C_out) / (C_in * C_out)`` with channel counts only
-(``in_features``, ``out_features`` for Linear).
-``erk`` (Erdos-Renyi-Kernel, Evci et al. 2020): ``eps * (C_in + C_out + kh + kw) /
-(C_in * C_out * kh * kw)`` for a conv, Linear as ``er``.
+- ``uniform``: every layer at density ``1 - s``.
+- ``er`` (Erdos-Renyi, Mocanu et al. 2018, as in Liu et al. 2022): density of a layer
+  ``eps * (C_in + C_out) / (C_in * C_out)`` with channel counts only
+  (``in_features``, ``out_features`` for Linear).
+- ``erk`` (Erdos-Renyi-Kernel, Evci et al. 2020): ``eps * (C_in + C_out + kh + kw) /
+  (C_in * C_out * kh * kw)`` for a conv, Linear as ``er``.
 
 ``C_out, C_in, kh, kw`` are read from the weight shape, so ``C_in`` is the per-group input
 channel count of a grouped (e.g. depthwise) conv. ``eps`` is solved so that the kept count is
@@ -20,11 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from sparsetopo.errors import InputError
+
 LAYER_DENSITY_METHODS = ("uniform", "er", "erk")
 
 
 def keep_count(total: int, sparsity: float) -> int:
-    """Number of weights kept overall: ``round((1 - sparsity) * total)`` (SPEC 2.1)."""
+    """Number of weights kept overall: ``round((1 - sparsity) * total)``, clipped to
+    ``[0, total]`` (``docs/pruning.md``)."""
     return int(min(total, max(0, round((1.0 - sparsity) * total))))
 
 
@@ -34,6 +38,17 @@ def erdos_renyi_factor(shape: Sequence[int], kernel: bool) -> float:
     ``(C_in + C_out) / (C_in * C_out)`` from the first two dimensions of the weight shape
     ``(C_out, C_in, ...)``; with ``kernel=True`` and a 4-d conv weight
     ``(C_in + C_out + kh + kw) / (C_in * C_out * kh * kw)``.
+
+    References
+    ----------
+    .. [1] D. C. Mocanu, E. Mocanu, P. Stone, P. H. Nguyen, M. Gibescu, A. Liotta. "Scalable
+       training of artificial neural networks with adaptive sparse connectivity inspired by
+       network science." Nature Communications 9, 2018.
+    .. [2] U. Evci, T. Gale, J. Menick, P. S. Castro, E. Elsen. "Rigging the Lottery: Making All
+       Tickets Winners." ICML 2020.
+    .. [3] S. Liu, T. Chen, X. Chen, L. Shen, D. C. Mocanu, Z. Wang, M. Pechenizkiy. "The
+       Unreasonable Effectiveness of Random Pruning: Return of the Most Naive Baseline for
+       Sparse Training." ICLR 2022.
     """
     if kernel and len(shape) == 4:
         dims = [int(d) for d in shape]
@@ -48,9 +63,20 @@ def target_densities(shapes: Sequence[Sequence[int]], sparsity: float, method: s
     For ``er``/``erk`` the densities are ``min(1, eps * factor_l)`` where ``eps`` solves
     ``sum_l n_l * density_l = round((1 - s) * total)``, found by the capping iteration of Evci et
     al.: dense layers are fixed at 1 and ``eps = (keep - n_dense) / sum_rest(factor_l * n_l)``.
+
+    References
+    ----------
+    .. [1] U. Evci, T. Gale, J. Menick, P. S. Castro, E. Elsen. "Rigging the Lottery: Making All
+       Tickets Winners." ICML 2020.
+    .. [2] D. C. Mocanu, E. Mocanu, P. Stone, P. H. Nguyen, M. Gibescu, A. Liotta. "Scalable
+       training of artificial neural networks with adaptive sparse connectivity inspired by
+       network science." Nature Communications 9, 2018.
+    .. [3] S. Liu, T. Chen, X. Chen, L. Shen, D. C. Mocanu, Z. Wang, M. Pechenizkiy. "The
+       Unreasonable Effectiveness of Random Pruning: Return of the Most Naive Baseline for
+       Sparse Training." ICLR 2022.
     """
     if method not in LAYER_DENSITY_METHODS:
-        raise ValueError(
+        raise InputError(
             f"unknown layer-density method {method!r}; supported: {', '.join(LAYER_DENSITY_METHODS)}"
         )
     sizes = np.array([np.prod(s, dtype=np.int64) for s in shapes], dtype=np.float64)

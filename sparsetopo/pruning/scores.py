@@ -1,9 +1,10 @@
-"""Saliency scores of the score-based pruning methods (SPEC 2.1).
+"""Saliency scores of the score-based pruning methods (``docs/pruning.md``).
 
 Every function returns ``{"<module_path>.weight": score tensor of the weight's shape}`` for all
 ``Conv2d``/``Linear`` layers (``prunable_layers`` order). Scores are computed on a private copy
-of the model whose weights are the model's *effective* weights (weight * mask when already
-pruned), so the model itself (weights, buffers, train/eval mode) is never touched.
+of the model (:func:`plain_copy`) whose conv/linear weights are the initialization
+(``weight_orig`` of a layer already masked: a new pruning replaces the mask), so the model
+itself (weights, buffers, train/eval mode) is never touched.
 
 ``data`` is any iterable of ``(inputs, labels)`` batches (e.g. a ``DataLoader``); inputs are
 moved to the model's device and dtype.
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import prune as torch_prune
+
+from sparsetopo.errors import InputError
 
 from .masks import prunable_layers
 
@@ -69,13 +72,13 @@ def _device_dtype(net: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 def _split_batch(batch: object, device: torch.device, dtype: torch.dtype):
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise ValueError(f"data must yield (inputs, labels) batches, got a {type(batch).__name__}")
+        raise InputError(f"data must yield (inputs, labels) batches, got a {type(batch).__name__}")
     x, y = batch[0], batch[1]
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"batch inputs must be a torch.Tensor, got {type(x).__name__}")
+        raise InputError(f"batch inputs must be a torch.Tensor, got {type(x).__name__}")
     y = torch.as_tensor(y)
     if y.is_floating_point() or y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"batch labels must be a 1-d integer tensor of length {x.shape[0]}, "
             f"got dtype {y.dtype} and shape {tuple(y.shape)}"
         )
@@ -96,7 +99,7 @@ def batches(
         passes += 1
         if empty:
             hint = "" if passes == 1 else " on a second pass (pass a DataLoader or a list)"
-            raise ValueError(f"data yielded no batches{hint}")
+            raise InputError(f"data yielded no batches{hint}")
         if not cycle:
             return
 
@@ -108,14 +111,26 @@ def input_shape_of(data: Iterable) -> tuple[int, ...]:
 
 
 def magnitude_scores(model: nn.Module) -> Scores:
-    """``|w|`` of the initialization (``weight_orig`` of a masked layer: the mask is replaced)."""
+    """``|w|`` of the initialization (``weight_orig`` of a masked layer: the mask is replaced).
+
+    References
+    ----------
+    .. [1] S. Han, J. Pool, J. Tran, W. J. Dally. "Learning both Weights and Connections for
+       Efficient Neural Networks." NeurIPS 2015.
+    """
     return {f"{name}.weight": getattr(m, "weight_orig", m.weight).detach().abs()
             for name, m in prunable_layers(model)}
 
 
 def snip_scores(model: nn.Module, data: Iterable) -> Scores:
     """SNIP (Lee et al. 2019): ``|dL/dw * w|`` with ``L`` the mean cross-entropy of the model
-    (train mode, i.e. BatchNorm on batch statistics) on the first batch of ``data``."""
+    (train mode, i.e. BatchNorm on batch statistics) on the first batch of ``data``.
+
+    References
+    ----------
+    .. [1] N. Lee, T. Ajanthan, P. H. S. Torr. "SNIP: Single-shot Network Pruning based on
+       Connection Sensitivity." ICLR 2019.
+    """
     net = plain_copy(model).train()
     device, dtype = _device_dtype(net)
     x, y = next(batches(data, device, dtype))
@@ -137,7 +152,7 @@ def class_balanced_sample(
         if counts is None:
             counts = torch.zeros(num_classes, dtype=torch.long, device=y.device)
         if y.numel() and (y.min() < 0 or y.max() >= num_classes):
-            raise ValueError(
+            raise InputError(
                 f"labels must be in [0, {num_classes}) for a {num_classes}-class model"
             )
         order = torch.argsort(y, stable=True)
@@ -168,6 +183,11 @@ def grasp_scores(
     the model's output (``class_balanced_sample``), ``T = temperature``, ``g = dL/dw`` and ``H g``
     the Hessian-gradient product ``d(g_detached . dL/dw)/dw`` (double backward). The model runs in
     train mode on chunks of ``chunk_size`` samples (BatchNorm statistics per chunk).
+
+    References
+    ----------
+    .. [1] C. Wang, G. Zhang, R. Grosse. "Picking Winning Tickets Before Training by Preserving
+       Gradient Flow." ICLR 2020.
     """
     net = plain_copy(model).train()
     device, dtype = _device_dtype(net)
@@ -207,6 +227,11 @@ def synflow_scorer(
     buffer; ``R = sum(f(1))`` for an all-ones input of shape ``(1, *input_shape)`` with the
     conv/linear weights ``|w| * mask``; the score is ``|w_masked * dR/dw_masked|`` (0 where
     masked out). ``masks=None`` means all weights present.
+
+    References
+    ----------
+    .. [1] H. Tanaka, D. Kunin, D. L. K. Yamins, S. Ganguli. "Pruning neural networks without
+       any data by iteratively conserving synaptic flow." NeurIPS 2020.
     """
     net = plain_copy(model).double().eval()
     with torch.no_grad():
@@ -246,12 +271,18 @@ def prospr_scores(
 ) -> Scores:
     """ProsPr (Alizadeh et al. 2022): ``|dL(w_T; B_T) / dm|`` at ``m = 1``.
 
-    All parameters start at the model's (masked) initialization, with the conv/linear weights
-    ``w_0 = m * w_init``; ``T = steps`` differentiable SGD steps with momentum (torch
+    All parameters start at the model's initialization (:func:`plain_copy`), with the
+    conv/linear weights ``w_0 = m * w_init``; ``T = steps`` differentiable SGD steps with momentum (torch
     semantics: ``b_1 = g_0``, ``b_{t+1} = momentum * b_t + g_t``, ``p_{t+1} = p_t - lr * b_{t+1}``)
     on the cross-entropy of batches ``B_0 .. B_{T-1}`` of ``data`` (train mode), then the loss on
     batch ``B_T`` is differentiated through the steps with respect to ``m``. ``data`` is iterated
     again if it has fewer than ``T + 1`` batches.
+
+    References
+    ----------
+    .. [1] M. Alizadeh, S. A. Tailor, L. M. Zintgraf, J. van Amersfoort, S. Farquhar, N. D. Lane,
+       Y. Gal. "Prospect Pruning: Finding Trainable Weights at Initialization using
+       Meta-Gradients." ICLR 2022.
     """
     from tqdm.auto import tqdm
 

@@ -14,7 +14,8 @@ _EXPORTS = {
     **dict.fromkeys(("ConfigError", "RunSpec", "StudyConfig", "expand_runs", "load_config",
                      "load_preset", "preset_names"), "config"),
     **dict.fromkeys(("execute_run", "run_study"), "runner"),
-    **dict.fromkeys(("ResultsStore", "StoreError", "export", "load_runs"), "store"),
+    **dict.fromkeys(("ResultsStore", "StoreError", "export", "export_trajectories",
+                     "load_runs", "load_trajectories"), "store"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

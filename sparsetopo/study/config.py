@@ -9,6 +9,7 @@ Schema (every key optional except the grid lists)::
     models = ["conv6", "resnet20"]
     datasets = ["digits"]
     methods = ["uniform", "snip"]     # dense baselines (sparsity 0) are added automatically
+    controls = ["layer-shuffle"]      # optional: adds METHOD+CONTROL runs of every method
     sparsities = [0.8, 0.9]           # each in (0, 1)
     seeds = [0, 1]
 
@@ -31,7 +32,13 @@ Schema (every key optional except the grid lists)::
     image_size = 0                    # > 0: images resized to image_size x image_size
 
     [metrics]
-    identity_skips = false            # MGE option (SPEC 3.5)
+    identity_skips = false            # MGE option (docs/encodings.md)
+
+    [dst]                             # dynamic sparse training (training.DSTConfig); unset =
+    update_interval = 0.05            # each method's own default; fractions of training
+    drop_fraction = 0.3
+    [dst.rigl]                        # overrides for one method
+    update_end = 0.75
 
 Each run is identified by ``run_id`` = sha256 of the canonical JSON (sorted keys, no spaces) of
 its full configuration: model, dataset, method, sparsity, seed, resolved training config, data
@@ -39,7 +46,9 @@ subset settings and metric options. ``data_dir`` is where the data lives, not wh
 is not part of the hash (moving the data does not invalidate finished runs); nor is where a run
 trains (CPU or GPU, ``--gpus-per-run``). ``training.amp`` and ``training.channels_last`` enter
 the hash only when true, so that the runs of results files written before they existed keep
-their ids.
+their ids. A dynamic sparse training run (grid method ``set``, ``rigl``, ``snfs``, ``dsr`` or
+``itop``) adds ``dst``: the hyper-parameters its method reads, resolved against the method's
+defaults; other runs have no ``dst`` key, so their ids do not depend on the ``[dst]`` section.
 """
 
 from __future__ import annotations
@@ -55,24 +64,38 @@ from typing import Any
 
 from sparsetopo.errors import ConfigError
 from sparsetopo.study.vocabulary import DENSE
-from sparsetopo.training import TrainConfig
+from sparsetopo.training import DST_METHODS, DSTConfig, TrainConfig, is_dst
+from sparsetopo.training.dst import resolve
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "study": ("name",),
-    "grid": ("models", "datasets", "methods", "sparsities", "seeds"),
+    "grid": ("models", "datasets", "methods", "sparsities", "seeds", "controls"),
     "training": tuple(f.name for f in fields(TrainConfig)),
     "data": ("data_dir", "train_subset", "test_subset", "image_size"),
     "metrics": ("identity_skips",),
+    "dst": (*(f.name for f in fields(DSTConfig)), *DST_METHODS),  # [dst.<method>] tables
 }
-REQUIRED_GRID = SECTIONS["grid"]
+REQUIRED_GRID = ("models", "datasets", "methods", "sparsities", "seeds")
+DST_KEYS = tuple(f.name for f in fields(DSTConfig))
 
 
 
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Where the data lives, which part of it is used (0 = all) and the image size (0 = the
-    dataset's own; else every image is resized to ``image_size x image_size``)."""
+    """Where the data of a study lives, which part of it is used, at what size.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+        Folder holding the datasets (not part of a run's identity).
+    train_subset : int
+        > 0: a seeded random subset of that many training images; 0: all.
+    test_subset : int
+        > 0: a seeded random subset of that many test images; 0: all.
+    image_size : int
+        > 0: every image resized to ``image_size x image_size``; 0: the dataset's own size.
+    """
 
     data_dir: str | None = None
     train_subset: int = 0
@@ -82,7 +105,14 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class MetricSettings:
-    """Options of the metric computations that change their values."""
+    """Options of the metric computations that change their values.
+
+    Parameters
+    ----------
+    identity_skips : bool
+        Encode identity shortcuts in the MGE of the paper's topometrics (the path metrics
+        always include them).
+    """
 
     identity_skips: bool = False
 
@@ -90,7 +120,34 @@ class MetricSettings:
 @dataclass(frozen=True)
 class StudyConfig:
     """A validated study: the grid, training overrides of the paper defaults, data and metric
-    settings."""
+    settings (the TOML schema is in the module docstring; :func:`load_config` reads one).
+
+    Parameters
+    ----------
+    name : str
+        The study's name.
+    models : tuple of str
+        Zoo models of the grid.
+    datasets : tuple of str
+        Datasets of the grid.
+    methods : tuple of str
+        Pruning methods (or ``METHOD+CONTROL``, or dynamic sparse training methods) of the
+        grid; the dense baselines are added by :func:`expand_runs`.
+    sparsities : tuple of float
+        Sparsities of the grid, each in (0, 1).
+    seeds : tuple of int
+        Seeds of the grid.
+    training : dict
+        Overrides of ``TrainConfig.paper_defaults(model, dataset)``.
+    data : DataSettings
+        Data location, subsets and image size.
+    metrics : MetricSettings
+        Options of the metrics.
+    controls : tuple of str
+        Mask controls added for every pruning-at-initialization method (``pruning.CONTROLS``).
+    dst : dict
+        The ``[dst]`` values, and ``[dst.<method>]`` tables under the method's name.
+    """
 
     name: str
     models: tuple[str, ...]
@@ -101,17 +158,75 @@ class StudyConfig:
     training: dict[str, Any] = field(default_factory=dict)
     data: DataSettings = field(default_factory=DataSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
+    controls: tuple[str, ...] = ()
+    dst: dict[str, Any] = field(default_factory=dict)
 
     def train_config(self, model: str, dataset: str) -> TrainConfig:
-        """``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides."""
+        """The training settings of one (model, dataset) pair.
+
+        Parameters
+        ----------
+        model : str
+            Zoo model.
+        dataset : str
+            Dataset.
+
+        Returns
+        -------
+        TrainConfig
+            ``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides.
+        """
         overrides = dict(self.training)
         epochs = overrides.pop("epochs", None)
         return TrainConfig.paper_defaults(model, dataset, epochs=epochs, **overrides)
 
+    def dst_config(self, method: str) -> DSTConfig:
+        """The hyper-parameters of one dynamic sparse training method.
+
+        Parameters
+        ----------
+        method : str
+            One of ``training.DST_METHODS``.
+
+        Returns
+        -------
+        DSTConfig
+            The ``[dst]`` values, overridden by those of ``[dst.<method>]``, then the method's
+            defaults (``training.dst.resolve``).
+        """
+        values = {k: v for k, v in self.dst.items() if k not in DST_METHODS}
+        values.update(self.dst.get(method, {}))
+        return resolve(method, DSTConfig.from_dict(values))
+
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a study: everything needed to reproduce it."""
+    """One run of a study: everything needed to reproduce it.
+
+    Its identity is :attr:`run_id`, the SHA-256 of the canonical JSON of :meth:`to_dict`
+    without ``data.data_dir`` (module docstring).
+
+    Parameters
+    ----------
+    model : str
+        Zoo model.
+    dataset : str
+        Dataset.
+    method : str
+        Pruning method, ``METHOD+CONTROL``, dynamic sparse training method, or ``dense``.
+    sparsity : float
+        Target sparsity (0 for ``dense``).
+    seed : int
+        Seed of the initialization, the mask, the data order and training.
+    training : TrainConfig
+        Resolved training settings.
+    data : DataSettings
+        Data location, subsets and image size.
+    metrics : MetricSettings
+        Options of the metrics.
+    dst : DSTConfig, optional
+        A dynamic sparse training run's resolved hyper-parameters; ``None`` for other runs.
+    """
 
     model: str
     dataset: str
@@ -121,10 +236,12 @@ class RunSpec:
     training: TrainConfig
     data: DataSettings = field(default_factory=DataSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
+    dst: DSTConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable configuration (includes ``data.data_dir``)."""
-        return {
+        """Plain JSON-serialisable configuration (includes ``data.data_dir``); ``dst`` only for
+        a dynamic sparse training run."""
+        out = {
             "model": self.model,
             "dataset": self.dataset,
             "method": self.method,
@@ -139,9 +256,13 @@ class RunSpec:
             },
             "metrics": {"identity_skips": bool(self.metrics.identity_skips)},
         }
+        if self.dst is not None:
+            out["dst"] = self.dst.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """The run of a plain configuration (:meth:`to_dict`, as stored in a results file)."""
         training = dict(d["training"])
         training["milestones"] = tuple(training.get("milestones", ()))
         return cls(
@@ -153,6 +274,7 @@ class RunSpec:
             training=TrainConfig(**training),
             data=DataSettings(**d.get("data", {})),
             metrics=MetricSettings(**d.get("metrics", {})),
+            dst=DSTConfig.from_dict(d["dst"]) if d.get("dst") is not None else None,
         )
 
     @property
@@ -162,6 +284,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        """A short human-readable name: ``model/dataset/method/s=<sparsity>/seed=<seed>``."""
         return f"{self.model}/{self.dataset}/{self.method}/s={self.sparsity:g}/seed={self.seed}"
 
 
@@ -173,6 +296,7 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces (NaN refused): one text per value."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -195,7 +319,7 @@ def _known(kind: str) -> tuple[str, ...]:
         return tuple(data.DATASETS)
     from sparsetopo import pruning
 
-    return tuple(pruning.METHODS)
+    return tuple(pruning.METHODS) + DST_METHODS
 
 
 def _list(section: dict, key: str, types: tuple[type, ...], what: str) -> list:
@@ -216,6 +340,43 @@ def _names(section: dict, key: str, kind: str, extra: tuple[str, ...] = ()) -> t
     for v in values:
         if v not in known:
             raise ConfigError(f"unknown {kind} {v!r} in grid.{key}; available: {', '.join(known)}")
+    return tuple(values)
+
+
+def _method_names(grid: dict) -> list[str]:
+    """``grid.methods``: each ``dense``, a known method or ``METHOD+CONTROL`` (checked by
+    ``pruning.check_method`` against the methods a study runs)."""
+    from sparsetopo import pruning
+    from sparsetopo.errors import InputError
+
+    values = _list(grid, "methods", (str,), "names")
+    for v in values:
+        if v == DENSE:
+            continue
+        try:
+            pruning.check_method(v, known=_known("method"))
+        except InputError as exc:
+            raise ConfigError(f"{exc} (in grid.methods; also: {DENSE})") from None
+        if v != v.strip().lower():
+            raise ConfigError(f"grid.methods: write {v!r} as {v.strip().lower()!r}")
+        base, control = pruning.split_method(v)
+        if control is not None and is_dst(base):
+            raise ConfigError(f"grid.methods: {v!r}: mask controls apply to pruning at "
+                              f"initialization only ({base}'s mask changes during training)")
+    return values
+
+
+def _control_names(grid: dict) -> tuple[str, ...]:
+    """``grid.controls`` (optional): names of ``pruning.CONTROLS``."""
+    from sparsetopo import pruning
+
+    if "controls" not in grid:
+        return ()
+    values = _list(grid, "controls", (str,), "control names")
+    for v in values:
+        if v not in pruning.CONTROLS:
+            raise ConfigError(f"unknown control {v!r} in grid.controls; supported controls: "
+                              f"{', '.join(pruning.CONTROLS)}")
     return tuple(values)
 
 
@@ -259,6 +420,51 @@ def _training(raw: dict, source: str) -> dict[str, Any]:
     return out
 
 
+_DST_TYPES: dict[str, type] = {"drop_decay": str, "init_density": str, "grow_init": str,
+                               "redistribution": str, "reset_momentum": bool,
+                               "dsr_interval_doubling": list}
+
+
+def _dst_values(raw: dict, where: str, source: str) -> dict[str, Any]:
+    """Type-checked ``[dst]`` (or ``[dst.<method>]``) values."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        want = _DST_TYPES.get(key, float)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if want is float and number:
+            value = float(value)
+        elif want is list and isinstance(value, list) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            value = tuple(float(v) for v in value)
+        elif not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            what = "a list of numbers" if want is list else want.__name__
+            raise ConfigError(f"{source}: {where}.{key} must be {what}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _dst(raw: dict, source: str) -> dict[str, Any]:
+    out = _dst_values({k: v for k, v in raw.items() if k not in DST_METHODS}, "dst", source)
+    for method in DST_METHODS:
+        if method not in raw:
+            continue
+        table = raw[method]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [dst.{method}] must be a table (section), got "
+                              f"{table!r}")
+        unknown = sorted(set(table) - set(DST_KEYS))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key dst.{method}.{unknown[0]}; valid keys: "
+                              f"{', '.join(DST_KEYS)}")
+        out[method] = _dst_values(table, f"dst.{method}", source)
+    try:  # validate every combination before running
+        for method in DST_METHODS:
+            StudyConfig("check", (), (), (), (), (), dst=out).dst_config(method)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return out
+
+
 def _count(raw: dict, key: str, source: str) -> int:
     value = raw.get(key, 0)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -271,9 +477,26 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
                  ) -> StudyConfig:
     """Validate a parsed TOML document (see module docstring) into a :class:`StudyConfig`.
 
-    Raises :class:`ConfigError` naming the first problem: unknown section or key (with the
-    valid ones), missing or empty grid list, sparsity outside (0, 1), negative seed, unknown
-    model / dataset / method, badly typed value.
+    Parameters
+    ----------
+    raw : dict
+        The parsed TOML document.
+    source : str
+        Where it came from, named in error messages.
+    base_dir : str, optional
+        Folder against which a relative ``data.data_dir`` is resolved.
+
+    Returns
+    -------
+    StudyConfig
+        The validated study.
+
+    Raises
+    ------
+    ConfigError
+        The first problem: unknown section or key (with the valid ones), missing or empty grid
+        list, sparsity outside (0, 1), negative seed, unknown model / dataset / method /
+        control, badly typed or out-of-range value.
     """
     _check_keys(raw, source)
     grid = raw.get("grid")
@@ -285,11 +508,12 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
     try:
         models = _names(grid, "models", "model")
         datasets = _names(grid, "datasets", "dataset")
-        methods = tuple(m for m in _names(grid, "methods", "method", (DENSE,)) if m != DENSE)
+        methods = tuple(m for m in _method_names(grid) if m != DENSE)
         if not methods:
             raise ConfigError("grid.methods lists only 'dense'; add at least one pruning method")
         sparsities = tuple(float(s) for s in _list(grid, "sparsities", (int, float), "numbers"))
         seeds = tuple(_list(grid, "seeds", (int,), "integers"))
+        controls = _control_names(grid)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     for s in sparsities:
@@ -319,15 +543,31 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
     return StudyConfig(
         name=name, models=models, datasets=datasets, methods=methods, sparsities=sparsities,
         seeds=seeds, training=_training(raw.get("training", {}), source), data=data,
-        metrics=MetricSettings(skips),
+        metrics=MetricSettings(skips), controls=controls, dst=_dst(raw.get("dst", {}), source),
     )
 
 
 def load_config(path: str | os.PathLike) -> StudyConfig:
-    """Read and validate a study TOML file (relative ``data_dir`` taken from its folder)."""
+    """Read and validate a study TOML file (schema in the module docstring).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TOML file; a relative ``data.data_dir`` in it is taken from its folder.
+
+    Returns
+    -------
+    StudyConfig
+        The validated study.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, invalid TOML, or a problem :func:`parse_config` names.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -338,13 +578,35 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
 
 
 def preset_names() -> list[str]:
-    """Names of the study presets shipped with the package."""
+    """Names of the study presets shipped with the package.
+
+    Returns
+    -------
+    list of str
+        Sorted preset names (``sparsetopo/study/presets/<name>.toml``).
+    """
     files = resources.files("sparsetopo.study").joinpath("presets").iterdir()
     return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
 
 def load_preset(name: str) -> StudyConfig:
-    """A study preset shipped with the package (``sparsetopo/study/presets/<name>.toml``)."""
+    """A study preset shipped with the package.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`preset_names` (``sparsetopo/study/presets/<name>.toml``).
+
+    Returns
+    -------
+    StudyConfig
+        The validated preset.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset.
+    """
     names = preset_names()
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(names)}")
@@ -352,9 +614,35 @@ def load_preset(name: str) -> StudyConfig:
     return parse_config(tomllib.loads(text), source=f"preset {name}")
 
 
+def grid_methods(config: StudyConfig) -> tuple[str, ...]:
+    """The grid's methods, then the ``METHOD+CONTROL`` runs (``grid.controls``) of every one of
+    them that is neither a control itself nor a dynamic sparse training method (whose mask
+    training changes), without duplicates."""
+    from sparsetopo import pruning
+
+    with_controls = [pruning.control_name(m, c) for m in config.methods
+                     if pruning.split_method(m)[1] is None and not is_dst(m)
+                     for c in config.controls]
+    return tuple(dict.fromkeys([*config.methods, *with_controls]))
+
+
 def expand_runs(config: StudyConfig) -> list[RunSpec]:
-    """All runs of the grid: per (model, dataset), one dense run (method ``dense``, sparsity 0)
-    per seed, then every (method, sparsity, seed)."""
+    """All runs of a study's grid.
+
+    Per (model, dataset): one dense run (method ``dense``, sparsity 0) per seed, then every
+    (method, sparsity, seed), the methods of :func:`grid_methods` (the grid's methods, then
+    their mask controls); a dynamic sparse training run carries its resolved hyper-parameters.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study.
+
+    Returns
+    -------
+    list of RunSpec
+        The runs, in that order.
+    """
     runs = []
     for model in config.models:
         for dataset in config.datasets:
@@ -362,8 +650,9 @@ def expand_runs(config: StudyConfig) -> list[RunSpec]:
             common = {"training": training, "data": config.data, "metrics": config.metrics}
             runs += [RunSpec(model, dataset, DENSE, 0.0, seed, **common) for seed in config.seeds]
             runs += [
-                RunSpec(model, dataset, method, sparsity, seed, **common)
-                for method in config.methods
+                RunSpec(model, dataset, method, sparsity, seed, **common,
+                        dst=config.dst_config(method) if is_dst(method) else None)
+                for method in grid_methods(config)
                 for sparsity in config.sparsities
                 for seed in config.seeds
             ]

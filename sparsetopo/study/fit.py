@@ -1,4 +1,5 @@
-"""Which topology predicts the accuracy drop, measured against global sparsity alone (SPEC 6).
+"""Which topology predicts the accuracy drop, measured against global sparsity, layer densities
+and effective sparsity (SPEC 6).
 
 For every (model, dataset) pair (or, with ``pooled``, once for all pairs with the architecture
 and dataset as one-hot features) and every feature set (:mod:`sparsetopo.study.vocabulary`),
@@ -6,8 +7,15 @@ an XGBoost regressor tuned by Optuna on inner folds of the training part only
 (:mod:`sparsetopo.study.predictor`) predicts the target of every pruned run out of fold, under
 each protocol (:mod:`sparsetopo.study.splits`: random, grouped, leave-one-method-out). All sets
 of a pair share its rows and its folds, so every set is compared with the ``sparsity`` baseline
-on the same predictions' footing (:mod:`sparsetopo.study.scoring`), and the method ranking of
-every set with the ranking of that baseline (its null, :mod:`sparsetopo.study.ranking`).
+on the same predictions' footing (:mod:`sparsetopo.study.scoring`), and so with the other two
+baselines, ``density`` and ``effective_sparsity`` (each gain with its spread and 95% t-interval
+over the outer folds), and the method ranking of every set with the ranking of the sparsity
+baseline (its null, :mod:`sparsetopo.study.ranking`). Under leave-one-method-out a mask control
+(``snip+layer-shuffle``) is held out with its method.
+
+With mask controls in the runs (:mod:`sparsetopo.study.paired`), the paired effect of each
+method against its control, seed by seed, and how well each feature set's difference predicts
+it under the grouped and leave-one-method-out protocols.
 
 A final regressor per (pair, set), tuned on all its runs, gives the SHAP importances and is
 saved (XGBoost JSON) with its cross-validated errors, for ``sparsetopo predict``.
@@ -15,7 +23,8 @@ saved (XGBoost JSON) with its cross-validated errors, for ``sparsetopo predict``
 Outputs (``out_dir``): ``comparison.csv`` (one row per feature set, protocol, model, dataset;
 the mean over pairs as ``model = dataset = mean``), ``predictions.csv``, ``importance.csv``,
 ``summary.md`` (:mod:`sparsetopo.study.summary`) and ``models/`` (``index.json`` + one JSON
-model per pair and set).
+model per pair and set); with mask controls also ``paired_effects.csv``,
+``paired_prediction.csv`` and ``paired_predictions.csv``.
 """
 
 from __future__ import annotations
@@ -33,31 +42,38 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from sparsetopo import data
-from sparsetopo.io import show_progress, write_bytes, write_text
-from sparsetopo.study import predictor, scoring, splits
+from sparsetopo.errors import InputError
+from sparsetopo.io import json_value, show_progress, write_bytes, write_text
+from sparsetopo.pruning import split_method
+from sparsetopo.study import paired, predictor, scoring, splits
 from sparsetopo.study.feature_sets import (
     FeatureSetsArg,
     feature_columns,
     is_monotone,
     resolve_feature_sets,
+    with_effective_sparsity,
 )
 from sparsetopo.study.ranking import check_methods, ranking_cases, summarize_ranking
 from sparsetopo.study.summary import render_summary
 from sparsetopo.study.vocabulary import (
     BASELINE,
+    BASELINES,
     DEFAULT_TRIALS,
     DENSE,
     MONOTONE_DIRECTIONS,
     PROTOCOLS,
+    baseline_columns,
 )
 
 INNER_FOLDS = 3
 MEAN = "mean"  # model and dataset of the headline rows
+#: Per baseline (:data:`~sparsetopo.study.vocabulary.BASELINES`), the columns of its gain.
+GAIN_FIELDS = ("gain", "spread", "ci_low", "ci_high", "folds_better", "beats")
 COMPARISON_COLUMNS = [
     "feature_set", "protocol", "model", "dataset", "pairs", "n", "r2", "mae", "kendall_tau",
     "top1_hit",
-    "ranking_cases", "tau_undefined", "gain_over_sparsity", "gain_spread", "folds_better",
-    "beats_sparsity",
+    "ranking_cases", "tau_undefined",
+    *(baseline_columns(b)[f] for b in BASELINES for f in GAIN_FIELDS),
     "null_kendall_tau", "null_top1_hit", "null_tau_undefined",
 ]
 IMPORTANCE_COLUMNS = ["feature_set", "feature", "scope", "scope_value", "mean_abs_shap"]
@@ -80,6 +96,19 @@ class FitResult:
     summary: str
     notes: list[str] = field(default_factory=list)
     regressors: list[dict] = field(default_factory=list)
+    paired: Paired | None = None
+
+
+@dataclass
+class Paired:
+    """The paired effect of topology (:mod:`sparsetopo.study.paired`), for runs with mask
+    controls: ``effects`` (``paired_effects.csv``), ``scores`` of the feature sets at
+    predicting the difference (``paired_prediction.csv``) and their out-of-fold
+    ``predictions`` (``paired_predictions.csv``)."""
+
+    effects: pd.DataFrame
+    scores: pd.DataFrame
+    predictions: pd.DataFrame
 
 
 @dataclass
@@ -98,10 +127,14 @@ def _prepare_runs(runs: pd.DataFrame, target: str, notes: list[str]) -> pd.DataF
     required = ["model", "dataset", "method", "sparsity", "seed", target]
     missing = [c for c in required if c not in runs.columns]
     if missing:
-        raise ValueError(f"runs table lacks column(s) {missing}; needed: {required} plus "
+        raise InputError(f"runs table lacks column(s) {missing}; needed: {required} plus "
                          "feature columns (density., ramanujan., rolled., rolled_channel., "
                          "mge., paths.)")
-    frame = runs.copy()
+    frame = with_effective_sparsity(runs.copy())
+    if "base_method" not in frame.columns or "control" not in frame.columns:
+        parts = [split_method(str(m)) for m in frame["method"]]
+        frame["base_method"] = [base for base, _ in parts]
+        frame["control"] = [control for _, control in parts]
     if "run_id" not in frame.columns:
         frame["run_id"] = (frame[["model", "dataset", "method", "sparsity", "seed"]]
                            .astype(str).agg("/".join, axis=1))
@@ -118,7 +151,7 @@ def _prepare_runs(runs: pd.DataFrame, target: str, notes: list[str]) -> pd.DataF
     if frame.empty:
         hint = (" (accuracy_drop needs a successful dense run of the same model, dataset and "
                 "seed)" if target == "accuracy_drop" else "")
-        raise ValueError(f"no pruned run with a value of {target} to fit{hint}")
+        raise InputError(f"no pruned run with a value of {target} to fit{hint}")
     check_methods(frame["method"])
     return frame
 
@@ -149,7 +182,7 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
             try:
                 features = unit[columns].apply(pd.to_numeric, errors="raise").astype(float)
             except (ValueError, TypeError) as error:
-                raise ValueError(f"feature columns must be numeric: {error}") from error
+                raise InputError(f"feature columns must be numeric: {error}") from error
             infinite = int(np.isinf(features.to_numpy()).sum())
             if infinite:
                 notes.append(f"{_unit_name(unit, pooled)}, {name}: {infinite} infinite "
@@ -158,7 +191,7 @@ def _plans(units, sets, pooled: bool, sign: int, notes: list[str]) -> list[_Plan
             usable = [c for c in columns if features[c].notna().any()]
             if not usable:
                 if name == BASELINE:
-                    raise ValueError(f"{_unit_name(unit, pooled)}: no value of the baseline "
+                    raise InputError(f"{_unit_name(unit, pooled)}: no value of the baseline "
                                      "column sparsity")
                 skipped.setdefault(name, []).append(_unit_name(unit, pooled))
                 continue
@@ -222,25 +255,48 @@ def _run(calls, jobs: int, progress: bool, desc: str):
 
 
 # ---------------------------------------------------------------------------------- scores
-def _pair_rows(name, protocol, table, baseline, lower_is_better) -> tuple[list[dict], dict]:
-    rows, contributions = [], {}
+def _versus(contributions: list[np.ndarray], gain: float | None = None) -> dict:
+    """The gain over one baseline from fold contributions (of one pair, or pooled over pairs
+    with ``gain`` the mean of the pairs' gains): ``GAIN_FIELDS``; NaN (and not beaten) without
+    contributions."""
+    c = np.concatenate(contributions) if contributions else np.zeros(0)
+    mean, spread = scoring.gain_and_spread(c)
+    gain = mean if gain is None else gain
+    low, high = scoring.t_interval(c, center=gain)
+    return {"gain": gain, "spread": spread, "ci_low": low, "ci_high": high,
+            "folds_better": _positive_share(c), "beats": scoring.beats(gain, spread)}
+
+
+def _named(baseline: str, values: dict) -> dict:
+    names = baseline_columns(baseline)
+    return {names[field]: values[field] for field in GAIN_FIELDS}
+
+
+def _pair_rows(name, protocol, table, baselines, lower_is_better) -> tuple[list[dict], dict]:
+    """Rows of one set under one protocol, per (model, dataset), and the fold contributions of
+    its gain over each baseline: ``{baseline: {(model, dataset): c}}`` (a baseline without
+    predictions for a pair is left out there)."""
+    rows, contributions = [], {b: {} for b in BASELINES}
     for (model, dataset), part in table.groupby(["model", "dataset"], sort=True):
-        base = baseline.loc[part.index]
         r2, mae = scoring.regression_scores(part["measured"], part["predicted"])
-        c = scoring.fold_contributions(part["measured"], part["predicted"], base["predicted"],
-                                       part["fold"])
-        gain, spread = scoring.gain_and_spread(c)
-        contributions[(model, dataset)] = c
+        row = {"feature_set": name, "protocol": protocol, "model": model, "dataset": dataset,
+               "pairs": 1, "n": len(part), "r2": r2, "mae": mae}
+        for b in BASELINES:
+            base = baselines[b].reindex(part.index)["predicted"]
+            if base.isna().any():
+                row.update(_named(b, _versus([])))
+                continue
+            c = scoring.fold_contributions(part["measured"], part["predicted"], base,
+                                           part["fold"])
+            contributions[b][(model, dataset)] = c
+            row.update(_named(b, _versus([c])))
+        base = baselines[BASELINE].loc[part.index]
         score, null = _ranking(part, lower_is_better), _ranking(base, lower_is_better)
-        rows.append({
-            "feature_set": name, "protocol": protocol, "model": model, "dataset": dataset,
-            "pairs": 1, "n": len(part), "r2": r2, "mae": mae, "kendall_tau": score.kendall_tau,
-            "top1_hit": score.top1_hit, "ranking_cases": score.n_cases,
-            "tau_undefined": score.n_undefined, "gain_over_sparsity": gain,
-            "gain_spread": spread, "folds_better": _positive_share(c),
-            "beats_sparsity": scoring.beats(gain, spread), "null_kendall_tau": null.kendall_tau, "null_top1_hit": null.top1_hit,
-            "null_tau_undefined": null.n_undefined,
-        })
+        row.update(kendall_tau=score.kendall_tau, top1_hit=score.top1_hit,
+                   ranking_cases=score.n_cases, tau_undefined=score.n_undefined,
+                   null_kendall_tau=null.kendall_tau, null_top1_hit=null.top1_hit,
+                   null_tau_undefined=null.n_undefined)
+        rows.append(row)
     return rows, contributions
 
 
@@ -257,11 +313,9 @@ def _ranking(part: pd.DataFrame, lower_is_better: bool):
 
 
 def _mean_row(rows: list[dict], contributions: dict) -> dict:
+    """The headline row over pairs: mean scores, and per baseline the mean of the pairs'
+    gains with the spread and interval of every fold contribution of every pair."""
     frame = pd.DataFrame(rows)
-    gain = float(frame["gain_over_sparsity"].mean())
-    _, spread = scoring.gain_and_spread(np.concatenate(list(contributions.values())))
-    if len(frame) == 1:
-        spread = float(frame["gain_spread"].iloc[0])
     out = {k: rows[0][k] for k in ("feature_set", "protocol")}
     out.update(model=MEAN, dataset=MEAN, pairs=len(frame), n=int(frame["n"].sum()))
     for key in ("r2", "mae", "kendall_tau", "top1_hit", "null_kendall_tau", "null_top1_hit"):
@@ -269,9 +323,10 @@ def _mean_row(rows: list[dict], contributions: dict) -> dict:
         out[key] = float(values.mean()) if values.notna().any() else np.nan
     for key in ("ranking_cases", "tau_undefined", "null_tau_undefined"):
         out[key] = int(frame[key].sum())
-    out.update(gain_over_sparsity=gain, gain_spread=spread,
-               folds_better=_positive_share(np.concatenate(list(contributions.values()))),
-               beats_sparsity=scoring.beats(gain, spread))
+    for b in BASELINES:
+        gains = frame[baseline_columns(b)["gain"]].astype(float)
+        gain = float(gains.mean()) if gains.notna().any() else np.nan
+        out.update(_named(b, _versus(list(contributions[b].values()), gain)))
     return out
 
 
@@ -340,14 +395,14 @@ def fit_study(
     inputs and ``seed`` give identical files.
     """
     if folds < 2:
-        raise ValueError(f"folds must be >= 2, got {folds}")
+        raise InputError(f"folds must be >= 2, got {folds}")
     if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        raise InputError(f"n_trials must be >= 1, got {n_trials}")
     for protocol in protocols:
         splits.check_protocol(protocol)
     protocols = [p for p in PROTOCOLS if p in protocols]
     if not protocols:
-        raise ValueError(f"no protocol given; supported: {', '.join(PROTOCOLS)}")
+        raise InputError(f"no protocol given; supported: {', '.join(PROTOCOLS)}")
     jobs = jobs or os.cpu_count() or 1
     if lower_is_better is None:
         lower_is_better = target != "accuracy"
@@ -406,35 +461,103 @@ def fit_study(
               "n_trials": n_trials, "inner_folds": inner_folds, "seed": seed, "pooled": pooled,
               "protocols": protocols}
     variance = variance_decomposition(frame, target)
-    summary = render_summary(frame, comparison, importance, variance, notes, config)
+    paired_result = None
+    if paired.has_controls(frame):
+        paired_result = _paired(frame, target, lower_is_better, sets, protocols, folds,
+                                n_trials, seed, pooled, jobs, progress, inner_folds, notes)
+    summary = render_summary(frame, comparison, importance, variance, notes, config,
+                             paired_result)
 
     out = Path(out_dir)
     regressors = _regressor_index(plans, units, finals, comparison, pooled, target)
     write_text(out / "comparison.csv", comparison.to_csv(index=False))
     write_text(out / "importance.csv", importance.to_csv(index=False))
     write_text(out / "predictions.csv", predictions_df.to_csv(index=False))
+    if paired_result is not None:
+        write_text(out / "paired_effects.csv", paired_result.effects.to_csv(index=False))
+        write_text(out / "paired_prediction.csv", paired_result.scores.to_csv(index=False))
+        write_text(out / "paired_predictions.csv",
+                   paired_result.predictions.to_csv(index=False))
     if save_models:
         _save_regressors(out / "models", regressors, finals, config, caveats)
     write_text(out / "summary.md", summary)
-    return FitResult(out, comparison, importance, predictions_df, summary, notes, regressors)
+    return FitResult(out, comparison, importance, predictions_df, summary, notes, regressors,
+                     paired_result)
+
+
+#: Protocols of the paired prediction (the random one would put the seeds of a configuration
+#: on both sides).
+PAIRED_PROTOCOLS = ("grouped", "leave-one-method-out")
+_PAIRED_ID_COLUMNS = ["run_id", "model", "dataset", "method", "base_method", "control",
+                      "sparsity", "seed"]
+
+
+def _paired(frame, target, lower_is_better, sets, protocols, folds, n_trials, seed, pooled,
+            jobs, progress, inner_folds, notes) -> Paired:
+    """Paired effects of the control runs in ``frame``, and out-of-fold predictions of the
+    paired difference from the difference of each feature set (method minus control; the
+    ``sparsity`` set gets the level of sparsity, whose difference is 0), scored against 0."""
+    value, sign = ("accuracy", 1.0) if "accuracy" in frame.columns and \
+        frame["accuracy"].notna().any() else (target, -1.0 if lower_is_better else 1.0)
+    free = {name: patterns for name, patterns in sets.items() if not is_monotone(name)}
+    used = sorted({c for patterns in free.values()
+                   for c in feature_columns(frame.columns, patterns)})
+    differences = paired.paired_differences(frame, value, sign, used, notes)
+    effects = paired.paired_effects(differences)
+    empty = Paired(effects, pd.DataFrame(columns=paired.PREDICTION_COLUMNS),
+                   pd.DataFrame(columns=[*_PAIRED_ID_COLUMNS, *PREDICTION_COLUMNS[:3],
+                                         "measured", "predicted"]))
+    chosen = [p for p in PAIRED_PROTOCOLS if p in protocols]
+    if differences.empty or not chosen:
+        return empty
+    local: list[str] = []
+    units = _units(differences, pooled)
+    plans = _plans(units, free, pooled, 1, local)
+    notes += [f"paired prediction: {note}" for note in local]
+    calls, keys = [], []
+    for u, unit in enumerate(units):
+        y = unit[paired.DIFFERENCE].to_numpy(np.float64)
+        for protocol in chosen:
+            try:
+                outer = splits.splits(unit, protocol, folds, seed)
+            except ValueError as exc:
+                notes.append(f"paired prediction, {_unit_name(unit, pooled)}: {protocol} "
+                             f"skipped ({exc}).")
+                continue
+            for fold, tr, te in outer:
+                inner = splits.inner_splits(unit.iloc[tr], protocol, inner_folds, seed)
+                for plan in (p for p in plans if p.unit == u):
+                    calls.append(delayed(_outer_task)(plan.x, y, tr, te, inner, n_trials, seed,
+                                                      None))
+                    keys.append((plan, protocol, fold, te))
+    if not calls:
+        return empty
+    results = _run(calls, jobs, progress, "paired fit")
+    tables = []
+    for (plan, protocol, fold, te), result in zip(keys, results, strict=True):
+        unit = units[plan.unit]
+        tables.append(unit.iloc[te][_PAIRED_ID_COLUMNS].assign(
+            feature_set=plan.name, protocol=protocol, fold=fold,
+            measured=unit[paired.DIFFERENCE].to_numpy(np.float64)[te], predicted=result))
+    predictions = pd.concat(tables, ignore_index=True)
+    return Paired(effects, paired.prediction_scores(predictions), predictions)
+
 
 
 def _comparison(predictions: pd.DataFrame, sets, protocols, lower_is_better) -> pd.DataFrame:
     rows = []
     for protocol in protocols:
-        base_all = predictions[(predictions["protocol"] == protocol)
-                               & (predictions["feature_set"] == BASELINE)]
-        if base_all.empty:
+        of = predictions[predictions["protocol"] == protocol]
+        baselines = {b: of[of["feature_set"] == b].set_index("run_id") for b in BASELINES}
+        if baselines[BASELINE].empty:
             continue
-        base_all = base_all.set_index("run_id")
         for name in sets:
-            table = predictions[(predictions["protocol"] == protocol)
-                                & (predictions["feature_set"] == name)]
+            table = of[of["feature_set"] == name]
             if table.empty:
                 continue
             table = table.set_index("run_id", drop=False)
-            pair_rows, contributions = _pair_rows(name, protocol, table,
-                                                  base_all.loc[table.index], lower_is_better)
+            pair_rows, contributions = _pair_rows(name, protocol, table, baselines,
+                                                  lower_is_better)
             rows += pair_rows
             rows.append(_mean_row(pair_rows, contributions))
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
@@ -450,7 +573,8 @@ def _regressor_index(plans, units, finals, comparison, pooled, target) -> list[d
         rows = comparison[(comparison["feature_set"] == plan.name)
                           & (comparison["model"] == (MEAN if pooled else model))
                           & (comparison["dataset"] == (MEAN if pooled else dataset))]
-        cv = {r.protocol: {"r2": _num(r.r2), "mae": _num(r.mae)} for r in rows.itertuples()}
+        cv = {r.protocol: {"r2": json_value(float(r.r2)), "mae": json_value(float(r.mae))}
+              for r in rows.itertuples()}
         image_size = _image_sizes(unit)
         entries.append({
             "model": model, "dataset": dataset, "feature_set": plan.name,
@@ -498,11 +622,6 @@ def _run_settings(unit: pd.DataFrame) -> dict:
             value = unit[column].dropna().iloc[0]
             out[column] = value.item() if hasattr(value, "item") else value
     return out
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def _save_regressors(folder: Path, regressors, finals, config, caveats) -> None:

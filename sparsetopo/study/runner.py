@@ -1,5 +1,8 @@
 """Run a study grid: every run is prune -> features on the initialization -> train -> accuracy,
-stored in the SQLite results file as soon as it finishes (see ``store``).
+stored in the SQLite results file as soon as it finishes (see ``store``). A dynamic sparse
+training run starts from its method's random initial mask, records its topology at every mask
+update (``RunRecord.trajectory``), and its features describe the mask it finished training with
+on the initial weights (the weights do not come from training: features describe topology).
 
 Backends: ``local`` runs sequentially (``workers=1``) or in a pool of ``workers`` processes;
 ``ray`` submits every run as a Ray task (``max_retries=2`` on worker failure) to a cluster
@@ -46,7 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsetopo import data, models
-from sparsetopo.errors import ResourceError, StudyError, UsageError
+from sparsetopo.errors import ConfigError, InputError, ResourceError, StudyError, UsageError
 from sparsetopo.io import show_progress
 from sparsetopo.study.config import RunSpec, StudyConfig, expand_runs
 from sparsetopo.study.store import ResultsStore, RunRecord
@@ -60,8 +63,29 @@ VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 @dataclass
 class StudySummary:
-    """Counts of a :func:`run_study` call; ``placement`` says where the runs went (workers,
-    GPUs), ``cpu_fallbacks`` counts runs that asked for a GPU but saw none and trained on CPU."""
+    """Counts of a :func:`run_study` call.
+
+    Parameters
+    ----------
+    results_path : str
+        The results file.
+    total : int
+        Runs of the grid (or of the runs given).
+    skipped : int
+        Runs already complete in the results file.
+    ok : int
+        Runs that finished in this call.
+    failed : int
+        Runs that failed in this call.
+    failures : list of str
+        ``"<label>: <first line of the error>"`` of each failure.
+    gpus_per_run : float
+        The resolved GPU request of every run.
+    placement : str
+        Where the runs went (workers, GPUs).
+    cpu_fallbacks : int
+        Runs that asked for a GPU but saw none and trained on CPU.
+    """
 
     results_path: str
     total: int
@@ -191,9 +215,9 @@ def dataset_info(spec: RunSpec):
 
 
 def _build_model(spec: RunSpec, info):
-    return models.create(spec.model, num_classes=int(info.num_classes),
-                         in_channels=int(info.in_channels), seed=spec.seed,
-                         image_size=_image_shape(info)[1])
+    return models.build(spec.model, num_classes=int(info.num_classes),
+                        in_channels=int(info.in_channels), seed=spec.seed,
+                        image_size=_image_shape(info)[1])
 
 
 def _loaders(spec: RunSpec, device: torch.device | None = None):
@@ -224,14 +248,16 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
     """``(model, input shape)`` of a run before training: ``models.create`` (seeded by the
     run seed) for the run's dataset and image size, pruned at initialization with the run's
     method, sparsity, seed and pruning data (the training subset, without augmentation, in an
-    order seeded by the run seed); no pruning for ``dense``. ``sparsetopo predict`` rebuilds
-    a study's networks with it."""
-    from sparsetopo import pruning
+    order seeded by the run seed); no pruning for ``dense``; a dynamic sparse training method's
+    initial random mask (``training.sparse_init``). ``sparsetopo predict`` rebuilds a study's
+    networks with it."""
+    from sparsetopo import pruning, training
 
-    torch.manual_seed(spec.seed)
     info = dataset_info(spec)
     model = _build_model(spec, info)
-    if spec.method != DENSE:
+    if training.is_dst(spec.method):
+        training.sparse_init(model, spec.method, spec.sparsity, seed=spec.seed, config=spec.dst)
+    elif spec.method != DENSE:
         prune_loader = _loaders(spec)[0]
         pruning.prune(model, spec.method, spec.sparsity, data=prune_loader, seed=spec.seed,
                       progress=progress)
@@ -240,16 +266,36 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
 
 def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | None = None
                 ) -> RunRecord:
-    """Run one grid point and return its record (``status="failed"`` with the error and its
-    traceback if anything raises; this function itself never raises an ``Exception``).
+    """Run one grid point: prune, compute its features, train, measure its accuracy.
 
     Steps: :func:`pruned_network` -> features on the pruned initialization (none for dense
-    baselines) -> ``training.train`` on :func:`training_device` (``gpus_per_run`` None: a GPU
-    when there is one; :func:`run_study` always passes the resolved request) -> test accuracy.
-    The record's ``resources`` say where it trained and how fast.
+    baselines; ``study.features.network_features``) -> ``training.train`` on
+    :func:`training_device` -> test accuracy. A dynamic sparse training run trains with its
+    method (``training.DynamicSparsity``, topology recorded at every update: the record's
+    ``trajectory``), then its features are computed on its initial weights (the run's model
+    rebuilt from its seed) under the mask it finished with: features describe topology, not
+    training.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        The run.
+    progress : bool
+        Show progress bars.
+    gpus_per_run : float, optional
+        GPUs the run asked for; ``None``: a GPU when there is one (:func:`run_study` always
+        passes the resolved request).
+
+    Returns
+    -------
+    RunRecord
+        ``status="ok"`` with the accuracy, features, timings and ``resources`` (where it
+        trained and how fast); ``status="failed"`` with the error and its traceback if anything
+        raised (this function itself never raises an ``Exception``).
     """
+    from sparsetopo.pruning.masks import apply_masks, get_masks
     from sparsetopo.study.features import timed_network_features
-    from sparsetopo.training import train
+    from sparsetopo.training import DynamicSparsity, is_dst, train
 
     started, t0 = _now(), time.perf_counter()
     timings: dict[str, float] = {}
@@ -258,26 +304,40 @@ def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | Non
     resources: dict = {"device": str(device), "gpus_per_run": gpus_per_run,
                        "cuda_visible_devices": os.environ.get(VISIBLE_DEVICES),
                        "torch_threads": torch.get_num_threads()}
+    dynamic = is_dst(spec.method)
+
+    def features_of(model: torch.nn.Module, input_shape: tuple) -> None:
+        found, feature_times = timed_network_features(
+            model, input_shape, seed=spec.seed, identity_skips=spec.metrics.identity_skips,
+            progress=progress)
+        features.update(found)
+        timings["features"] = sum(feature_times.values())
+        timings.update({f"features.{k}": v for k, v in feature_times.items()})
+
     try:
         model, input_shape = pruned_network(spec, progress)
         timings["prune"] = time.perf_counter() - t0
-        if spec.method != DENSE:
-            features, feature_times = timed_network_features(
-                model, input_shape, seed=spec.seed,
-                identity_skips=spec.metrics.identity_skips, progress=progress)
-            timings["features"] = sum(feature_times.values())
-            timings.update({f"features.{k}": v for k, v in feature_times.items()})
+        if spec.method != DENSE and not dynamic:
+            features_of(model, input_shape)
         _, train_loader, test_loader = _loaders(spec, device)
+        sparse = DynamicSparsity(spec.method, spec.dst, input_shape) if dynamic else None
         result = train(model, train_loader, test_loader, spec.training, device=device,
-                       seed=spec.seed, progress=progress)
+                       seed=spec.seed, progress=progress, dst=sparse)
         timings["train"] = result.seconds
+        if dynamic:
+            timings["mask_update"] = result.mask_update_seconds
+            timings["trajectory"] = result.record_seconds
+            initial = _build_model(spec, dataset_info(spec))
+            apply_masks(initial, {k: m.cpu() for k, m in get_masks(model).items()})
+            features_of(initial, input_shape)
         timings["total"] = time.perf_counter() - t0
         resources.update(device=result.device, device_name=result.device_name,
                          peak_accelerator_memory_mb=result.peak_memory_mb,
                          images_per_second=result.images_per_second,
                          train_images=result.images, train_loop_seconds=result.train_seconds)
         return RunRecord(spec.run_id, spec.to_dict(), "ok", None, result.test_accuracy, features,
-                         timings, started, _now(), socket.gethostname(), resources)
+                         timings, started, _now(), socket.gethostname(), resources,
+                         trajectory=result.trajectory)
     except Exception as exc:
         timings["total"] = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}".strip()
@@ -356,7 +416,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ValueError("the ray backend needs the 'ray' package (pip install ray)") from None
+        raise UsageError("--backend ray needs Ray: pip install 'sparsetopo[ray]'") from None
     return ray
 
 
@@ -371,7 +431,11 @@ def _run_ray(pending: list[RunSpec], workers: int, ray_address: str | None,
     started_here = False
     if not ray.is_initialized():
         if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
+            try:
+                ray.init(address=ray_address, log_to_driver=False)
+            except ConnectionError as exc:
+                raise ResourceError(f"cannot reach the Ray cluster at {ray_address!r}: "
+                                    f"{exc}") from None
         else:
             ray.init(num_cpus=workers, num_gpus=torch.cuda.device_count(),
                      include_dashboard=False, log_to_driver=False)
@@ -427,8 +491,8 @@ def _preflight(runs: list[RunSpec], check_data: bool) -> None:
         info = dataset_info(spec)
         try:
             _build_model(spec, info)
-        except ValueError as exc:
-            raise ValueError(f"cannot build {spec.model} for {spec.dataset} images of shape "
+        except InputError as exc:
+            raise ConfigError(f"cannot build {spec.model} for {spec.dataset} images of shape "
                              f"{tuple(info.input_shape)}: {exc}") from None
 
 
@@ -443,19 +507,70 @@ def run_study(
     runs: Iterable[RunSpec] | None = None,
     gpus_per_run: float | None = None,
 ) -> StudySummary:
-    """Run every run of ``config`` (or the given ``runs``) not yet complete in
-    ``results_path``; failed runs are re-run only with ``retry_failed``. Returns the counts.
+    """Run every run of a study not yet complete in its results file.
 
-    ``gpus_per_run`` (see the module docstring; None: 1 when there is a GPU, else 0) is checked
-    against the GPUs torch sees (local backend, or a Ray instance started here) or the Ray
-    cluster's (an initialised Ray or ``ray_address``) before any run starts:
-    :class:`ResourceError` when GPUs are asked for and there are none."""
+    Each run (:func:`execute_run`) prunes a network at initialization (or, for a dynamic sparse
+    training method, draws its random initial mask), computes the topological features of its
+    mask on the initial weights, trains it with the paper's settings and stores its test
+    accuracy; the results file gets one transaction per finished run, so an interrupted study
+    resumes where it stopped (the protocol: ``docs/study.md``).
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study.
+    results_path : str or path-like
+        The SQLite results file (created when absent).
+    backend : {"local", "ray"}
+        ``local``: in this process or a pool of ``workers`` processes; ``ray``: Ray tasks.
+    workers : int
+        Processes of the local pool, or CPUs of a local Ray instance.
+    ray_address : str, optional
+        Address of a Ray cluster (``backend="ray"`` only).
+    retry_failed : bool
+        Run again the runs stored as failed (by default they are skipped).
+    progress : bool
+        A progress bar and one line per finished run.
+    runs : iterable of RunSpec, optional
+        The runs to do instead of the whole grid (:func:`expand_runs`).
+    gpus_per_run : float, optional
+        GPUs per run: 0, a fraction in (0, 1] (several runs share a GPU) or a whole number;
+        ``None``: 1 when there is a GPU, else 0. Checked against the GPUs torch sees (local
+        backend, or a Ray instance started here) or the Ray cluster's before any run starts.
+
+    Returns
+    -------
+    StudySummary
+        The counts of this call.
+
+    Raises
+    ------
+    UsageError
+        An unknown backend, a bad number of workers, ``ray_address`` without Ray's backend,
+        or the Ray backend without Ray installed.
+    ResourceError
+        GPUs asked for where there are none, or an unreachable Ray cluster.
+    ConfigError
+        A model that cannot be built for its dataset's images (checked before any run).
+    DataError
+        A dataset that cannot be read (checked before any run).
+    StoreError
+        A results file that is not one of sparsetopo's.
+    StudyError
+        A worker process that died.
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on
+    Machine Learning Research*.
+    """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        raise UsageError(f"workers must be a positive integer, got {workers!r}")
     if ray_address and backend != "ray":
-        raise ValueError("--ray-address needs --backend ray")
+        raise UsageError("--ray-address needs --backend ray")
     gpus_per_run = check_gpus_per_run(gpus_per_run)
     devices: list[str] = []
     if backend == "local":
@@ -463,8 +578,9 @@ def run_study(
         if workers > 1 or gpus_per_run > 0:
             ids = visible_gpu_ids(torch.cuda.device_count()) if gpus_per_run > 0 else []
             devices = worker_devices(ids, gpus_per_run, workers)
-    elif not ray_address:  # a Ray instance of this process: its GPUs are known now
-        ray = _import_ray()
+    else:
+        ray = _import_ray()  # before anything is written: without Ray, one line naming the extra
+    if backend == "ray" and not ray_address:  # a Ray instance of this process: GPUs known now
         capacity = _ray_capacity(ray) if ray.is_initialized() else _torch_capacity()
         gpus_per_run = _resolve_gpus(gpus_per_run, capacity)
     runs = list(runs) if runs is not None else expand_runs(config)

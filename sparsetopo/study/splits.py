@@ -4,7 +4,9 @@
   configuration may fall in different folds);
 - ``grouped``: ``GroupKFold`` (shuffled) over configurations: every seed of one (method,
   sparsity) of a (model, dataset) is in the same fold;
-- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods.
+- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods; a mask control
+  (``snip+layer-shuffle``, column ``base_method`` = ``snip``) is held out with its method, since
+  it shares the method's layer densities.
 
 The inner splits that tune a predictor on the training part of an outer split follow the same
 rule, so that tuning never sees what the outer protocol holds out: grouped inner folds keep
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 
+from sparsetopo.errors import InputError
 from sparsetopo.study.vocabulary import PROTOCOLS
 
 #: Columns that identify a configuration (the seeds of one configuration form a group).
@@ -33,9 +36,15 @@ def group_ids(runs: pd.DataFrame, by: Sequence[str] = CONFIGURATION) -> np.ndarr
     return np.unique(keys, return_inverse=True)[1].astype(np.int64)
 
 
+def method_column(runs: pd.DataFrame) -> str:
+    """The column that names a run's pruning method for leave-one-method-out:
+    ``base_method`` when the table has it (controls go with their method), else ``method``."""
+    return "base_method" if "base_method" in runs.columns else "method"
+
+
 def check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
+        raise InputError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
 
 
 def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> list[Split]:
@@ -49,21 +58,21 @@ def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> 
     x = np.zeros((n, 1))
     if protocol == "random":
         if n < 2:
-            raise ValueError(f"random K-fold needs at least 2 runs, got {n}")
+            raise InputError(f"random K-fold needs at least 2 runs, got {n}")
         kfold = KFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x))]
     if protocol == "grouped":
         groups = group_ids(runs)
         n_groups = len(np.unique(groups))
         if n_groups < 2:
-            raise ValueError(f"grouped K-fold needs at least 2 configurations "
+            raise InputError(f"grouped K-fold needs at least 2 configurations "
                              f"({', '.join(CONFIGURATION)}), got {n_groups}")
         kfold = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x, groups=groups))]
-    methods = runs["method"].astype(str).to_numpy()
+    methods = runs[method_column(runs)].astype(str).to_numpy()
     distinct = np.unique(methods)
     if len(distinct) < 2:
-        raise ValueError(f"leave-one-method-out needs at least 2 pruning methods, got "
+        raise InputError(f"leave-one-method-out needs at least 2 pruning methods, got "
                          f"{len(distinct)}: {list(distinct)}")
     out = []
     for tr, te in LeaveOneGroupOut().split(x, groups=methods):

@@ -6,6 +6,9 @@ exact column name (``sparsity``). Columns of a runs table:
 
 - ``sparsity``: the global sparsity of the run (exact for the project's masks, nominal in the
   published tables);
+- ``effective_sparsity``: the fraction of all weights that are pruned or on no input->output
+  path, ``1 - density.global * paths.effective_density`` (derived where a table has both,
+  :func:`sparsetopo.study.feature_sets.with_effective_sparsity`);
 - ``density.<layer>``, ``density.global``: present / total weights;
 - ``ramanujan.<key>``: layer means of the SPEC 5 metrics;
 - ``rolled.<key>``, ``rolled_channel.<key>``: layer means of SPEC 4 topometrics of the BGEs;
@@ -23,6 +26,14 @@ DENSE = "dense"
 PROTOCOLS = ("random", "grouped", "leave-one-method-out")
 #: The set every other set must beat.
 BASELINE = "sparsity"
+#: The column (and one-number set) of the effective sparsity.
+EFFECTIVE_SPARSITY = "effective_sparsity"
+#: The baselines every set is compared with, on the same runs and folds: global sparsity, layer
+#: densities, effective sparsity. Always fitted (where a table has their columns).
+BASELINES = (BASELINE, "density", EFFECTIVE_SPARSITY)
+#: How the summary names each baseline.
+BASELINE_LABELS = {BASELINE: "global sparsity alone", "density": "layer densities",
+                   EFFECTIVE_SPARSITY: "effective sparsity"}
 #: Optuna trials per tuning (``study fit --trials``).
 DEFAULT_TRIALS = 8
 #: Prefixes of the feature columns, in the order a runs table lists them.
@@ -62,6 +73,11 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "mge+sparsity": _MGE + _SPARSITY,
 }
 FEATURE_SETS["all"] = tuple(dict.fromkeys(p for ps in FEATURE_SETS.values() for p in ps))
+# The third scalar baseline, listed with the other two; not part of ``all``, whose columns
+# already determine it.
+FEATURE_SETS = {**{k: v for k, v in FEATURE_SETS.items() if k in ("sparsity", "density")},
+                EFFECTIVE_SPARSITY: (EFFECTIVE_SPARSITY,),
+                **{k: v for k, v in FEATURE_SETS.items() if k not in ("sparsity", "density")}}
 
 #: Sets beyond SPEC 6, tried on the question of an unseen pruning method (opt in by name).
 EXTRA_FEATURE_SETS: dict[str, tuple[str, ...]] = {
@@ -77,6 +93,7 @@ SET_ORDER = (*FEATURE_SETS, *EXTRA_FEATURE_SETS)
 #: (+1: the drop grows with the feature). Features not listed are unconstrained.
 MONOTONE_DIRECTIONS: dict[str, int] = {
     "sparsity": 1,
+    EFFECTIVE_SPARSITY: 1,
     "density.global": -1,
     "paths.effective_density": -1,
     "paths.alive_edges": -1,
@@ -89,3 +106,18 @@ MONOTONE_DIRECTIONS: dict[str, int] = {
 }
 #: Suffix of a set name that asks for the monotone-constrained predictor.
 MONOTONE_SUFFIX = "/monotone"
+
+
+def baseline_columns(baseline: str) -> dict[str, str]:
+    """Names of the comparison columns of the gain over ``baseline``: ``gain``, ``spread``,
+    ``ci_low``, ``ci_high``, ``folds_better``, ``beats`` (the columns over ``sparsity`` keep the
+    names they had before there were other baselines)."""
+    first = baseline == BASELINE
+    return {
+        "gain": f"gain_over_{baseline}",
+        "spread": "gain_spread" if first else f"gain_over_{baseline}_spread",
+        "ci_low": f"gain_over_{baseline}_ci_low",
+        "ci_high": f"gain_over_{baseline}_ci_high",
+        "folds_better": "folds_better" if first else f"folds_better_than_{baseline}",
+        "beats": f"beats_{baseline}",
+    }

@@ -1,0 +1,101 @@
+"""What recording the topology trajectory adds to a dynamic sparse training run, on the digits
+preset's settings.
+
+    .venv/bin/python benchmarks/dst_trajectory.py [--models resnet20 conv6] [--sparsity 0.98]
+        [--intervals default 0.05] [--repeats 1] [--threads 1] [--out FILE]
+
+Each run is the digits preset's training (8 epochs, lr 0.05, batch 64, the whole digits training
+set at 8x8, seed 0), with a dynamic sparse training method at ``--sparsity``, its update
+interval the method's default or the one given; run twice, with and without the trajectory
+(``DynamicSparsity(input_shape=...)`` or ``None``), alternated, ``--threads`` torch threads (1:
+a study worker with ``--workers 2`` on two cores). Reported per run: the number of mask updates,
+the training time with and without recording, their difference as a share of the run without,
+and the time the run itself spent recording (``TrainResult.record_seconds``) as a share of the
+run's training time (the least noisy figure on a busy machine). Results:
+``benchmarks/results/dst_trajectory.json`` (atomically) and a printed table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "dst_trajectory.json"
+
+
+def one(model_name: str, method: str, sparsity: float, interval: float | None,
+        record: bool) -> dict:
+    from sparsetopo import data, models
+    from sparsetopo.training import DSTConfig, DynamicSparsity, TrainConfig, sparse_init, train
+
+    config = DSTConfig(update_interval=interval) if interval is not None else DSTConfig()
+    net = models.create(model_name, num_classes=10, in_channels=1, seed=0, image_size=8)
+    sparse_init(net, method, sparsity, seed=0, config=config)
+    train_loader = data.make_loader("digits", "train", 64, seed=0, image_size=8)
+    test_loader = data.make_loader("digits", "test", 256, image_size=8)
+    training = TrainConfig.paper_defaults(model_name, "digits", epochs=8, lr=0.05,
+                                          batch_size=64)
+    start = time.perf_counter()
+    result = train(net, train_loader, test_loader, training, device="cpu", seed=0,
+                   progress=False, dst=DynamicSparsity(method, config,
+                                                       (1, 8, 8) if record else None))
+    return {"seconds": time.perf_counter() - start, "train_seconds": result.train_seconds,
+            "record_seconds": result.record_seconds, "updates": result.mask_updates,
+            "accuracy": result.test_accuracy}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["resnet20", "conv6"])
+    parser.add_argument("--methods", nargs="+", default=None)
+    parser.add_argument("--sparsity", type=float, default=0.98)
+    parser.add_argument("--intervals", nargs="+", default=["default", "0.05"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from sparsetopo.io import write_text
+    from sparsetopo.training import DST_METHODS
+
+    torch.set_num_threads(args.threads)
+    one(args.models[0], "rigl", args.sparsity, 0.5, True)  # warm-up: imports, numba compiles
+    rows = []
+    for model_name in args.models:
+        for interval_text in args.intervals:
+            interval = None if interval_text == "default" else float(interval_text)
+            for method in args.methods or DST_METHODS:
+                on, off = [], []
+                for _ in range(args.repeats):  # alternated: with, without
+                    on.append(one(model_name, method, args.sparsity, interval, True))
+                    off.append(one(model_name, method, args.sparsity, interval, False))
+                with_s = min(r["seconds"] for r in on)
+                without_s = min(r["seconds"] for r in off)
+                row = {
+                    "model": model_name, "method": method, "interval": interval_text,
+                    "updates": on[0]["updates"], "with_s": with_s, "without_s": without_s,
+                    "added": (with_s - without_s) / without_s,
+                    "record_s": min(r["record_seconds"] for r in on),
+                    "record_share": min(r["record_seconds"] / r["seconds"] for r in on),
+                }
+                rows.append(row)
+                print(f"{model_name:9s} {method:5s} interval={interval_text:8s} "
+                      f"updates={row['updates']:4d} with={with_s:7.1f}s without={without_s:7.1f}s"
+                      f" added={100 * row['added']:6.1f}% recording={row['record_s']:6.2f}s "
+                      f"({100 * row['record_share']:5.1f}% of the run)", flush=True)
+    write_text(args.out, json.dumps({
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0], "torch": torch.__version__,
+        "machine": platform.node(), "threads": args.threads, "sparsity": args.sparsity,
+        "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
