@@ -51,6 +51,12 @@ class GraphView:
     ValueError
         An edge goes into its own or an earlier partition, the output partition comes before the
         input partition, or the adjacency has duplicate entries.
+
+    References
+    ----------
+    Hagberg, Schult, Swart (2008). Exploring network structure, dynamics, and function using
+    NetworkX. Proceedings of the 7th Python in Science Conference (SciPy 2008), 11-15 (the
+    graph-plus-cache design of its views).
     """
 
     def __init__(self, graph: LayeredGraph):
