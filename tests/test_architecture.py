@@ -131,11 +131,11 @@ def test_no_public_name_hides_a_module():
 #: with its own kernels; then what combines them (the registry and tables of ``_topometrics``,
 #: the warm-up). A module may import only modules of a lower layer.
 METRICS_LAYERS = {
-    "_jit": 0, "_blas": 0,
-    "_view": 1, "_lanczos": 1,
+    "_jit": 0, "_blas": 0, "_merged_pairs": 0,
+    "_view": 1, "_lanczos": 1, "_pass_program": 1,
     "degree": 2, "neighbourhood": 2, "motifs": 2, "connectivity": 2, "paths": 2,
-    "spectral": 2, "_ramanujan": 2,
-    "bottlenecks": 3,
+    "spectral": 2, "_ramanujan": 2, "_pass_runs": 2,
+    "bottlenecks": 3, "network_paths": 3,
     "_topometrics": 4,
     "_warmup": 5,
 }  # fmt: skip
