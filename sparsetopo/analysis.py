@@ -263,7 +263,6 @@ def build_network(
                                   shuffle=True, augment=False, seed=seed, image_size=resized)
     pruning.prune(net, method, sparsity, data=loader, seed=seed, input_shape=shape,
                   progress=not quiet)
-    release_freed_memory()
     return Network(net, model, dataset, method, sparsity, seed, shape,
                    seconds=time.perf_counter() - start)
 
@@ -601,6 +600,7 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     paths = path_summary(net.model, view)
     layers = with_effective_density(layer_rows(net.model), layer_alive_weights(view, dag))
     del with_skips, view  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
+    release_freed_memory()  # what pruning and encoding freed, before other threads allocate
     title = picture_title(net.name, net.method, 1 - present / total, paths)
     with _picture_alongside(graph, picture, title, net.seed, timings):
         topo, layers_topo, shown = _topometrics(net, encoding, graph, paths, normalise,

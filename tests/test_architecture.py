@@ -124,3 +124,33 @@ def test_no_public_name_hides_a_module():
                     getattr(value, "__name__", None) != f"{info.name}.{sub.name}":
                 hidden.append(f"{info.name}.{sub.name}")
     assert not hidden, f"public names hiding their module: {hidden}"
+
+
+#: Inside ``metrics/``: one algorithm (or family) per module. At the bottom the kernel and BLAS
+#: helpers and ``GraphView`` (a cache of shared arrays, no algorithm); then the algorithms, each
+#: with its own kernels; then what combines them (the registry and tables of ``_topometrics``,
+#: the warm-up). A module may import only modules of a lower layer.
+METRICS_LAYERS = {
+    "_jit": 0, "_blas": 0, "_merged_pairs": 0,
+    "_view": 1, "_lanczos": 1, "_pass_program": 1,
+    "degree": 2, "neighbourhood": 2, "motifs": 2, "connectivity": 2, "paths": 2,
+    "spectral": 2, "_ramanujan": 2, "_pass_runs": 2,
+    "bottlenecks": 3, "network_paths": 3,
+    "_topometrics": 4,
+    "_warmup": 5,
+}  # fmt: skip
+
+
+def test_metrics_modules_are_layered():
+    folder = PACKAGE / "metrics"
+    modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert modules == set(METRICS_LAYERS), "a new metrics module needs a place in METRICS_LAYERS"
+    wrong = []
+    for name in modules:
+        for target in imports_of(folder / f"{name}.py"):
+            parts = target.split(".")
+            if parts[:2] == ["sparsetopo", "metrics"] and len(parts) > 2 and \
+                    parts[2] in METRICS_LAYERS and METRICS_LAYERS[parts[2]] >= METRICS_LAYERS[name] \
+                    and parts[2] != name:
+                wrong.append((name, parts[2]))
+    assert not wrong, f"metrics modules importing a module of their own layer or above: {wrong}"

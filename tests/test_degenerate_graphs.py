@@ -26,8 +26,10 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 import sparsetopo.metrics._topometrics as tm
+import sparsetopo.metrics.spectral as spectral
 from sparsetopo import encoding, metrics
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
+from sparsetopo.metrics.motifs import motif_sample
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -158,7 +160,7 @@ def oracle(g: LayeredGraph, seed: int = 0) -> dict[str, float]:
     }
     cc = res["connected_components"]
     res["mean_component_size"] = n / cc if cc else math.nan
-    sample = tm.motif_sample(n, seed)
+    sample = motif_sample(n, seed)
     if sample.size:
         coo = g.adjacency.tocoo()
         graph = ig.Graph(n=n, edges=list(zip(coo.row.tolist(), coo.col.tolist(), strict=True)))
@@ -228,7 +230,7 @@ def test_generator_covers_the_degenerate_cases():
     assert any(g.input_index > 0 for g in graphs)
     assert any(tm.GraphView(g).n_active < 3 < g.n_nodes for g in graphs)
     assert any(g.n_edges and g.n_nodes > 32 for g in graphs)
-    assert any(g.n_edges and g.n_nodes > tm.DENSE_SPECTRUM_MAX for g in graphs)
+    assert any(g.n_edges and g.n_nodes > spectral.DENSE_SPECTRUM_MAX for g in graphs)
     assert any(g.n_edges and not np.any(g.adjacency.data) for g in graphs)
     assert any(g.edge_weight_ids is not None for g in graphs)
     assert any(g.n_nodes >= 1000 for g in graphs)  # a motif sample (see also below)
@@ -257,10 +259,10 @@ def test_motif_estimate_around_a_sampled_root():
     # that the RAND-ESU estimate is not 0
     parts = [Partition("input", 0, (400,)), Partition("a", 400, (400,)),
              Partition("out", 800, (400,))]  # fmt: skip
-    seeds = [s for s in range(40) if tm.motif_sample(1200, s)[0] < 800][:4]
+    seeds = [s for s in range(40) if motif_sample(1200, s)[0] < 800][:4]
     assert len(seeds) == 4
     for seed in seeds:
-        root = int(tm.motif_sample(1200, seed)[0])
+        root = int(motif_sample(1200, seed)[0])
         nxt = 400 * (root // 400 + 1)
         leaves = [nxt + (root + i) % 400 for i in range(3)]
         src, dst = [root] * 3, leaves
@@ -283,18 +285,18 @@ def test_operator_size_decides_dense_or_arpack(monkeypatch):
     g = _forty_nodes_three_edges()
     want_gap, want_radius = dense_spectra(g)
     calls = []
-    real = tm._eigsh
+    real = spectral._eigsh
 
     def spy(op, *args, **kwargs):
         calls.append(op.shape)
         return real(op, *args, **kwargs)
 
-    monkeypatch.setattr(tm, "_eigsh", spy)
+    monkeypatch.setattr(spectral, "_eigsh", spy)
     # 40 nodes > 32, but the operator has 4 rows: dense, whatever dense_max
     assert tm.spectral_gap(g, dense_max=0) == pytest.approx(want_gap, rel=1e-12)
     assert tm.spectral_radius(g, dense_max=0) == pytest.approx(want_radius, rel=1e-12)
     assert calls == []
-    assert tm.GraphView(g).spectral_operators.size == tm.GraphView(g).n_active == 4
+    assert spectral._operators(tm.GraphView(g)).size == tm.GraphView(g).n_active == 4
     # one star of 40 edges: the operator has 41 rows, ARPACK runs (Gram side of 1 row: no)
     parts = [Partition("input", 0, (1,)), Partition("out", 1, (40,))]
     star = from_edges(np.zeros(40, int), np.arange(1, 41), np.ones(40, np.float32), parts)
@@ -322,9 +324,9 @@ def test_eigsh_never_hands_arpack_a_tiny_operator():
     from scipy.sparse.linalg import aslinearoperator
 
     m = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
-    vals = tm._eigsh(aslinearoperator(m), 3, "LM", 0, ncv=16)
+    vals = spectral._eigsh(aslinearoperator(m), 3, "LM", 0, ncv=16)
     assert np.sort(np.abs(vals)) == pytest.approx(np.sort(np.abs(np.linalg.eigvalsh(m))))
-    top = tm._eigsh(aslinearoperator(m), 1, "LA", 0, ncv=12)
+    top = spectral._eigsh(aslinearoperator(m), 1, "LA", 0, ncv=12)
     assert top == pytest.approx([np.linalg.eigvalsh(m).max()])
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 
 import igraph as ig
 import networkx as nx
@@ -14,10 +13,12 @@ import pytest
 import scipy.sparse as sp
 from random_graphs import bipartite_graph, chain_graph, random_layered_graph
 
-import sparsetopo.metrics._csr_kernels as K
+import sparsetopo.metrics._lanczos as L
 import sparsetopo.metrics._topometrics as tm
+import sparsetopo.metrics.spectral as spectral
 from sparsetopo.encoding.graph import LayeredGraph, Partition, from_edges
-from sparsetopo.metrics._csr_kernels import long_edge_nodes, motif_root_counts
+from sparsetopo.metrics.motifs import _long_edge_nodes, _motif_root_counts, motif_sample
+from sparsetopo.metrics.paths import path_sweeps
 
 SPEC_KEYS = [
     "nodes", "edges", "sink_nodes", "source_nodes", "disconnected_nodes",
@@ -187,22 +188,11 @@ def test_sparse_spectra_match_dense(seed):
     assert tm.spectral_radius(g, dense_max=0) == pytest.approx(want["spectral_radius"], rel=1e-6)
 
 
-def test_relabelled_sparse_spectra_match_dense(monkeypatch):
-    monkeypatch.setattr(tm, "RELABEL_MIN_NODES", 0)  # channel-minor copy even for small graphs
-    for seed in range(6):
-        g = random_layered_graph(2100 + seed, 6, 60, density=0.08, skips=seed % 2 == 0)
-        assert any(len(p.shape) == 3 and p.size > 1 for p in g.partitions)
-        want = oracle(g)
-        assert tm.spectral_gap(g, dense_max=0) == pytest.approx(want["spectral_gap"], rel=1e-6)
-        assert tm.spectral_radius(g, dense_max=0) == pytest.approx(want["spectral_radius"],
-                                                                   rel=1e-6)  # fmt: skip
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_shared_spectra_equal_the_separate_solves(seed, monkeypatch):
     """``topometrics`` runs the gap's and the radius's Lanczos in lockstep on shared passes:
     bitwise the values of the separate solves, and the dense oracle's to 1e-6."""
-    monkeypatch.setattr(tm, "DENSE_SPECTRUM_MAX", 0)  # sparse path inside topometrics too
+    monkeypatch.setattr(spectral, "DENSE_SPECTRUM_MAX", 0)  # sparse path inside topometrics too
     g = next(g for s in range(2200 + 50 * seed, 2250 + 50 * seed)
              if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
                                                        skips=seed % 2 == 0)).n_active > 64)
@@ -218,10 +208,9 @@ def test_shared_spectra_equal_the_separate_solves(seed, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_symmetric_products_on_two_threads_are_bitwise_the_serial_ones(seed):
-    """The products run as two row blocks; on one thread or two, the same operations in the
-    same order (bitwise equal), and ``(|A| + |A|^T) x`` / its Laplacian to 1e-12 against scipy
-    (a random CSR, edges in any direction, every split point including the ends)."""
+def test_symmetric_products_against_scipy_and_the_paired_pass(seed):
+    """``(|A| + |A|^T) x`` and its Laplacian to 1e-12 against scipy (a random CSR, edges in any
+    direction, negative weights too), and the two-vector pass bitwise each single pass."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 400))
     a = sp.random(n, n, density=float(rng.uniform(0.001, 0.1)), random_state=seed,
@@ -230,40 +219,31 @@ def test_symmetric_products_on_two_threads_are_bitwise_the_serial_ones(seed):
     s = abs(a).astype(np.float64)
     s = (s + s.T).toarray()
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    diag = s.sum(axis=1)
-    for split in {0, n, K.product_split(a.indptr), int(rng.integers(0, n + 1))}:
-        for lap in (False, True):
-            want = diag * x1 - s @ x1 if lap else s @ x1
-            y, yp = np.empty(n), np.empty(n)
-            K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x1, y, diag, lap, split)
-            K.sym_abs_matvec_into_parallel(a.indptr, a.indices, a.data, x1, yp, diag, lap, split)
-            np.testing.assert_array_equal(y, yp)
-            np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
-        y1, y2, p1, p2 = (np.empty(n) for _ in range(4))
-        scratch = np.full((n, 6), np.nan)  # the kernels must not read what it held before
-        K.sym_abs_matvec2_into(a.indptr, a.indices, a.data, x1, y1, False, x2, y2, True, diag,
-                               split, scratch)
-        K.sym_abs_matvec2_into_parallel(a.indptr, a.indices, a.data, x1, p1, False, x2, p2,
-                                        True, diag, split, scratch)
-        single1, single2 = np.empty(n), np.empty(n)
-        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x1, single1, diag, False, split)
-        K.sym_abs_matvec_into(a.indptr, a.indices, a.data, x2, single2, diag, True, split)
-        np.testing.assert_array_equal(y1, p1)
-        np.testing.assert_array_equal(y2, p2)
-        np.testing.assert_array_equal(y1, single1)  # the two-vector pass is each single pass
-        np.testing.assert_array_equal(y2, single2)
-        np.testing.assert_allclose(y1, s @ x1, rtol=1e-12, atol=1e-12)
+    y = np.full(n, np.nan)  # the kernels must not read what the outputs held before
+    spectral._sym_abs_matvec(a.indptr, a.indices, a.data, x1, y)
+    np.testing.assert_allclose(y, s @ x1, rtol=1e-12, atol=1e-12)
+    y1, y2 = np.full(n, np.nan), np.full(n, np.nan)
+    records = np.full((n, 4), np.nan)
+    spectral._sym_abs_matvec2(a.indptr, a.indices, a.data, x1, x2, y1, y2, records)
+    single2 = np.empty(n)
+    spectral._sym_abs_matvec(a.indptr, a.indices, a.data, x2, single2)
+    np.testing.assert_array_equal(y1, y)
+    np.testing.assert_array_equal(y2, single2)
+    ops = spectral._Operators.__new__(spectral._Operators)
+    ops.indptr, ops.indices, ops.data, ops.dim = a.indptr, a.indices, a.data, n
+    lap = np.empty(n)
+    ops.product(x1, lap, laplacian=True)
+    np.testing.assert_allclose(lap, s.sum(axis=1) * x1 - s @ x1, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 7, 2049, 5000])
 def test_lanczos_vector_kernels_against_numpy(n):
-    """The Lanczos step's vector kernels (partial sums four at a time, basis rows four at a
-    time) against plain numpy, for lengths and basis sizes that are not multiples of 4 and
-    column blocks that do not divide the length."""
+    """The Lanczos step's vector kernels (three-term step, Gram-Schmidt pass) against plain
+    numpy, for several lengths and basis sizes."""
     rng = np.random.default_rng(n)
     v, v_prev, r0 = (rng.normal(size=n) for _ in range(3))
     r = r0.copy()
-    a, s = K.lanczos_three_term(r, v, v_prev, 0.7)
+    a, s = L._three_term(r, v, v_prev, 0.7)
     want = r0 - 0.7 * v_prev
     want_a = float(v @ want)
     want -= want_a * v
@@ -274,35 +254,12 @@ def test_lanczos_vector_kernels_against_numpy(n):
         basis = rng.normal(size=(m + 1, n))
         r = r0.copy()
         h = np.full(m + 1, np.nan)
-        nrm = K.orthogonalize(basis, m, r, h)
+        nrm = L._orthogonalize(basis, m, r, h)
         want_h = basis[:m] @ r0
         want = r0 - want_h @ basis[:m]
         np.testing.assert_allclose(h[:m], want_h, rtol=1e-12, atol=1e-10)
         np.testing.assert_allclose(r, want, rtol=1e-12, atol=1e-10)
         assert nrm == pytest.approx(float(want @ want), rel=1e-12)
-
-
-def test_unpooled_scratch_is_a_writable_float_array_of_its_own_memory():
-    a = tm._unpooled_empty((1000, 6))
-    assert a.shape == (1000, 6) and a.dtype == np.float64 and a.flags.writeable
-    assert a.flags.c_contiguous and not a.flags.owndata  # the memory map owns the pages
-    a[:] = 1.5
-    assert a.sum() == 9000.0
-    assert tm._unpooled_empty((0, 6)).shape == (0, 6)
-
-
-def test_shared_spectra_do_not_depend_on_when_the_second_core_frees_up():
-    """The spectra move their products to two threads once the other task thread is idle;
-    the values are bitwise those of a solve that never moves, or moves from the first step."""
-    g = next(g for s in range(2300, 2350)
-             if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
-                                                       skips=True)).n_active > 64)
-    never = tm._shared_spectra(tm.GraphView(g), seed=0)
-    idle = threading.Event()
-    idle.set()
-    always = tm._shared_spectra(tm.GraphView(g), seed=0, idle=idle)
-    assert never == always
-    assert never == (tm.spectral_gap(g, dense_max=0), tm.spectral_radius(g, dense_max=0))
 
 
 def test_shared_spectra_fall_back_when_a_solver_does_not_converge(monkeypatch):
@@ -316,8 +273,8 @@ def test_shared_spectra_fall_back_when_a_solver_does_not_converge(monkeypatch):
              if tm.GraphView(g := random_layered_graph(s, 6, 60, density=0.08,
                                                        skips=False)).n_active > 64)
     want = oracle(g)
-    monkeypatch.setattr(tm, "largest_eigenvalue_steps", never)
-    gap, radius = tm._shared_spectra(tm.GraphView(g), seed=0)
+    monkeypatch.setattr(spectral, "largest_eigenvalue_steps", never)
+    gap, radius = spectral._shared_spectra(tm.GraphView(g), seed=0)
     assert radius == pytest.approx(want["spectral_radius"], rel=1e-6)  # solved apart
     assert gap == pytest.approx(want["spectral_gap"], rel=1e-6)
 
@@ -348,8 +305,8 @@ def root_counts(g: LayeredGraph, roots: np.ndarray, flag_all: bool = False) -> n
     if flag_all:  # no triangle pruning at all
         flag = np.ones(g.n_nodes, bool)
     else:
-        flag = long_edge_nodes(g.adjacency.indptr, g.adjacency.indices, view.partition_index)
-    return motif_root_counts(uptr, uidx, flag, roots, 3)
+        flag = _long_edge_nodes(g.adjacency.indptr, g.adjacency.indices, view.partition_index)
+    return _motif_root_counts(uptr, uidx, flag, roots)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -376,7 +333,7 @@ def test_motif_totals_match_igraph(seed):
 def test_motifs_equal_igraph_estimate_with_the_same_sample(seed):
     graphs = (random_layered_graph(s, 8, 400, 0.03) for s in itertools.count(5000 + 100 * seed))
     g = next(g for g in graphs if g.n_nodes >= 2000)
-    sample = tm.motif_sample(g.n_nodes, seed)
+    sample = motif_sample(g.n_nodes, seed)
     assert sample.size == g.n_nodes // 1000 >= 2
     est = undirected_igraph(g).motifs_randesu_estimate(size=4, sample=sample.tolist())
     got = tm.motifs(g, seed=seed)
@@ -436,7 +393,7 @@ def test_unsorted_csr_is_handled():
     assert tm.topometrics(g2) == tm.topometrics(g)
     # weight ids follow their edges through the re-sorting: id 0 on the dead edges only
     view = tm.GraphView(g)
-    fwd, co = view.paths["forward"], view.paths["backward"]
+    fwd, co = path_sweeps(view).forward, path_sweeps(view).backward
     alive = np.repeat(fwd, np.diff(a.indptr)) & co[a.indices]
     assert alive.any() and not alive.all()
     ids = np.where(alive, -1, 0)

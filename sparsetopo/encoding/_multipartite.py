@@ -170,6 +170,18 @@ def residual_roles(dag: LayerDAG) -> tuple[dict[int, int], dict[int, int]]:
     output. A shortcut has no partition of its own: its unrolled edges go straight into the
     main operand's nodes.
 
+    Parameters
+    ----------
+    dag : LayerDAG
+        The traced network (``sparsetopo.tracing.trace``).
+
+    Returns
+    -------
+    main_of_add : dict[int, int]
+        Op index of every residual add -> value id of its main-path operand.
+    shortcut_of : dict[int, int]
+        Value id of every shortcut -> op index of the add it feeds.
+
     References
     ----------
     Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their

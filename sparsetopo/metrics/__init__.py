@@ -1,5 +1,10 @@
-"""Graph metrics: topometrics of layered graphs (SPEC 4), where their paths narrow or stop, and
-Ramanujan metrics (SPEC 5)."""
+"""Graph metrics: the topometrics of layered graphs, where their input->output paths narrow or
+stop, and the Ramanujan metrics of each layer (definitions: ``docs/metrics.md``).
+
+One algorithm (or family) per module: ``degree``, ``neighbourhood``, ``motifs``,
+``connectivity``, ``spectral``, ``paths``, ``bottlenecks``; ``topometrics`` evaluates them all
+on one ``GraphView``.
+"""
 
 from ._ramanujan import ramanujan, ramanujan_summary
 from ._topometrics import (
@@ -7,13 +12,13 @@ from ._topometrics import (
     METRICS,
     PAPER_METRICS,
     PATH_METRICS,
-    GraphView,
     layer_mean,
     layerwise,
     normalise_paper,
     topometrics,
     topometrics_table,
 )
+from ._view import GraphView
 from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
 from .network_paths import (
     NETWORK_PATH_METRICS,

@@ -39,7 +39,7 @@ from collections.abc import Callable, Generator
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
-from . import _csr_kernels as K
+from ._jit import kernel
 
 EPS = float(np.finfo(np.float64).eps)
 SQRT_EPS = math.sqrt(EPS)
@@ -63,7 +63,8 @@ Apply = Callable[[np.ndarray, np.ndarray], None]  # apply(x, out): out = A x
 #: A solver as a generator: it yields ``(x, out)`` requests, each to be answered by writing
 #: ``A x`` into ``out`` before the next ``send``, and returns its eigenvalue(s). The solver
 #: never sees the operator, so a driver can answer the requests of several solvers with one
-#: pass over a matrix (``_topometrics`` does: the gap and the radius share their products).
+#: pass over a matrix (``spectral._shared_spectra`` does: the gap and the radius share their
+#: products).
 Steps = Generator[tuple[np.ndarray, np.ndarray], None, object]
 
 
@@ -102,10 +103,10 @@ def _random_orthogonal(basis: np.ndarray, m: int, rng: np.random.Generator,
         out[:] = rng.uniform(-1.0, 1.0, out.size)
         if support is not None:
             out[~support] = 0.0
-        K.orthogonalize(basis, m, out, h)
-        s = K.orthogonalize(basis, m, out, h)
+        _orthogonalize(basis, m, out, h)
+        s = _orthogonalize(basis, m, out, h)
         if s > 1e-20 * out.size:
-            K.scale_into(out, 1.0 / math.sqrt(s), out)
+            _scale_into(out, 1.0 / math.sqrt(s), out)
             return True
     return False
 
@@ -135,7 +136,7 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
     beta = np.zeros(maxdim)
     h = np.zeros(maxdim + 1)
     rng = np.random.default_rng(seed + 1)
-    K.scale_into(v0, 1.0 / float(np.linalg.norm(v0)), basis[0])
+    _scale_into(v0, 1.0 / float(_norm(v0)), basis[0])
     del v0  # a generator would hold it for the whole solve
     w_old = np.zeros(maxdim + 2)
     w_cur = np.zeros(maxdim + 2)
@@ -148,7 +149,7 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
         r = basis[j + 1]  # the residual becomes the next basis vector in place: no extra vector
         yield basis[j], r  # the driver writes A basis[j] into r
         b_prev = beta[j - 1] if j else 0.0
-        a, s = K.lanczos_three_term(r, basis[j], basis[j - 1] if j else basis[0], b_prev)
+        a, s = _three_term(r, basis[j], basis[j - 1] if j else basis[0], b_prev)
         b = math.sqrt(s)
         anorm = max(anorm, abs(a) + b + b_prev)
         w_new = np.zeros(maxdim + 2)
@@ -163,10 +164,10 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
         near = b <= NEAR_BREAKDOWN * anorm  # maybe exhausted: only full reorthogonalization tells
         if blocked or force or near or np.max(np.abs(w_new[: j + 1])) > SQRT_EPS:
             s0 = s
-            s = K.orthogonalize(basis, j + 1, r, h)
+            s = _orthogonalize(basis, j + 1, r, h)
             a += h[j]
             if s < 0.5 * s0:  # heavy cancellation: once more ("twice is enough")
-                s = K.orthogonalize(basis, j + 1, r, h)
+                s = _orthogonalize(basis, j + 1, r, h)
                 a += h[j]
             b = math.sqrt(s)
             w_new[: j + 1] = EPS
@@ -199,7 +200,7 @@ def extreme_eigenvalue_steps(v0: np.ndarray, k: int, which: str = "LM", tol: flo
         if j + 1 >= maxdim:
             break
         beta[j] = b
-        K.scale_into(r, 1.0 / b, r)  # r is basis[m]
+        _scale_into(r, 1.0 / b, r)  # r is basis[m]
         w_old, w_cur = w_cur, w_new
     raise LanczosNoConvergence(f"Lanczos ({which}, k={k}) did not converge in {maxdim} steps")
 
@@ -216,7 +217,7 @@ def largest_eigenvalue_steps(v0: np.ndarray, tol: float = 1e-6, maxiter: int = 1
     by plain three-term Lanczos (no basis kept: three vectors). Raises
     :class:`LanczosNoConvergence` after ``maxiter`` steps."""
     n = v0.size
-    q = v0 / float(np.linalg.norm(v0))
+    q = v0 / float(_norm(v0))
     del v0
     q_prev = np.zeros(n)
     r = np.empty(n)
@@ -226,7 +227,7 @@ def largest_eigenvalue_steps(v0: np.ndarray, tol: float = 1e-6, maxiter: int = 1
     b_prev = 0.0
     for j in range(min(maxiter, n)):
         yield q, r  # the driver writes A q into r
-        a, s = K.lanczos_three_term(r, q, q_prev, b_prev)
+        a, s = _three_term(r, q, q_prev, b_prev)
         b = math.sqrt(s)
         anorm = max(anorm, abs(a) + b + b_prev)
         alpha[j] = a
@@ -243,6 +244,58 @@ def largest_eigenvalue_steps(v0: np.ndarray, tol: float = 1e-6, maxiter: int = 1
             return float(top)
         beta[j] = b
         q_prev, q, r = q, r, q_prev
-        K.scale_into(q, 1.0 / b, q)
+        _scale_into(q, 1.0 / b, q)
         b_prev = b
     raise LanczosNoConvergence(f"Lanczos (largest eigenvalue) did not converge in {maxiter} steps")
+
+
+def _norm(x: np.ndarray) -> float:
+    """Euclidean norm summed in a fixed order (a BLAS sum's order depends on its thread count)."""
+    return math.sqrt(float(np.add.reduce(x * x)))
+
+
+# The vector kernels are plain loops in a fixed order: the same sums whichever thread runs them
+# and however many threads BLAS has (numpy's dot products go to BLAS, whose partial sums depend
+# on its thread count: 1e-12 apart on a 200k-vector). Four-way unrolled sums and a blocked
+# Gram-Schmidt measured no faster on the benchmark networks (benchmarks/SIMPLIFICATION.md).
+
+
+@kernel
+def _three_term(r, v, v_prev, beta):
+    """One Lanczos step on ``r = A v`` in place: ``r -= beta v_prev``, ``alpha = v.r``,
+    ``r -= alpha v``; returns ``(alpha, |r|^2)``."""
+    a = 0.0
+    for i in range(r.size):
+        r[i] -= beta * v_prev[i]
+        a += v[i] * r[i]
+    s = 0.0
+    for i in range(r.size):
+        r[i] -= a * v[i]
+        s += r[i] * r[i]
+    return a, s
+
+
+@kernel
+def _scale_into(r, c, out):
+    """``out = c * r``."""
+    for i in range(r.size):
+        out[i] = c * r[i]
+
+
+@kernel
+def _orthogonalize(basis, m, r, h):
+    """One classical Gram-Schmidt pass of ``r`` against rows ``0..m-1`` of ``basis``:
+    ``h = basis[:m] r``, then ``r -= basis[:m]^T h``; returns ``|r|^2``."""
+    for i in range(m):
+        acc = 0.0
+        for q in range(r.size):
+            acc += basis[i, q] * r[q]
+        h[i] = acc
+    for i in range(m):
+        hi = h[i]
+        for q in range(r.size):
+            r[q] -= hi * basis[i, q]
+    nrm = 0.0
+    for q in range(r.size):
+        nrm += r[q] * r[q]
+    return nrm

@@ -182,7 +182,7 @@ def _structure(recipes: dict[int, Recipe], r: Recipe) -> None:
 def compile_program(model: nn.Module, input_shape, identity_skips: bool,
                     dag: LayerDAG | None = None) -> Program:
     """The program of ``model`` on one input of ``input_shape``: partitions, value recipes and
-    jobs by the encoder's rules (SPEC 3.5 in the encoder's terms), merged pairs found."""
+    jobs by the encoder's rules (``docs/encodings.md``, in the encoder's terms), merged pairs found."""
     try:
         dag = traced(model, input_shape, dag)
     except TracingError as exc:

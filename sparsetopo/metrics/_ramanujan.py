@@ -1,7 +1,7 @@
-"""Ramanujan-graph metrics of the rolled BGE of each layer (SPEC 5; Hoang et al., ICLR 2023,
-"Revisiting pruning at initialization through the lens of Ramanujan graph").
+"""Ramanujan-graph metrics of the rolled BGE of each layer (Hoang et al., ICLR 2023, "Revisiting
+pruning at initialization through the lens of Ramanujan graph"; definitions: ``docs/metrics.md``).
 
-The rolled BGE of a ``Conv2d``/``Linear`` layer (SPEC 3.2) is the bipartite graph whose
+The rolled BGE of a ``Conv2d``/``Linear`` layer is the bipartite graph whose
 biadjacency ``B`` (``out x in``) is the effective weight reshaped to
 ``(C_out, C_in/groups*kh*kw)`` (``Linear``: ``(out, in)``): right node ``i`` = row ``i``, left
 node ``j`` = column ``j``, one edge per *present* weight (mask 1; a present weight whose value
@@ -11,7 +11,7 @@ Spectra. The undirected adjacency of a bipartite graph is ``A = [[0, B], [B^T, 0
 eigenvalues are ``+s_i`` and ``-s_i`` for the singular values ``s_1 >= s_2 >= ...`` of ``B``,
 plus ``|n_left - n_right|`` zeros. Sorted by magnitude, descending, the eigenvalue magnitudes
 are therefore ``s_1, s_1, s_2, s_2, ...``: the *largest* eigenvalue magnitude is ``s_1`` and
-the *third largest* (SPEC 5, taken literally: index 2 of the sorted magnitude list) is ``s_2``.
+the *third largest* (index 2 of the sorted magnitude list, with repetitions) is ``s_2``.
 So every metric needs only the two largest singular values of an ``out x in`` matrix, never an
 eigendecomposition of the ``(n_left + n_right)``-node adjacency.
 
@@ -25,9 +25,10 @@ or ``SVDS_MIN_DIM`` at density below ``SVDS_MAX_DENSITY``. Measured single-threa
 density; sparse products are 10x slower from 10% density on), ARPACK 2-5x faster than the
 Gram route for sparse 512 x 4608 and 1000 x 2048 layers, and both agree to 1e-14.
 
-BLAS runs single-threaded inside ``ramanujan``: the work is many small Gram matrices, and
-multi-threaded OpenBLAS measured 5-15x slower on the shared, loaded 2-core machine (an idle
-one can gain at most 2x from a second thread). Times (``er`` masks, loaded machine, torch
+BLAS runs single-threaded inside ``ramanujan`` (``_blas.one_blas_thread``): the work is many
+small Gram matrices, and multi-threaded OpenBLAS measured 5-15x slower on the shared, loaded
+2-core machine (an idle one can gain at most 2x from a second thread); and a fixed thread count
+gives the same values whichever thread calls. Times (``er`` masks, loaded machine, torch
 single-threaded): resnet20 0.03 s @0.98 / 0.2 s @0.6, conv6 0.36 s / 0.56 s, resnet50 6-8 s.
 """
 
@@ -40,13 +41,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
-from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
 from sparsetopo.encoding import LayeredGraph, rolled
 from sparsetopo.io import show_progress
 from sparsetopo.pruning.masks import prunable_layers
+
+from ._blas import one_blas_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,8 +194,7 @@ def _iterative(weighted: sp.csc_matrix) -> tuple[float, float]:
 
 
 def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
-    """SPEC 5 metrics of one rolled BGE given its ``out x in`` biadjacency (every stored entry
-    is an edge, explicit zeros included; its value the weight ``w``).
+    """Ramanujan metrics of one rolled BGE given its ``out x in`` biadjacency.
 
     On the undirected graph with zero-degree nodes removed, ``dL`` / ``dR`` are the mean
     left / right degrees (``edges / nodes`` of each side, both >= 1). Whenever that graph has
@@ -210,6 +211,26 @@ def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
     ``iterative_spectral_gap``, ``iterative_delta_r_norm`` (IMDB): see ``_iterative``; no
     whole-layer gate applies to them. ``density`` = edges / (rows * columns); ``d_left`` /
     ``d_right`` are reported whenever the graph has an edge. Everything else is NaN.
+
+    Parameters
+    ----------
+    biadjacency : scipy.sparse matrix
+        ``out x in``; every stored entry is an edge (explicit zeros included), its value the
+        weight ``w``.
+
+    Returns
+    -------
+    dict[str, float]
+        The keys ``METRIC_COLUMNS``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] D. N. M. Hoang, S. Liu, R. Marculescu, Z. Wang, "Revisiting Pruning at
+       Initialization through the Lens of Ramanujan Graph", ICLR, 2023.
+    .. [3] B. Pal, A. Biswas, S. Kolay, P. Mitra, B. Basu, "A Study on the Ramanujan Graph
+       Property of Winning Lottery Tickets", ICML, 2022.
     """
     b = sp.csr_matrix(biadjacency, dtype=np.float64, copy=True)
     b.sum_duplicates()  # keeps explicit zeros: they are present weights
@@ -238,16 +259,55 @@ def layer_ramanujan(biadjacency: sp.spmatrix) -> dict[str, float]:
 
 def ramanujan(model: nn.Module, progress: bool = False,
               as_frame: bool = True) -> pd.DataFrame | list[dict]:
-    """Ramanujan metrics (SPEC 5) of the rolled BGE (``encoding.rolled``) of every ``Conv2d`` /
-    ``Linear`` layer.
+    """Ramanujan metrics of the rolled BGE (``encoding.rolled``) of every ``Conv2d`` /
+    ``Linear`` layer, as ``docs/metrics.md`` defines them (after Hoang et al. [2]_, as the
+    paper's public code computes them [1]_).
+
+    The graph of a layer is bipartite, its biadjacency ``B`` the weight reshaped to ``C_out x
+    (C_in / groups * kh * kw)``, one edge per present weight, read as undirected with its
+    zero-degree nodes removed; ``d_left``, ``d_right`` are its mean degrees. ``mu_hat`` is the
+    third largest eigenvalue magnitude of its unweighted adjacency, ``delta_r = sqrt(d_left -
+    1) + sqrt(d_right - 1) - mu_hat`` (``>= 0``: the layer is Ramanujan) and ``delta_r_norm``
+    that over the bound; ``weighted_spectral_gap`` is the largest minus the third largest
+    eigenvalue magnitude of the ``|w|``-weighted adjacency; the iterative versions average
+    these over the subgraphs of the left nodes of each degree ``d >= 3``.
 
     One row per layer in ``prunable_layers`` order, columns ``layer`` (module path), ``kind``
     (``Conv2d`` / ``Linear``), ``shape`` (weight shape), ``density`` (present / total
     weights), ``d_left``, ``d_right``, ``mu_hat``, ``delta_r``, ``delta_r_norm``,
     ``weighted_spectral_gap``, ``iterative_spectral_gap``, ``iterative_delta_r_norm`` (see
     ``layer_ramanujan``; NaN where undefined). Present weights are those of the mask, or the
-    non-zero weights of an unmasked layer. ``as_frame=False``: the same rows as a list of dicts
-    (keys ``COLUMNS``, in that order), without importing pandas.
+    non-zero weights of an unmasked layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network with at least one ``Conv2d`` or ``Linear`` layer, masked or not.
+    progress : bool, default False
+        Show a progress bar over the layers.
+    as_frame : bool, default True
+        ``False``: the same rows as a list of dicts (keys ``COLUMNS``, in that order), without
+        importing pandas.
+
+    Returns
+    -------
+    pandas.DataFrame or list of dict
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a ``torch.nn.Module``.
+    ValueError
+        The model has no ``Conv2d`` or ``Linear`` layer, or a layer has NaN or inf weights.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] D. N. M. Hoang, S. Liu, R. Marculescu, Z. Wang, "Revisiting Pruning at
+       Initialization through the Lens of Ramanujan Graph", ICLR, 2023.
+    .. [3] B. Pal, A. Biswas, S. Kolay, P. Mitra, B. Basu, "A Study on the Ramanujan Graph
+       Property of Winning Lottery Tickets", ICML, 2022.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"ramanujan expects a torch.nn.Module, got {type(model).__name__}")
@@ -257,7 +317,7 @@ def ramanujan(model: nn.Module, progress: bool = False,
     rows = []
     graphs = rolled(model)
     # Many small Gram matrices: threads cost more than they save (module docstring).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         pairs = zip(layers, graphs, strict=True)
         for (name, module), graph in tqdm(pairs, total=len(layers), desc="ramanujan",
                                           unit="layer", disable=not show_progress(progress)):
@@ -276,19 +336,52 @@ def ramanujan(model: nn.Module, progress: bool = False,
 
 
 def bge_biadjacency(graph: LayeredGraph) -> sp.csr_matrix:
-    """The ``right x left`` biadjacency of a bipartite ``LayeredGraph`` (left partition first,
-    as ``encoding.rolled`` builds it), explicit zero-weight edges kept."""
+    """The biadjacency of a bipartite ``LayeredGraph`` (left partition first, as
+    ``encoding.rolled`` builds it), explicit zero-weight edges kept.
+
+    Parameters
+    ----------
+    graph : LayeredGraph
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``right x left``.
+    """
     n_left = graph.partitions[0].size
     return sp.csr_matrix(graph.adjacency[:n_left, n_left:].T)
 
 
 def ramanujan_summary(table: pd.DataFrame | Sequence[dict]) -> dict[str, float]:
-    """Per-network aggregates of a ``ramanujan`` table (a DataFrame, or its rows as dicts):
-    for every metric column the mean over the layers where it is defined (NaN-skipping mean;
-    NaN if defined nowhere), plus ``frac_ramanujan`` = fraction of layers with
-    ``delta_r >= 0`` among those where ``delta_r`` is defined (NaN if none), ``n_layers``,
-    ``n_defined`` (layers with a defined ``delta_r``) and ``n_defined_iterative`` (layers with
-    a defined ``iterative_delta_r_norm``)."""
+    """Per-network aggregates of a ``ramanujan`` table: for every metric column the mean over
+    the layers where it is defined (NaN if defined nowhere), plus ``frac_ramanujan`` = fraction
+    of layers with ``delta_r >= 0`` among those where ``delta_r`` is defined (NaN if none),
+    ``n_layers``, ``n_defined`` (layers with a defined ``delta_r``) and ``n_defined_iterative``
+    (layers with a defined ``iterative_delta_r_norm``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or sequence of dict
+        What ``ramanujan`` returned (either form).
+
+    Returns
+    -------
+    dict[str, float]
+
+    Raises
+    ------
+    ValueError
+        The table lacks some of the ``METRIC_COLUMNS``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] D. N. M. Hoang, S. Liu, R. Marculescu, Z. Wang, "Revisiting Pruning at
+       Initialization through the Lens of Ramanujan Graph", ICLR, 2023.
+    .. [3] B. Pal, A. Biswas, S. Kolay, P. Mitra, B. Basu, "A Study on the Ramanujan Graph
+       Property of Winning Lottery Tickets", ICML, 2022.
+    """
     columns = _metric_columns(table)
     out: dict[str, float] = {}
     for column in METRIC_COLUMNS:

@@ -50,7 +50,7 @@ from sparsetopo.tracing import LayerDAG
 from ._pass_program import Program, compile_program
 from ._pass_runs import Runner
 
-#: The topometrics computed by passes, in SPEC order (``topometrics``' keys).
+#: The topometrics computed by passes, in ``topometrics``' order.
 NETWORK_PATH_METRICS = (
     "nodes",
     "edges",
@@ -75,8 +75,26 @@ _REACH = {"effective_density", "alive_edges"}
 
 @dataclass(frozen=True)
 class PassEstimate:
-    """What :func:`network_path_metrics` needs, known before any pass: MGE ``nodes``, present
-    ``weights``, the merged pairs' number, and ``peak_bytes`` on ``device``."""
+    """What :func:`network_path_metrics` needs, known before any pass is run.
+
+    Parameters
+    ----------
+    nodes : int
+        Nodes of the MGE the passes stand for.
+    weights : int
+        Present (unmasked) weights of the network's conv/linear layers.
+    merged_pairs : int
+        Partition pairs whose parallel edges the MGE merges (handled apart by the passes).
+    peak_bytes : int
+        Predicted peak memory of the passes, in bytes.
+    device : str
+        Where the passes run (``"cpu"``, ``"cuda:0"``, ...).
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+    """
 
     nodes: int
     weights: int
@@ -185,6 +203,11 @@ def estimate_network_paths(model: nn.Module, input_shape, identity_skips: bool =
     -------
     PassEstimate
         MGE nodes, present weights, merged partition pairs and the predicted peak in bytes.
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
     """
     program = compile_program(model, input_shape, identity_skips, dag)
     return _estimate(program, _wanted(keys), _device(model, device))

@@ -1,5 +1,5 @@
 """Which topology predicts the accuracy drop, measured against global sparsity, layer densities
-and effective sparsity (SPEC 6).
+and effective sparsity (``docs/study.md``).
 
 For every (model, dataset) pair (or, with ``pooled``, once for all pairs with the architecture
 and dataset as one-hot features) and every feature set (:mod:`sparsetopo.study.vocabulary`),

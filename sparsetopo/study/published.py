@@ -14,15 +14,15 @@ They become one runs-like table, one row per network (model, dataset, method, sp
 target ``accuracy``; ``sparsity`` is the nominal value), with the columns of
 :mod:`sparsetopo.study.vocabulary`:
 
-- ``mge.<SPEC 4 key>``: de-normalised with SPEC 4's divisors (the four means and the edge
+- ``mge.<topometrics key>``: de-normalised with the paper's divisors (the four means and the edge
   counts by ``edges``, the node counts and the component size by ``nodes``), so ``mge.*``
-  holds raw SPEC 4 quantities as in ``study run``. Node counts include the public code's
+  holds raw topometrics as in ``study run``. Node counts include the public code's
   padding border of the input;
 - ``rolled.<key>``, ``rolled_channel.<key>``: layer means (NaN skipped) of the layer columns
-  that are SPEC 4 topometrics on a BGE. The published ``sink_nodes`` / ``source_nodes`` are not
+  that are topometrics on a BGE. The published ``sink_nodes`` / ``source_nodes`` are not
   (input-size dependent constants are subtracted) and the dead-end counts are 0 on a BGE: they
   are not imported;
-- ``ramanujan.<key>``: layer means of the SPEC 5 columns (``degree_bound`` = ``delta_r_norm``,
+- ``ramanujan.<key>``: layer means of the Ramanujan columns (``degree_bound`` = ``delta_r_norm``,
   ``iterative_degree_bound`` = IMDB; ``-inf`` bounds of near-empty layers read as NaN);
 - ``density.<layer>`` (``layer_sparsity``, which is the density) and ``density.global`` =
   sum(no_weights) / sum(no_params), from the Ramanujan tables.
@@ -63,7 +63,7 @@ DATASET_NAMES = {"CIFAR-10": "cifar10", "CIFAR-100": "cifar100", "tinyimagenet":
 #: Pruning-at-initialization methods; the tables also hold dynamic sparse training runs.
 PAI_METHODS = ("snip", "grasp", "synflow", "prospr", "uniform", "er", "erk")
 
-# published column -> (SPEC 4 key, column it was divided by, or None when stored raw)
+# published column -> (topometrics key, column it was divided by, or None when stored raw)
 MGE_COLUMNS: dict[str, tuple[str, str | None]] = {
     "nodes": ("nodes", None),
     "edges": ("edges", None),
@@ -84,7 +84,7 @@ MGE_COLUMNS: dict[str, tuple[str, str | None]] = {
     "spectral_gap": ("spectral_gap", None),
     "spectral_radius": ("spectral_radius", None),
 }
-# layer table column -> SPEC 4 key (values raw, per layer), usual schema
+# layer table column -> topometrics key (values raw, per layer), usual schema
 LAYER_COLUMNS: dict[str, str] = {
     "nodes": "nodes",
     "edges": "edges",
@@ -98,7 +98,7 @@ LAYER_COLUMNS: dict[str, str] = {
     "a_point": "cut_nodes",
     "weak_clusters": "connected_components",
     "mean_weak": "mean_component_size",
-    # SPEC 4 computes both on S = |A| + |A|^T: the weighted, undirected published variants
+    # topometrics computes both on S = |A| + |A|^T: the weighted, undirected published variants
     "spectral_gap_weighted_undirected": "spectral_gap",
     "spectral_radius_laplacian_weighted_undirected": "spectral_radius",
 }
@@ -118,7 +118,7 @@ SHORT_LAYER_COLUMNS: dict[str, str] = {
     "spectral_radius": "spectral_radius",
 }
 assert set(LAYER_COLUMNS.values()) <= {"nodes", "edges", *BGE_METRICS}
-# ramanujan layer column -> SPEC 5 key
+# ramanujan layer column -> ramanujan key
 RAMANUJAN_COLUMNS: dict[str, str] = {
     "iterative_spectral_gap": "iterative_spectral_gap",
     "iterative_degree_bound": "iterative_delta_r_norm",
@@ -332,7 +332,7 @@ def _ramanujan_features(path: Path, table: pd.DataFrame, references: pd.DataFram
     table = _join_ramanujan(path, table, references, notes)
     _check_unique(table, NETWORK_KEY + ["layer_id"], path, "ramanujan")
     metrics = list(RAMANUJAN_COLUMNS)
-    # -inf degree bounds appear on layers with 2-7 weights (bound 0): undefined, NaN (SPEC 5)
+    # -inf degree bounds appear on layers with 2-7 weights (bound 0): undefined, NaN (docs/metrics.md)
     table[metrics] = table[metrics].where(np.isfinite(table[metrics]))
     grouped = table.groupby(NETWORK_KEY, sort=True)
     means = grouped[metrics].mean().rename(
@@ -449,7 +449,7 @@ CAVEATS = (
     "Fitted on the published tables (Cunegatti et al. 2024), whose metrics come from the "
     "paper's public code: its MGE input includes the first layer's padding border, and its MGEs "
     "of networks with stride-2 convolutions (resnet20, resnet32, wrn28_2, mobilenetv2) contain "
-    "misplaced edges (SPEC 3.5); this project's features of those networks differ slightly.",
+    "misplaced edges (docs/encodings.md); this project's features of those networks differ slightly.",
     "Target: the trained accuracy of the published runs (160 epochs, paper settings), not an "
     "accuracy drop; sparsity is the nominal value.",
 )

@@ -1,4 +1,4 @@
-"""Cross-validation splits of the study's protocols (SPEC 6), built on ``sklearn.model_selection``.
+"""Cross-validation splits of the study's protocols (``docs/study.md``), built on ``sklearn.model_selection``.
 
 - ``random``: ``KFold`` over networks, shuffled (the paper's setting: the seeds of one
   configuration may fall in different folds);

@@ -1,6 +1,6 @@
 """The study's names, defined once: the dense baseline, the protocols, the feature sets.
 
-A feature set (SPEC 6) is a tuple of column patterns of a runs table: a pattern ending in ``.``
+A feature set (``docs/study.md``) is a tuple of column patterns of a runs table: a pattern ending in ``.``
 is a prefix (``density.`` = every layer density and ``density.global``), any other pattern is an
 exact column name (``sparsity``). Columns of a runs table:
 
@@ -10,11 +10,11 @@ exact column name (``sparsity``). Columns of a runs table:
   path, ``1 - density.global * paths.effective_density`` (derived where a table has both,
   :func:`sparsetopo.study.feature_sets.with_effective_sparsity`);
 - ``density.<layer>``, ``density.global``: present / total weights;
-- ``ramanujan.<key>``: layer means of the SPEC 5 metrics;
-- ``rolled.<key>``, ``rolled_channel.<key>``: layer means of SPEC 4 topometrics of the BGEs;
-- ``mge.<key>``: SPEC 4 topometrics of the MGE (paper convention: no identity skips);
-- ``paths.<key>``: SPEC 4 path metrics of the MGE with identity skips;
-- ``bottleneck.<key>``: per-layer bottlenecks (beyond SPEC 6, for exploratory sets).
+- ``ramanujan.<key>``: layer means of the Ramanujan metrics;
+- ``rolled.<key>``, ``rolled_channel.<key>``: layer means of the topometrics of the BGEs;
+- ``mge.<key>``: topometrics of the MGE (paper convention: no identity skips);
+- ``paths.<key>``: path metrics of the MGE with identity skips;
+- ``bottleneck.<key>``: per-layer bottlenecks (beyond the paper's sets, for exploratory sets).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from sparsetopo.metrics import PAPER_METRICS, PATH_METRICS
 
 DENSE = "dense"
-#: SPEC 6 protocols, in report order.
+#: The protocols, in report order.
 PROTOCOLS = ("random", "grouped", "leave-one-method-out")
 #: The set every other set must beat.
 BASELINE = "sparsity"
@@ -45,7 +45,7 @@ FEATURE_PREFIXES = ("density", "ramanujan", "rolled", "rolled_channel", "mge", "
 #: these names: they are left out of the layer-wise sets.
 DEAD_END_METRICS = ("sink_nodes", "source_nodes", "removable_out_edges", "removable_in_edges")
 BGE_METRICS = tuple(k for k in PAPER_METRICS if k not in DEAD_END_METRICS)
-#: Per-network means of the SPEC 5 quantities.
+#: Per-network means of the Ramanujan quantities.
 RAMANUJAN_KEYS = ("density", "mu_hat", "delta_r", "delta_r_norm", "weighted_spectral_gap",
                   "iterative_spectral_gap", "iterative_delta_r_norm")
 BOTTLENECK_KEYS = ("min_layer_density", "min_alive_channels", "min_alive_channel_fraction",
@@ -61,7 +61,7 @@ _MGE = _columns("mge", PAPER_METRICS)
 _PATHS = _columns("paths", PATH_METRICS)
 _BOTTLENECKS = _columns("bottleneck", BOTTLENECK_KEYS)
 
-#: SPEC 6 feature sets, in report order.
+#: The feature sets, in report order.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "sparsity": _SPARSITY,
     "density": ("density.",),
@@ -79,7 +79,7 @@ FEATURE_SETS = {**{k: v for k, v in FEATURE_SETS.items() if k in ("sparsity", "d
                 EFFECTIVE_SPARSITY: (EFFECTIVE_SPARSITY,),
                 **{k: v for k, v in FEATURE_SETS.items() if k not in ("sparsity", "density")}}
 
-#: Sets beyond SPEC 6, tried on the question of an unseen pruning method (opt in by name).
+#: Sets beyond the paper's, tried on the question of an unseen pruning method (opt in by name).
 EXTRA_FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "bottlenecks": _BOTTLENECKS,
     "paths+bottlenecks": _PATHS + _BOTTLENECKS,
