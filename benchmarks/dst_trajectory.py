@@ -2,17 +2,21 @@
 preset's settings.
 
     .venv/bin/python benchmarks/dst_trajectory.py [--models resnet20 conv6] [--sparsity 0.98]
-        [--intervals default 0.05] [--repeats 1] [--threads 1] [--out FILE]
+        [--intervals default 0.05] [--repeats 1] [--threads 1] [--paths passes graph]
+        [--out FILE]
 
 Each run is the digits preset's training (8 epochs, lr 0.05, batch 64, the whole digits training
 set at 8x8, seed 0), with a dynamic sparse training method at ``--sparsity``, its update
-interval the method's default or the one given; run twice, with and without the trajectory
-(``DynamicSparsity(input_shape=...)`` or ``None``), alternated, ``--threads`` torch threads (1:
-a study worker with ``--workers 2`` on two cores). Reported per run: the number of mask updates,
-the training time with and without recording, their difference as a share of the run without,
-and the time the run itself spent recording (``TrainResult.record_seconds``) as a share of the
-run's training time (the least noisy figure on a busy machine). Results:
-``benchmarks/results/dst_trajectory.json`` (atomically) and a printed table.
+interval the method's default or the one given; run with the trajectory computed each way of
+``--paths`` and without it (``DynamicSparsity(input_shape=...)`` or ``None``), alternated,
+``--threads`` torch threads (1: a study worker with ``--workers 2`` on two cores). The ways:
+``passes``, the library's ``training.mask_topology`` (passes of the network); ``graph``, the
+computation it replaced (the MGE with identity skips built, then ``metrics.topometrics``),
+swapped in for the comparison. Reported per run: the number of mask updates, the training time
+with each way and without recording, and the time the run itself spent recording
+(``TrainResult.record_seconds``) as a share of the run's training time (the least noisy figure
+on a busy machine). Results: ``benchmarks/results/dst_trajectory.json`` (atomically) and a
+printed table.
 """
 
 from __future__ import annotations
@@ -26,6 +30,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dst_trajectory.json"
+PATHS = ("passes", "graph")
+
+
+def graph_topology(model, input_shape, dag=None) -> dict:
+    """The trajectory's path metrics by the graph: the MGE with identity skips, then
+    ``metrics.topometrics`` (the computation ``mask_topology`` did before the passes)."""
+    from sparsetopo import encoding, metrics
+    from sparsetopo.training.trajectory import TRAJECTORY_METRICS
+
+    graph = encoding.multipartite(model, tuple(input_shape), identity_skips=True, dag=dag)
+    return metrics.topometrics(graph, keys=TRAJECTORY_METRICS)
+
+
+def use_paths(way: str) -> None:
+    """Make every recorder compute its metrics the ``way`` of :data:`PATHS`."""
+    from sparsetopo.training import trajectory
+
+    if not hasattr(trajectory, "_passes"):
+        trajectory._passes = trajectory.mask_topology
+    trajectory.mask_topology = graph_topology if way == "graph" else trajectory._passes
 
 
 def one(model_name: str, method: str, sparsity: float, interval: float | None,
@@ -57,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--intervals", nargs="+", default=["default", "0.05"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -66,35 +91,42 @@ def main(argv: list[str] | None = None) -> None:
     from sparsetopo.training import DST_METHODS
 
     torch.set_num_threads(args.threads)
-    one(args.models[0], "rigl", args.sparsity, 0.5, True)  # warm-up: imports, numba compiles
+    for way in args.paths:  # warm-up: imports, numba compiles
+        use_paths(way)
+        one(args.models[0], "rigl", args.sparsity, 0.5, True)
     rows = []
     for model_name in args.models:
         for interval_text in args.intervals:
             interval = None if interval_text == "default" else float(interval_text)
             for method in args.methods or DST_METHODS:
-                on, off = [], []
-                for _ in range(args.repeats):  # alternated: with, without
-                    on.append(one(model_name, method, args.sparsity, interval, True))
+                on: dict[str, list] = {way: [] for way in args.paths}
+                off = []
+                for r in range(args.repeats):  # alternated: each way, then without
+                    for way in args.paths if r % 2 == 0 else args.paths[::-1]:
+                        use_paths(way)
+                        on[way].append(one(model_name, method, args.sparsity, interval, True))
                     off.append(one(model_name, method, args.sparsity, interval, False))
-                with_s = min(r["seconds"] for r in on)
                 without_s = min(r["seconds"] for r in off)
-                row = {
-                    "model": model_name, "method": method, "interval": interval_text,
-                    "updates": on[0]["updates"], "with_s": with_s, "without_s": without_s,
-                    "added": (with_s - without_s) / without_s,
-                    "record_s": min(r["record_seconds"] for r in on),
-                    "record_share": min(r["record_seconds"] / r["seconds"] for r in on),
-                }
+                row = {"model": model_name, "method": method, "interval": interval_text,
+                       "updates": off[0]["updates"], "without_s": without_s}
+                text = ""
+                for way, runs in on.items():
+                    with_s = min(r["seconds"] for r in runs)
+                    row[way] = {
+                        "with_s": with_s, "added": (with_s - without_s) / without_s,
+                        "record_s": min(r["record_seconds"] for r in runs),
+                        "record_share": min(r["record_seconds"] / r["seconds"] for r in runs),
+                    }
+                    text += (f" {way}: with={with_s:6.1f}s recording={row[way]['record_s']:6.2f}s"
+                             f" ({100 * row[way]['record_share']:5.1f}%)")
                 rows.append(row)
                 print(f"{model_name:9s} {method:5s} interval={interval_text:8s} "
-                      f"updates={row['updates']:4d} with={with_s:7.1f}s without={without_s:7.1f}s"
-                      f" added={100 * row['added']:6.1f}% recording={row['record_s']:6.2f}s "
-                      f"({100 * row['record_share']:5.1f}% of the run)", flush=True)
+                      f"updates={row['updates']:4d} without={without_s:6.1f}s{text}", flush=True)
     write_text(args.out, json.dumps({
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0], "torch": torch.__version__,
         "machine": platform.node(), "threads": args.threads, "sparsity": args.sparsity,
-        "rows": rows}, indent=2) + "\n")
+        "paths": args.paths, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
