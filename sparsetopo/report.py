@@ -2,7 +2,8 @@
 
 Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
 paired effect of topology when the study has mask controls (``paired_effects.csv``,
-``paired_prediction.csv``), plots (accuracy drop and topometrics against sparsity, predicted vs
+``paired_prediction.csv``), how well topology tells methods and method categories apart
+(``separability.csv``, and the topometrics against sparsity coloured by category), plots (accuracy drop and topometrics against sparsity, predicted vs
 measured, SHAP importance), the topology of dynamic sparse training masks over training (per
 method), the ranking of pruning methods per sparsity, and every run with its status and error.
 Images are
@@ -38,7 +39,7 @@ from sparsetopo.study.vocabulary import (
 )
 
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
-             "paired_prediction.csv")
+             "paired_prediction.csv", "separability.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "seed", "status",
                "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
@@ -104,6 +105,7 @@ def build_report(
         predictions=tables.get("predictions"),
         paired_effects=tables.get("paired_effects"),
         paired_prediction=tables.get("paired_prediction"),
+        separability=tables.get("separability"),
         title=f"Study report: {results_path.name}",
         source=str(results_path),
         fit_source=None if found is None else str(found),
@@ -144,6 +146,7 @@ def render_report(
     predictions: pd.DataFrame | None = None,
     paired_effects: pd.DataFrame | None = None,
     paired_prediction: pd.DataFrame | None = None,
+    separability: pd.DataFrame | None = None,
     *,
     title: str = "Study report",
     source: str | None = None,
@@ -153,9 +156,9 @@ def render_report(
     trajectories: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``),
-    the optional fit tables (``paired_*``: those of a study with mask controls) and the dynamic
-    sparse training trajectories (``load_trajectories``) to ``out_html`` atomically; return its
-    path."""
+    the optional fit tables (``paired_*``: those of a study with mask controls;
+    ``separability``: ``separability.csv``) and the dynamic sparse training trajectories
+    (``load_trajectories``) to ``out_html`` atomically; return its path."""
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
@@ -166,6 +169,7 @@ def render_report(
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
         ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
         ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
+        ("categories", lambda d: _categories_section(runs_df, separability, d)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
         ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
         ("trajectories", lambda d: _trajectory_section(trajectories, d)),
@@ -292,6 +296,49 @@ def _paired_section(effects: pd.DataFrame | None, scores: pd.DataFrame | None) -
                    "t-interval beside it.</p>")
         out.append(_table(head, bold=head["predicts"].astype(bool),
                           bold_columns={"feature_set", "r2"}))
+    return "\n".join(out)
+
+
+def _categories_section(runs: pd.DataFrame, separability: pd.DataFrame | None,
+                        tmp: Path) -> str:
+    """How well each feature set tells methods and categories apart (the means over cases
+    of ``separability.csv``), and per (model, dataset) the topometrics against sparsity
+    coloured by category; empty when the runs span fewer than 2 categories and there is no
+    separability table."""
+    ok = runs[(runs["status"] == "ok") & (runs["method"].astype(str) != "dense")]
+    spans = ok["category"].nunique() >= 2 if "category" in ok.columns else False
+    if not spans and (separability is None or separability.empty):
+        return ""
+    out = ["<h2 id=\"categories\">Methods and categories: can topology tell them apart?</h2>"]
+    if separability is not None and not separability.empty:
+        head = separability[separability["model"].astype(str) == "mean"]
+        out.append("<p>At each (model, dataset) and sparsity, a logistic regression "
+                   "(standardised features, balanced class weights) predicts each run's "
+                   "method, and its category, from each feature set, out of fold: whole seeds "
+                   "held out (<i>seed</i>; one seed: <i>stratified</i> K-fold), and for the "
+                   "category also whole methods held out (<i>method</i>: the category of a "
+                   "method never seen in training). Balanced accuracy (mean recall over the "
+                   "labels) next to chance (1 / labels) and to the layer densities "
+                   "(<i>gain_over_density</i>); mean over the cases, every case in "
+                   "<code>separability.csv</code>. In bold: above the layer densities in most "
+                   "cases.</p>")
+        columns = ["target", "split", "feature_set", "cases", "classes", "chance",
+                   "balanced_accuracy", "gain_over_sparsity", "gain_over_density",
+                   "cases_above_chance", "cases_above_density"]
+        head = head[[c for c in columns if c in head.columns]]
+        better = head.get("cases_above_density", pd.Series(0.0, index=head.index)) > 0.5
+        out.append(_table(head, bold=better, bold_columns={"feature_set",
+                                                           "balanced_accuracy"}))
+    if spans:
+        for i, ((model, dataset), part) in enumerate(ok.groupby(["model", "dataset"],
+                                                                sort=True)):
+            name = f"{model} / {dataset}"
+            out.append(_figure(
+                lambda p, part=part, name=name: plot.metric_vs_sparsity_by_category(
+                    part, p, title=name),
+                tmp / f"category{i}.png",
+                f"Path metrics and MGE topometrics of {name} against sparsity, one line per "
+                "method coloured by its category (mean and standard deviation over seeds)."))
     return "\n".join(out)
 
 
