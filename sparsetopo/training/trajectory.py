@@ -73,7 +73,22 @@ def mask_topology(model: nn.Module, input_shape: tuple[int, ...],
 
 class TopologyRecorder:
     """``recorder(model) -> dict``: :func:`mask_topology` of ``model``'s current masks,
-    computed on a CPU copy made (and traced) once, here."""
+    computed on a CPU copy made (and traced) once, here.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network that will train, its masks in ``torch.nn.utils.prune`` form; any device.
+        Each call copies the masks of the network it is given (this one, or another with the
+        same prunable layers) into the copy.
+    input_shape : tuple of int
+        One input without the batch dimension.
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+    """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
         self.input_shape = tuple(int(s) for s in input_shape)
