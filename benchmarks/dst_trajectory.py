@@ -4,6 +4,7 @@ preset's settings.
     .venv/bin/python benchmarks/dst_trajectory.py [--models resnet20 conv6] [--sparsity 0.98]
         [--intervals default 0.05] [--repeats 1] [--threads 1] [--paths passes graph]
         [--out FILE]
+    .venv/bin/python benchmarks/dst_trajectory.py --records [--sizes 8 32] [--models ...]
 
 Each run is the digits preset's training (8 epochs, lr 0.05, batch 64, the whole digits training
 set at 8x8, seed 0), with a dynamic sparse training method at ``--sparsity``, its update
@@ -17,6 +18,10 @@ with each way and without recording, and the time the run itself spent recording
 (``TrainResult.record_seconds``) as a share of the run's training time (the least noisy figure
 on a busy machine). Results: ``benchmarks/results/dst_trajectory.json`` (atomically) and a
 printed table.
+
+``--records``: the cost of one record alone, each way, on a network (RigL's ERK mask at
+``--sparsity``, one input channel, 10 classes) at each input size of ``--sizes`` (8: digits;
+32: CIFAR-sized): the median over ``--blocks`` alternated blocks of 5 records each way.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dst_trajectory.json"
+RECORDS = RESULTS.with_name("dst_trajectory_records.json")
 PATHS = ("passes", "graph")
 
 
@@ -73,6 +79,38 @@ def one(model_name: str, method: str, sparsity: float, interval: float | None,
             "accuracy": result.test_accuracy}
 
 
+def records(models: list[str], sizes: list[int], sparsity: float, blocks: int) -> list[dict]:
+    """Median milliseconds of one record, each way of :data:`PATHS`, alternated in blocks."""
+    import statistics
+
+    from sparsetopo import models as zoo
+    from sparsetopo.training import DSTConfig, TopologyRecorder, sparse_init
+
+    rows = []
+    for model_name in models:
+        for size in sizes:
+            net = zoo.create(model_name, num_classes=10, in_channels=1, seed=0, image_size=size)
+            sparse_init(net, "rigl", sparsity, seed=0, config=DSTConfig())
+            recorder = TopologyRecorder(net, (1, size, size))
+            times: dict[str, list[float]] = {way: [] for way in PATHS}
+            values = {}
+            for b in range(blocks):
+                for way in PATHS if b % 2 == 0 else PATHS[::-1]:
+                    use_paths(way)
+                    for _ in range(5):
+                        start = time.perf_counter()
+                        values[way] = recorder(net)
+                        times[way].append(time.perf_counter() - start)
+            row = {"model": model_name, "size": size,
+                   **{f"{way}_ms": 1e3 * statistics.median(times[way]) for way in PATHS},
+                   "equal": values["passes"] == values["graph"]}
+            rows.append(row)
+            print(f"{model_name:9s} {size:3d}x{size:<3d} passes {row['passes_ms']:7.1f} ms  "
+                  f"graph {row['graph_ms']:7.1f} ms  same values: {row['equal']}", flush=True)
+    use_paths("passes")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet20", "conv6"])
@@ -82,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--records", action="store_true")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[8, 32])
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
     import torch
@@ -91,6 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     from sparsetopo.training import DST_METHODS
 
     torch.set_num_threads(args.threads)
+    meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0], "torch": torch.__version__,
+            "machine": platform.node(), "threads": args.threads, "sparsity": args.sparsity}
+    if args.records:
+        rows = records(args.models, args.sizes, args.sparsity, args.blocks)
+        write_text(args.out or RECORDS, json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+        return
     for way in args.paths:  # warm-up: imports, numba compiles
         use_paths(way)
         one(args.models[0], "rigl", args.sparsity, 0.5, True)
@@ -122,11 +170,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
                 print(f"{model_name:9s} {method:5s} interval={interval_text:8s} "
                       f"updates={row['updates']:4d} without={without_s:6.1f}s{text}", flush=True)
-    write_text(args.out, json.dumps({
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0], "torch": torch.__version__,
-        "machine": platform.node(), "threads": args.threads, "sparsity": args.sparsity,
-        "paths": args.paths, "rows": rows}, indent=2) + "\n")
+    write_text(args.out or RESULTS, json.dumps({**meta, "paths": args.paths, "rows": rows},
+                                               indent=2) + "\n")
 
 
 if __name__ == "__main__":
