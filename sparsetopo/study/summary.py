@@ -137,6 +137,7 @@ def paired_prediction_lines(scores: pd.DataFrame) -> list[str]:
     return lines
 
 
+TARGET_LABELS = {"method": "methods", "category": "categories"}
 SPLIT_LABELS = {"seed": "seeds held out", "stratified": "stratified K-fold (one seed)",
                 "method": "methods held out"}
 
@@ -154,7 +155,9 @@ def separability_lines(table: pd.DataFrame) -> list[str]:
         "feature set, out of fold: whole seeds held out (one seed: stratified K-fold), and for "
         "the category also whole methods held out (can the category of a method never seen "
         "in training be told?). Score: balanced accuracy (mean recall over the labels; chance "
-        "= 1 / labels). Mean over the cases (`separability.csv` has every case):",
+        "= 1 / labels; with methods held out a guess can fall below chance, since the held-out "
+        "method's category is the rarer one in its training part). Mean over the cases "
+        "(`separability.csv` has every case):",
         "",
     ]
     for (target, split), part in head.groupby(["target", "split"], sort=False):
@@ -166,10 +169,11 @@ def separability_lines(table: pd.DataFrame) -> list[str]:
             return fmt(float(row["balanced_accuracy"].iloc[0])) if len(row) else "n/a"
 
         lines.append(
-            f"- **{target}s, {SPLIT_LABELS.get(split, split)}** ({int(best['cases'])} cases, "
-            f"{fmt(float(best['classes']))} labels on average, chance {fmt(float(best['chance']))}"
-            f"): best `{best['feature_set']}` {fmt(float(best['balanced_accuracy']))}; layer "
-            f"densities {score('density')}, global sparsity {score('sparsity')}.")
+            f"- **{TARGET_LABELS.get(target, target)}, {SPLIT_LABELS.get(split, split)}** "
+            f"({int(best['cases'])} cases, {float(best['classes']):.3g} labels on average, "
+            f"chance {fmt(float(best['chance']))}): best `{best['feature_set']}` "
+            f"{fmt(float(best['balanced_accuracy']))}; layer densities {score('density')}, "
+            f"global sparsity {score('sparsity')}.")
     columns = {"target": "target", "split": "split", "feature_set": "feature set",
                "cases": "cases", "classes": "labels", "chance": "chance",
                "balanced_accuracy": "balanced accuracy", "gain_over_density": "over density",
