@@ -15,4 +15,6 @@ __version__ = "0.1.0"
 _SUBMODULES = ("models", "data", "pruning", "tracing", "encoding", "metrics", "training",
                "study", "plot", "report", "analysis", "comparison")
 
-__getattr__, __dir__ = lazy_namespace(__name__, dict.fromkeys(_SUBMODULES))
+#: ``st.analyze(...)``: the ``analyze`` job as one call (:func:`sparsetopo.analysis.analyze`).
+__getattr__, __dir__ = lazy_namespace(__name__, {**dict.fromkeys(_SUBMODULES),
+                                                 "analyze": "analysis"})

@@ -42,12 +42,21 @@ def seeded(seed: int, devices: Sequence[int] = ()) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tracing() -> Iterator[None]:
-    """Hold the lock while torch.fx traces (and during the sample pass after it), running torch
-    on one intra-op thread (a tiny sample: more threads only stall on a busy machine); the
-    thread count is restored afterwards."""
+def one_thread() -> Iterator[None]:
+    """Hold the lock and run torch on one intra-op thread for the block, then restore the
+    thread count.
+
+    For work made of many small operations (tracing's one-sample pass, SynFlow's batch-1
+    passes, a sparse-training mask update): on a busy machine a second intra-op thread only
+    stalls them (SynFlow on Conv-6 at 0.9 with another process on the 2-core machine: 61-66 s
+    on one thread, 157-224 s on two). The count is process-wide, hence the lock: torch.fx's
+    tracing happens under it too (it patches every thread's modules).
+    """
     with _LOCK:
         threads = torch.get_num_threads()
+        if threads == 1:
+            yield
+            return
         torch.set_num_threads(1)
         try:
             yield

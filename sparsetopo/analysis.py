@@ -1,5 +1,22 @@
 """The ``analyze`` main job as a library: build a pruned network from options, encode it,
-compute its metrics, report them."""
+compute its metrics, report them.
+
+:func:`build_network` makes the network (a zoo model or the user's own, pruned at
+initialization or loaded from a weights file), :func:`analyze_network` computes everything
+``sparsetopo analyze`` reports (sizes of every encoding, the paper's topometrics of the chosen
+encoding, path metrics and per-layer effective densities of the MGE with identity skips,
+Ramanujan metrics of the rolled encoding) and :func:`write_results` writes ``metrics.json`` and
+``metrics.csv``. The definitions are in ``docs/encodings.md``, ``docs/metrics.md`` and
+``docs/compare.md``.
+
+References
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on Machine
+    Learning Research*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the Lens
+    of Effective Sparsity. *Journal of Machine Learning Research* 24.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +50,41 @@ from .pruning.masks import (
 from .pruning.masks import sparsity as measured_sparsity
 from .tracing import LayerDAG, trace
 
-PICTURE_MAX_EDGES = 5_000_000  # larger MGEs are drawn from a uniform sample (noted on the picture)
+__all__ = ["PICTURE_MAX_EDGES", "Network", "analyze_network", "build_network", "check_options",
+           "csv_text", "layer_alive_weights", "layer_rows", "parse_shape", "path_summary",
+           "picture_title", "write_results"]
+
+#: Larger MGEs are drawn from a uniform sample of this many edges (noted on the picture).
+PICTURE_MAX_EDGES = 5_000_000
 
 
 @dataclass
 class Network:
-    """A pruned (or loaded) model with the input shape it is analysed on."""
+    """A pruned (or loaded) model with the input shape it is analysed on.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, its masks in ``torch.nn.utils.prune`` form.
+    name : str
+        Zoo name, or the ``PATH.py:FACTORY`` it was built from.
+    dataset : str
+        Dataset it was built for (input channels, classes, pruning data).
+    method : str
+        Pruning method, or ``"weights"`` for a network loaded from a file.
+    sparsity : float
+        Target sparsity of the method (for loaded weights: the measured sparsity).
+    seed : int
+        Seed of the initialization, the mask and the pruning data.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input: the shape the encodings unroll.
+    weights : str, optional
+        The weights file it was loaded from.
+    notes : list of str
+        What was read beyond a plain file (e.g. the input shape recorded beside the masks).
+    seconds : float
+        Time spent building it: the model, its data and its pruning (or its weights).
+    """
 
     model: nn.Module
     name: str
@@ -53,9 +99,28 @@ class Network:
 
 
 def check_options(model: str, method: str, sparsity: float, dataset: str) -> None:
-    """:class:`UsageError` naming the first unknown model or dataset, or a sparsity outside
-    [0, 1), with what is supported (a ``PATH.py:FACTORY`` model is checked when it is built);
-    an unknown method or control is the ``InputError`` of ``pruning.check_method``."""
+    """Check the options of a network before any work.
+
+    Parameters
+    ----------
+    model : str
+        Zoo name, ``PATH.py:FACTORY`` or ``package.module:FACTORY`` (a factory is checked when
+        it is built).
+    method : str
+        Pruning method or ``METHOD+CONTROL``.
+    sparsity : float
+        Target sparsity, in [0, 1).
+    dataset : str
+        One of ``sparsetopo.data.DATASETS``.
+
+    Raises
+    ------
+    UsageError
+        The first unknown model or dataset, or a sparsity outside [0, 1), with what is
+        supported.
+    InputError
+        An unknown method or control (``sparsetopo.pruning.check_method``).
+    """
     if not models.is_factory(model) and model.lower() not in models.names():
         raise UsageError(f"unknown model {model!r}; valid models: {', '.join(models.names())}, "
                          "or your own as PATH.py:FACTORY or package.module:FACTORY")
@@ -67,7 +132,23 @@ def check_options(model: str, method: str, sparsity: float, dataset: str) -> Non
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
-    """``"C,H,W"`` -> ``(C, H, W)``, each a positive integer."""
+    """Parse an input shape given as text.
+
+    Parameters
+    ----------
+    text : str
+        ``"C,H,W"`` (or ``"CxHxW"``), e.g. ``"3,32,32"``.
+
+    Returns
+    -------
+    tuple of int
+        ``(C, H, W)``.
+
+    Raises
+    ------
+    UsageError
+        Not three positive integers.
+    """
     try:
         shape = tuple(int(v) for v in str(text).replace("x", ",").split(","))
     except ValueError:
@@ -102,15 +183,54 @@ def build_network(
     input_size: int | None = None,
     input_shape: tuple[int, int, int] | None = None,
 ) -> Network:
-    """Create ``model`` (a zoo name, built for the dataset; or ``PATH.py:FACTORY`` /
-    ``package.module:FACTORY``, the user's ``FACTORY()``), then prune it at initialization with
-    ``method`` (or load ``weights``: a state_dict in ``torch.nn.utils.prune`` form or with zeros
-    where pruned, a checkpoint holding one, or the masks file ``prune`` writes; see
-    :func:`sparsetopo.pruning.load_weights`). ``input_shape`` ``(C, H, W)`` (any model) or
-    ``input_size`` (square, H = W) override the dataset's image shape for the encodings (for
-    ``weights`` written by ``sparsetopo prune`` the default is the shape recorded beside them);
-    a zoo model whose layers depend on it is built for it, and the pruning data are resized to
-    it when its size differs. ``Network.notes`` says what was read beyond a plain file."""
+    """Build a network and give it its mask: pruned at initialization, or loaded from a file.
+
+    The model is created (a zoo model built for the dataset, weights seeded by ``seed``; or the
+    user's ``FACTORY()``), traced once on the input shape (so that a network the encodings
+    cannot handle fails before any pruning), then pruned with ``method`` at ``sparsity``
+    (``sparsetopo.pruning.prune``, with training batches of the dataset for the data-dependent
+    methods) or given the ``weights``.
+
+    Parameters
+    ----------
+    model : str
+        Zoo name, or ``PATH.py:FACTORY`` / ``package.module:FACTORY``.
+    method : str
+        Pruning method or ``METHOD+CONTROL`` (ignored with ``weights``).
+    sparsity : float
+        Target sparsity in [0, 1).
+    seed : int
+        Seed of the initialization, the mask and the pruning data.
+    dataset : str
+        Dataset: input channels, classes, pruning data.
+    data_dir : Path, optional
+        Folder holding the dataset (``sparsetopo.data.get_dataset``).
+    weights : Path, optional
+        A state_dict in ``torch.nn.utils.prune`` form or with zeros where pruned, a checkpoint
+        holding one, or the masks file ``sparsetopo prune`` writes
+        (:func:`sparsetopo.pruning.load_weights`).
+    quiet : bool
+        No progress bars.
+    input_size : int, optional
+        Square input size (H = W) instead of the dataset's image size.
+    input_shape : tuple of int, optional
+        ``(C, H, W)`` instead of the dataset's image shape (any model). For ``weights`` written
+        by ``sparsetopo prune`` the default is the shape recorded beside them. A zoo model
+        whose layers depend on it is built for it, and the pruning data are resized to it.
+
+    Returns
+    -------
+    Network
+        The network; ``notes`` says what was read beyond a plain file.
+
+    Raises
+    ------
+    UsageError
+        Bad options (:func:`check_options`), both ``input_size`` and ``input_shape``, or an
+        input shape the data-dependent method cannot prune with.
+    InputError
+        A model, weights file or dataset that cannot be used (its own error).
+    """
     start = time.perf_counter()
     check_options(model, method, sparsity, dataset)
     model = model if models.is_factory(model) else model.lower()  # names are case-insensitive
@@ -149,16 +269,45 @@ def build_network(
 
 
 def layer_rows(model: nn.Module) -> list[dict]:
-    """Every conv/linear layer of ``model``: ``layer`` (module path), ``type``, ``shape``,
-    ``present`` and ``total`` weights, ``density``."""
+    """The density of every conv/linear layer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    list of dict
+        One row per layer in module order: ``layer`` (module path), ``type``, ``shape``,
+        ``present`` and ``total`` weights, ``density`` (present / total).
+    """
     return [{"layer": r.layer, "type": r.kind, "shape": list(r.shape), "present": r.present,
              "total": r.total, "density": r.density} for r in layer_densities(model)]
 
 
 def encoding_sizes(model, input_shape, identity_skips: bool = False,
                    dag: LayerDAG | None = None) -> dict[str, dict]:
-    """Nodes and edges of every encoding, counted without building the large ones (``dag``:
-    the model's trace on ``input_shape``, if the caller has it)."""
+    """Nodes and edges of every encoding, counted without building the large ones.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input.
+    identity_skips : bool
+        Count the MGE with identity skips.
+    dag : LayerDAG, optional
+        The model's trace on ``input_shape``, if the caller has it.
+
+    Returns
+    -------
+    dict
+        ``mge`` (``nodes``, ``edges``, ``edges_exact``, ``graph_bytes``), ``unrolled``,
+        ``rolled`` and ``rolled-channel`` (``nodes``, ``edges`` summed over layers,
+        ``layers``).
+    """
     est = enc.estimate(model, input_shape, identity_skips, dag=dag)
     un_nodes, un_edges = enc.unrolled_size(model, input_shape, dag=dag)
     rolled = enc.rolled(model)
@@ -175,10 +324,33 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
 
 
 def path_summary(model, graph_with_skips) -> dict:
-    """``nodes``, ``edges``, path metrics and bottlenecks of the MGE with identity skips (a
-    ``LayeredGraph``, or a ``metrics.GraphView`` of it whose caches the caller shares), the
-    layers that keep no weight, and ``headline``: one line when the network has no
-    input->output path, naming the layer that cut it (``None`` otherwise)."""
+    """Path metrics and bottlenecks of the MGE with identity skips: the real network's paths.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network the graph encodes.
+    graph_with_skips : LayeredGraph or GraphView
+        ``encoding.multipartite(..., identity_skips=True)``, or a ``metrics.GraphView`` of it
+        whose caches the caller shares.
+
+    Returns
+    -------
+    dict
+        ``nodes``, ``edges``, every path metric (``metrics.PATH_METRICS``) and bottleneck
+        (``metrics.path_bottlenecks``), ``empty_layers`` (layers that keep no weight),
+        ``signal_cut`` (the layer where the signal stops, ``None`` when a path exists) and
+        ``headline``: one line when the network has no input->output path, naming the layer
+        that cut it (``None`` otherwise).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *TMLR*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    """
     view = _view(graph_with_skips)
     out = {"nodes": view.graph.n_nodes, "edges": view.graph.n_edges}
     out.update({k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS})
@@ -226,6 +398,11 @@ def layer_alive_weights(graph_with_skips, dag: LayerDAG) -> dict[str, int]:
     -------
     dict
         ``{layer: count}`` for every conv/linear layer the trace reaches.
+
+    Raises
+    ------
+    ValueError
+        A graph without ``edge_weight_ids``, or one of another network than the trace's.
 
     References
     ----------
@@ -351,10 +528,60 @@ def _picture_alongside(graph, path: Path | None, title: str, seed: int,
 def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     normalise: str | None = None, force: bool = False,
                     progress: bool = True, picture: Path | None = None) -> dict:
-    """Everything ``analyze`` reports, as a JSON-serialisable dict. Path metrics always come
-    from the MGE with identity skips (SPEC 4); the other topometrics from the chosen encoding.
-    ``picture``: also draw the MGE (``encoding="mge"`` only) to this PNG, next to the
-    topometrics (:func:`_picture_alongside`); ``result["picture"]`` is then its path."""
+    """Everything ``sparsetopo analyze`` reports about one network.
+
+    Path metrics and per-layer effective densities always come from the MGE with identity
+    skips (the real network's signal paths: a residual block whose convolutions were all pruned
+    still passes its input on); the other topometrics from the chosen encoding (per-layer
+    encodings: the mean over layers).
+
+    Parameters
+    ----------
+    net : Network
+        The network (:func:`build_network`).
+    encoding : {"mge", "unrolled", "rolled", "rolled-channel"}
+        Encoding of the paper's topometrics.
+    identity_skips : bool
+        Encode identity shortcuts in the MGE of the topometrics (the paper does not).
+    normalise : str, optional
+        Also report the topometrics normalised as the paper's tables are
+        (``metrics.normalise_paper``), under ``topometrics_shown``.
+    force : bool
+        Build the graphs even if memory looks short (``encoding.check_memory``).
+    progress : bool
+        Show progress bars.
+    picture : Path, optional
+        Also draw the MGE (``encoding="mge"`` only) to this PNG, on a second thread while the
+        topometrics are computed.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``network`` (model, dataset, pruning, target and measured sparsity,
+        seed, input shape, weights, present and total weights, notes), ``options``, ``layers``
+        (:func:`layer_rows` with ``alive`` and ``effective_density``), ``encodings`` (sizes),
+        ``topometrics``, ``topometrics_shown``, ``paths`` (:func:`path_summary`),
+        ``ramanujan`` (``summary``, ``layers``), ``timings``; ``topometrics_layers`` for a
+        per-layer encoding; ``picture`` (its path) when one was drawn.
+
+    Raises
+    ------
+    UsageError
+        A picture asked for with an encoding other than the MGE.
+    GraphTooLargeError
+        An MGE that would not fit in memory (unless ``force``).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *TMLR*.
+
+    Vysogorets, A., Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
+
+    Pal, B., Biswas, A., Kolay, S., Mitra, P., Basu, B. (2022). A Study on the Ramanujan Graph
+    Property of Winning Lottery Tickets. *ICML*.
+    """
     if picture is not None and encoding != "mge":
         raise UsageError(f"the picture shows the MGE; encoding {encoding!r} builds none")
     timings: dict[str, float] = {"load_s" if net.weights else "prune_s": net.seconds}
@@ -407,7 +634,19 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
 
 
 def flat_row(result: dict) -> dict:
-    """One CSV row: network fields, then ``topo.<key>`` and ``ramanujan.<key>`` columns."""
+    """One CSV row of an analysis (``metrics.csv``).
+
+    Parameters
+    ----------
+    result : dict
+        :func:`analyze_network`.
+
+    Returns
+    -------
+    dict
+        The network fields, ``input_shape`` as ``CxHxW``, ``encoding``, then the
+        ``topo.<key>``, ``paths.<key>``, ``ramanujan.<key>`` and ``time.<key>`` columns.
+    """
     row = {k: v for k, v in result["network"].items() if k not in ("input_shape", "notes")}
     row["input_shape"] = "x".join(map(str, result["network"]["input_shape"]))
     row["encoding"] = result["options"]["encoding"]
@@ -420,9 +659,27 @@ def flat_row(result: dict) -> dict:
 
 
 def write_results(result: dict, out: Path) -> list[Path]:
-    """Write metrics.json and metrics.csv, each atomically; returns the files written, the
-    picture first when :func:`analyze_network` drew one (it is in place once every metric has
-    been computed, and the metrics files follow it: a failure leaves no half-new set)."""
+    """Write ``metrics.csv`` and ``metrics.json``, each atomically.
+
+    Parameters
+    ----------
+    result : dict
+        :func:`analyze_network`.
+    out : Path
+        Folder (created if missing).
+
+    Returns
+    -------
+    list of Path
+        The files written, the picture first when :func:`analyze_network` drew one (it is in
+        place once every metric has been computed, and the metrics files follow it: a failure
+        leaves no half-new set).
+
+    Raises
+    ------
+    OutputError
+        A folder or file that cannot be written.
+    """
     out = ensure_dir(out)
     written = [Path(result["picture"])] if result.get("picture") else []
     write_text(out / "metrics.csv", csv_text([flat_row(result)]))
@@ -431,10 +688,21 @@ def write_results(result: dict, out: Path) -> list[Path]:
 
 
 def csv_text(rows: list[dict]) -> str:
-    """``rows`` as CSV text with a header (the first row's keys), written as
-    ``pandas.DataFrame(rows).to_csv(index=False)`` writes them (the tests check it) without
-    importing pandas: floats in their shortest round-trip form, None and NaN as empty
-    fields."""
+    """Rows as CSV text, as ``pandas.DataFrame(rows).to_csv(index=False)`` writes them.
+
+    Written without importing pandas (the tests check that the text is the same): floats in
+    their shortest round-trip form, ``None`` and NaN as empty fields.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows; the first row's keys are the header and the columns of every row.
+
+    Returns
+    -------
+    str
+        The CSV text, one line per row after the header.
+    """
     def cell(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
@@ -451,7 +719,25 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
-    """Title of the MGE picture: the network and its real paths (with identity skips)."""
+    """Title of the MGE picture: the network and its real paths (with identity skips).
+
+    Parameters
+    ----------
+    model : str
+        Model name.
+    method : str
+        Pruning method (or ``weights``).
+    sparsity : float
+        Measured sparsity.
+    paths : dict
+        :func:`path_summary`.
+
+    Returns
+    -------
+    str
+        ``"<model>, <method> at sparsity <s>"``, then the collapse headline, or the number of
+        input->output paths and the effective density.
+    """
     title = f"{model}, {method} at sparsity {sparsity:.2f}"
     if paths.get("headline"):
         return f"{title}: {paths['headline']}"
@@ -460,3 +746,98 @@ def picture_title(model: str, method: str, sparsity: float, paths: dict) -> str:
         return title
     return (f"{title}: 10^{log10:.1f} input->output paths, effective density "
             f"{paths['effective_density']:.3f} (identity skips included)")
+
+
+#: The encodings ``analyze`` tables (the MGE, or the mean over layers of a per-layer BGE).
+ENCODINGS = ("mge", "unrolled", "rolled", "rolled-channel")
+
+
+def check_table_options(encoding: str, normalise: str | None) -> None:
+    """:class:`UsageError` unless ``encoding`` is one of :data:`ENCODINGS` and ``normalise`` is
+    ``None`` or ``"paper"``.
+
+    Parameters
+    ----------
+    encoding : str
+        The encoding whose topometrics are tabled.
+    normalise : str or None
+        The normalisation of the shown values.
+    """
+    if encoding not in ENCODINGS:
+        raise UsageError(f"unknown encoding {encoding!r}; valid: {', '.join(ENCODINGS)}")
+    if normalise not in (None, "paper"):
+        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
+
+
+def analyze(model: str = "resnet20", pruning: str = "snip", sparsity: float = 0.98,
+            seed: int = 0, dataset: str = "digits", *, data_dir: Path | None = None,
+            weights: Path | None = None, input_size: int | None = None,
+            input_shape: tuple[int, int, int] | None = None, encoding: str = "mge",
+            identity_skips: bool = False, normalise: str | None = None, force: bool = False,
+            progress: bool = False, picture: Path | None = None) -> dict:
+    """Analyse one pruned network exactly as ``sparsetopo analyze`` does, in one call.
+
+    The network is built and seeded as the command builds it (:func:`build_network`: the
+    model's initial weights and the pruning drawn from ``seed``), then encoded and measured
+    (:func:`analyze_network`): the paper's topometrics of the chosen encoding, the path metrics
+    of the network's real signal paths (the MGE *with* identity skips, whatever
+    ``identity_skips`` says of the tabled encoding), per-layer densities and effective
+    densities, the Ramanujan metrics. Same defaults, same numbers: the result is the JSON that
+    ``sparsetopo analyze --json`` prints (tested equal, timings aside).
+
+    Parameters
+    ----------
+    model : str
+        A zoo model name or ``PATH.py:FACTORY``.
+    pruning : str
+        A pruning method (``METHOD+CONTROL`` too); ignored when ``weights`` is given.
+    sparsity : float
+        Fraction of the conv/linear weights removed, in [0, 1).
+    seed : int
+        Seed of the initial weights, the mask and the sampled metrics.
+    dataset : str
+        The dataset: input shape, classes and pruning data.
+    data_dir : path, optional
+        Where CIFAR or Tiny-ImageNet files are.
+    weights : path, optional
+        A masked state_dict, checkpoint or masks file analysed instead of pruning.
+    input_size, input_shape : optional
+        Encode for ``input_size x input_size`` inputs, or for ``(C, H, W)`` inputs.
+    encoding : {"mge", "unrolled", "rolled", "rolled-channel"}
+        The encoding whose topometrics are tabled.
+    identity_skips : bool
+        Encode identity shortcuts in the tabled MGE too.
+    normalise : {None, "paper"}
+        Also give the paper-normalised values (``topometrics_shown``).
+    force : bool
+        Build graphs even when memory looks short.
+    progress : bool
+        Show progress bars.
+    picture : path, optional
+        Also draw the MGE to this PNG (``encoding="mge"`` only).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``network``, ``options``, ``layers``, ``encodings``,
+        ``topometrics``, ``topometrics_shown``, ``paths``, ``ramanujan``, ``timings``.
+
+    Raises
+    ------
+    InputError
+        Bad options, files or models (one line naming what was wrong).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. Understanding Sparse Neural Networks
+    from their Topology via Multipartite Graph Representations. TMLR, 2024.
+    """
+    start = time.perf_counter()
+    check_table_options(encoding, normalise)
+    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights,
+                        not progress, input_size, input_shape)
+    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
+                             normalise=normalise, force=force, progress=progress,
+                             picture=picture)
+    result["timings"]["total_s"] = time.perf_counter() - start
+    return result

@@ -9,10 +9,11 @@ their present weights) is counted per layer and over all layers:
 (1 when both are empty).
 
 References
-----------
-Jaccard, P. (1912). The distribution of the flora in the alpine zone. *New Phytologist* 11(2).
-Vysogorets, A. and Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the Lens
-of Effective Sparsity. *Journal of Machine Learning Research* 24.
+    Jaccard, P. (1912). The distribution of the flora in the alpine zone. *New Phytologist*
+    11(2).
+
+    Vysogorets, A. and Kempe, J. (2023). Connectivity Matters: Neural Network Pruning Through the
+    Lens of Effective Sparsity. *Journal of Machine Learning Research* 24.
 """
 
 from __future__ import annotations

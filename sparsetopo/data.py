@@ -1,6 +1,7 @@
 """Datasets read from local files (nothing is ever downloaded) and deterministic loaders.
 
 ``DATASETS``:
+
 - ``cifar10``: ``<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}`` (the python
   version of the official release: pickled dicts with ``b"data"`` uint8 ``N x 3072`` in
   R, G, B planes of 32x32 and ``b"labels"``).
@@ -27,6 +28,19 @@ horizontally with probability 1/2; written with batched torch ops.
 Decoded arrays are cached in memory only (per process); the digits' stratified split is also
 kept in ``cache_dir()`` (no scikit-learn import on later runs). ``data_dir=None`` means
 ``$SPARSETOPO_DATA_DIR`` or ``./data``.
+
+References
+    Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny Images. Technical
+    report, University of Toronto (CIFAR-10, CIFAR-100).
+
+    Le, Y., Yang, X. (2015). Tiny ImageNet Visual Recognition Challenge. Stanford CS231N.
+
+    Alpaydin, E., Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI Machine
+    Learning Repository (scikit-learn's ``load_digits``).
+
+    He, K., Zhang, X., Ren, S., Sun, J. (2016). Deep Residual Learning for Image Recognition.
+    CVPR (the CIFAR augmentation: 4 pixels of padding, a random crop, a random horizontal
+    flip).
 """
 
 from __future__ import annotations
@@ -49,12 +63,22 @@ from tqdm.auto import tqdm
 from sparsetopo.errors import DataError, InputError
 from sparsetopo.io import atomic_path, ensure_dir, show_progress
 
+__all__ = [
+    "AUGMENTED_BY_DEFAULT", "DATASETS", "NORMALISATION", "PADDING", "SPLITS", "DatasetInfo",
+    "ImageDataset", "cache_dir", "clear_cache", "crop_flip", "dataset_info", "get_dataset",
+    "make_loader", "random_crop_flip_params", "resize_dataset", "subset_indices",
+]
+
+#: The datasets :func:`get_dataset` reads (module docstring).
 DATASETS = ("cifar10", "cifar100", "tinyimagenet", "digits", "synthetic")
+#: The splits of every dataset.
 SPLITS = ("train", "test")
+#: Pixels of zero padding (before normalisation) of the random crop.
 PADDING = 4
+#: Datasets whose training split is augmented (crop and flip) unless asked otherwise.
 AUGMENTED_BY_DEFAULT = ("cifar10", "cifar100", "tinyimagenet")
 
-# Per-channel (mean, std) of the training pixels in [0, 1].
+#: Per-channel ``(mean, std)`` of the training pixels in [0, 1].
 NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -77,8 +101,21 @@ _CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static description of a dataset: images are ``in_channels x image_size x width``
-    (``width`` defaults to ``image_size``)."""
+    """Static description of a dataset: its images are ``in_channels x image_size x width``.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name, as :data:`DATASETS` spells it.
+    in_channels : int
+        Channels of an image (3 for RGB, 1 for digits).
+    num_classes : int
+        Number of classes; labels are ``0 .. num_classes - 1``.
+    image_size : int
+        Height of an image in pixels.
+    width : int, optional
+        Width of an image in pixels; ``None``: square images (``image_size``).
+    """
 
     name: str
     in_channels: int
@@ -88,7 +125,7 @@ class DatasetInfo:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one sample."""
+        """``(C, H, W)`` of one sample (``width`` defaults to ``image_size``)."""
         return (self.in_channels, self.image_size, self.width or self.image_size)
 
 
@@ -114,9 +151,31 @@ def dataset_info(
     name: str, shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
     image_size: int = 0,
 ) -> DatasetInfo:
-    """Channels, classes and image size of dataset ``name`` (``shape`` and ``num_classes``
-    only matter for ``synthetic``); ``image_size`` > 0: the images as :func:`resize_dataset`
-    gives them (square)."""
+    """Channels, classes and image size of a dataset, without reading it.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS` (case-insensitive; ``tiny-imagenet`` is ``tinyimagenet``).
+    shape : tuple of int
+        ``(C, H, W)`` of a ``synthetic`` image; ignored by the other datasets.
+    num_classes : int
+        Classes of ``synthetic``; ignored by the other datasets.
+    image_size : int
+        > 0: the images as :func:`resize_dataset` gives them, ``image_size x image_size``;
+        0: the dataset's own size.
+
+    Returns
+    -------
+    DatasetInfo
+        cifar10 and cifar100: 3 x 32 x 32 (10, 100 classes); tinyimagenet: 3 x 64 x 64 (200
+        classes); digits: 1 x 32 x 32 (10 classes); synthetic: ``shape``, ``num_classes``.
+
+    Raises
+    ------
+    InputError
+        An unknown dataset, or a ``synthetic`` shape that is not three positive integers.
+    """
     name = _check_name(name)
     if name == "synthetic":
         c, h, w = _synthetic_shape(shape)
@@ -266,8 +325,14 @@ def _read_tinyimagenet(root: Path, split: str, quiet: bool,
 
 
 def cache_dir() -> Path:
-    """Where derived data small enough to keep is cached: ``$SPARSETOPO_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/sparsetopo``, else ``~/.cache/sparsetopo``."""
+    """The folder where derived data small enough to keep is cached.
+
+    Returns
+    -------
+    Path
+        ``$SPARSETOPO_CACHE_DIR``, else ``$XDG_CACHE_HOME/sparsetopo``, else
+        ``~/.cache/sparsetopo`` (not created here).
+    """
     if os.environ.get("SPARSETOPO_CACHE_DIR"):
         return Path(os.environ["SPARSETOPO_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -341,7 +406,7 @@ def _cached(key: tuple, read: Callable[[], tuple]) -> tuple[torch.Tensor, torch.
 
 
 def clear_cache() -> None:
-    """Forget every decoded dataset held in memory."""
+    """Forget every decoded dataset held in memory (the next read decodes the files again)."""
     _CACHE.clear()
 
 
@@ -351,8 +416,27 @@ def clear_cache() -> None:
 def random_crop_flip_params(
     n: int, generator: torch.Generator, padding: int = PADDING
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``n`` crop offsets ``(dy, dx)`` uniform in ``0..2*padding`` (int64, ``n x 2``) and
-    ``n`` horizontal-flip flags (bool, probability 1/2), in that order, from ``generator``."""
+    """Random crop offsets and flip flags of ``n`` images.
+
+    The offsets are drawn first, then the flags, from ``generator`` alone: the same generator
+    state gives the same augmentation on any device.
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    generator : torch.Generator
+        Source of the draws (a CPU generator).
+    padding : int
+        Padding of the crop: offsets are uniform in ``0 .. 2 * padding``.
+
+    Returns
+    -------
+    offsets : torch.Tensor
+        int64, ``n x 2``: ``(dy, dx)`` of every image.
+    flips : torch.Tensor
+        bool, ``n``: whether each image is flipped horizontally (probability 1/2).
+    """
     offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
     return offsets, flips
@@ -361,12 +445,30 @@ def random_crop_flip_params(
 def crop_flip(
     images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int = PADDING
 ) -> torch.Tensor:
-    """Batched random-crop-with-padding and horizontal flip.
+    """Batched random crop with padding and horizontal flip.
 
     ``out[b] = P[b, :, dy:dy+H, dx:dx+W]`` with ``P`` the images zero-padded by ``padding`` on
     every side and ``(dy, dx) = offsets[b]``, then mirrored along W where ``flips[b]``. Runs on
     the images' device (the parameters are moved there): on a GPU the whole batch is one gather,
     no per-sample step.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``B x C x H x W`` float images (pixels in [0, 1], before normalisation, so that the
+        padding is black).
+    offsets : torch.Tensor
+        ``B x 2`` crop offsets ``(dy, dx)`` in ``0 .. 2 * padding``
+        (:func:`random_crop_flip_params`).
+    flips : torch.Tensor
+        ``B`` booleans: mirror image ``b`` along W.
+    padding : int
+        Zero padding on every side before the crop.
+
+    Returns
+    -------
+    torch.Tensor
+        ``B x C x H x W``, contiguous, on the images' device.
     """
     b, _, h, w = images.shape
     device = images.device
@@ -387,10 +489,25 @@ def crop_flip(
 class ImageDataset(Dataset):
     """In-memory image dataset yielding ``(normalised float32 C x H x W tensor, int label)``.
 
-    ``images`` are uint8 (pixel ``v = x / 255``) or float (``v = x``); with ``augment`` every
-    ``__getitem__`` draws a crop/flip from the dataset's own generator (seeded by ``seed``).
-    Loaders from :func:`make_loader` instead draw all randomness in the main process and call
+    A sample is ``x = (v - mean_c) / std_c`` with ``v`` the pixel in [0, 1]. With ``augment``
+    every ``__getitem__`` draws a crop and flip from the dataset's own generator. Loaders from
+    :func:`make_loader` instead draw all randomness in the main process and call
     :meth:`batch`.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``N x C x H x W``, uint8 (pixel ``v = x / 255``) or float (``v = x``).
+    labels : torch.Tensor
+        ``N`` int64 labels.
+    mean, std : tuple of float
+        Per-channel normalisation statistics.
+    info : DatasetInfo
+        What the images are.
+    augment : bool
+        Random crop (padding :data:`PADDING`) and horizontal flip in ``__getitem__``.
+    seed : int
+        Seed of the augmentation generator.
     """
 
     def __init__(
@@ -420,8 +537,22 @@ class ImageDataset(Dataset):
         offsets: torch.Tensor | None = None,
         flips: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Samples ``indices`` as one batch ``(x: B x C x H x W, y: B)``; crop/flip them when
-        ``offsets`` and ``flips`` are given (see :func:`crop_flip`)."""
+        """Samples ``indices`` as one normalised batch.
+
+        Parameters
+        ----------
+        indices : torch.Tensor
+            ``B`` sample indices.
+        offsets, flips : torch.Tensor, optional
+            Crop and flip the samples (:func:`crop_flip`) when both are given.
+
+        Returns
+        -------
+        x : torch.Tensor
+            ``B x C x H x W`` float32, on the dataset's device.
+        y : torch.Tensor
+            ``B`` int64 labels.
+        """
         indices = indices.to(self.images.device)
         x = self.images[indices]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -431,12 +562,25 @@ class ImageDataset(Dataset):
 
     @property
     def device(self) -> torch.device:
+        """Where the images are."""
         return self.images.device
 
     def to(self, device: torch.device | str) -> ImageDataset:
-        """This dataset with its images, labels and normalisation on ``device`` (itself when
-        already there); the augmentation generator stays on the CPU, so the same seed draws the
-        same crops and flips wherever the images are."""
+        """This dataset with its images, labels and normalisation on ``device``.
+
+        The augmentation generator stays on the CPU, so the same seed draws the same crops and
+        flips wherever the images are.
+
+        Parameters
+        ----------
+        device : torch.device or str
+            Target device.
+
+        Returns
+        -------
+        ImageDataset
+            A new dataset on ``device``, or this one when it is already there.
+        """
         device = torch.device(device)
         if self.images.device == device:
             return self
@@ -459,10 +603,24 @@ class ImageDataset(Dataset):
 
 
 def resize_dataset(dataset: ImageDataset, size: int) -> ImageDataset:
-    """``dataset`` with every image resized to ``size x size`` before normalisation: block
-    means (``F.interpolate(mode="area")``) when shrinking, bilinear interpolation
-    (``align_corners=False``) when enlarging. The normalisation statistics are kept. ``size``
-    0 or equal to the current size: ``dataset`` itself."""
+    """``dataset`` with every image resized to ``size x size`` before normalisation.
+
+    Block means (``F.interpolate(mode="area")``) when shrinking, bilinear interpolation
+    (``align_corners=False``) when enlarging. The normalisation statistics are kept.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        The images to resize.
+    size : int
+        New height and width; 0 keeps the images as they are.
+
+    Returns
+    -------
+    ImageDataset
+        The resized dataset (float images), or ``dataset`` itself when ``size`` is 0 or its
+        images already are ``size x size``.
+    """
     if not size or tuple(dataset.images.shape[-2:]) == (size, size):
         return dataset
     x = dataset.images
@@ -477,8 +635,22 @@ def resize_dataset(dataset: ImageDataset, size: int) -> ImageDataset:
 
 
 def subset_indices(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """The first ``size`` of a permutation of ``range(n)`` drawn from ``seed`` (all of
-    ``range(n)`` when ``size`` is 0 or at least ``n``)."""
+    """A seeded random subset of ``range(n)``: the first ``size`` of a random permutation.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    size : int
+        Samples wanted; 0 or at least ``n``: all of them.
+    seed : int
+        Seed of the permutation (``torch.randperm``).
+
+    Returns
+    -------
+    torch.Tensor
+        int64 indices: ``size`` of them in permutation order, or ``arange(n)``.
+    """
     if not size or size >= n:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
@@ -504,12 +676,49 @@ def get_dataset(
     data_seed: int = 0,
     image_size: int = 0,
 ) -> ImageDataset:
-    """Dataset ``name`` (see ``DATASETS`` and the module docstring), split ``train`` or ``test``.
+    """One split of a dataset, decoded into memory (nothing is downloaded).
 
-    ``seed`` seeds per-item augmentation; ``quiet`` silences progress bars; ``shape``,
-    ``num_classes``, ``n`` and ``data_seed`` configure ``synthetic`` only; ``image_size`` > 0
-    resizes the images (:func:`resize_dataset`, cached). Files are read from
-    ``data_dir`` (cifar10, cifar100, tinyimagenet); a missing file raises :class:`DataError`.
+    The datasets, their files and their normalisation are described in the module docstring.
+    Decoded arrays are cached per process.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`.
+    split : {"train", "test"}
+        The split (Tiny-ImageNet's ``test`` is its labelled validation set).
+    data_dir : str or path-like, optional
+        Folder holding cifar10, cifar100 or tinyimagenet; ``None``: ``$SPARSETOPO_DATA_DIR``
+        or ``./data``.
+    augment : bool
+        Random crop and flip in ``__getitem__`` (:class:`ImageDataset`).
+    seed : int
+        Seed of that per-item augmentation.
+    quiet : bool
+        No progress bar while decoding Tiny-ImageNet.
+    shape : tuple of int
+        ``(C, H, W)`` of ``synthetic`` images.
+    num_classes : int
+        Classes of ``synthetic``.
+    n : int
+        Images per split of ``synthetic``.
+    data_seed : int
+        Seed of the ``synthetic`` images and labels.
+    image_size : int
+        > 0: images resized to ``image_size x image_size`` (:func:`resize_dataset`, cached;
+        Tiny-ImageNet at 32 is decoded with Pillow's box filter, as the paper's code does).
+
+    Returns
+    -------
+    ImageDataset
+        The split's images, labels and normalisation.
+
+    Raises
+    ------
+    InputError
+        An unknown dataset or split, or bad ``synthetic`` settings.
+    DataError
+        A dataset file missing or malformed on disk.
     """
     name = _check_name(name)
     if split not in SPLITS:
@@ -612,18 +821,53 @@ def make_loader(
     device: torch.device | str | None = None,
     **kw,
 ) -> DataLoader:
-    """DataLoader of batches ``(x: B x C x H x W float32, y: B int64)`` of :func:`get_dataset`.
+    """A deterministic loader of batches of :func:`get_dataset`.
 
-    Defaults: ``shuffle`` for the train split; ``augment`` for the train split of cifar10,
-    cifar100 and tinyimagenet. The sample order and augmentation of every epoch come from
-    ``torch.Generator().manual_seed(seed)``: two loaders with the same arguments yield the same
-    batches, whatever ``num_workers``. ``len(loader.dataset)`` is the number of samples.
-    ``indices`` restricts the loader to those samples (e.g. :func:`subset_indices`); ``kw``
-    goes to :func:`get_dataset` (``image_size`` resizes the images).
+    The sample order and augmentation of every epoch come from
+    ``torch.Generator().manual_seed(seed)`` in the main process: two loaders with the same
+    arguments yield the same batches, whatever ``num_workers`` and whatever the device.
+    ``len(loader.dataset)`` is the number of samples.
 
-    ``device`` (e.g. ``cuda``): the dataset is copied there once and every batch, its crop and
-    its flip are computed there (the order and augmentation parameters are still drawn on the
-    CPU, so the batches hold the same samples as on CPU); needs ``num_workers=0``.
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`.
+    split : {"train", "test"}
+        The split.
+    batch_size : int
+        Samples per batch (the last batch may be smaller unless ``drop_last``).
+    data_dir : str or path-like, optional
+        As in :func:`get_dataset`.
+    shuffle : bool, optional
+        A new random order every epoch; ``None``: for the train split.
+    augment : bool, optional
+        Random crop (padding :data:`PADDING`) and horizontal flip; ``None``: for the train
+        split of the datasets in :data:`AUGMENTED_BY_DEFAULT`.
+    seed : int
+        Seed of the order and the augmentation.
+    num_workers : int
+        Worker processes of the ``DataLoader``.
+    drop_last : bool
+        Leave out the last, incomplete batch.
+    indices : torch.Tensor, optional
+        Restrict the loader to these samples (e.g. :func:`subset_indices`).
+    device : torch.device or str, optional
+        e.g. ``cuda``: the dataset is copied there once and every batch, its crop and its flip
+        are computed there (the order and augmentation parameters are still drawn on the CPU,
+        so the batches hold the same samples as on CPU); needs ``num_workers=0``.
+    **kw
+        Passed to :func:`get_dataset` (``image_size``, the ``synthetic`` settings, ...).
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        Batches ``(x: B x C x H x W float32, y: B int64)``.
+
+    Raises
+    ------
+    InputError
+        A batch size that is not a positive integer, a device loader with workers, or what
+        :func:`get_dataset` refuses.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from sparsetopo._torch_state import tracing
+from sparsetopo._torch_state import one_thread
 from sparsetopo.errors import TracingError
 
 __all__ = [
@@ -285,7 +285,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> LayerDAG:
        Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
     input_shape = tuple(int(s) for s in input_shape)
-    with tracing():  # torch.fx patches every thread's modules: one trace at a time
+    with one_thread():  # torch.fx patches every thread's modules: one trace at a time
         try:  # the graph alone: a GraphModule (generated code) is not needed to interpret it
             graph = fx.Tracer().trace(model)
         except Exception as exc:  # fx raises many kinds of errors

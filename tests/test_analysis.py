@@ -85,3 +85,30 @@ def test_csv_text_is_what_pandas_writes():
     assert analysis.csv_text([row]) == expected
     back = pd.read_csv(io.StringIO(analysis.csv_text([row])))
     assert back["np64"][0] == float(row["np64"]) and back["tiny"][0] == row["tiny"]
+
+
+def test_the_library_call_gives_the_cli_json(tmp_path):
+    """``st.analyze`` (one call, the command's defaults and seeds) returns what ``sparsetopo
+    analyze --json`` prints, timings aside; path metrics come from the MGE with identity
+    skips in both."""
+    import inspect
+    import json
+
+    from cli_checks import run
+
+    import sparsetopo as st
+    from sparsetopo import cli
+
+    args = ["--model", "resnet20", "--pruning", "snip", "--sparsity", "0.98", "--seed", "0",
+            "--dataset", "digits", "--input-size", "16"]
+    r = run("analyze", *args, "--json", "--no-picture", "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    from_cli = json.loads(r.output)
+    from_api = st.analyze("resnet20", "snip", 0.98, 0, "digits", input_size=16)
+    for result in (from_cli, from_api):
+        result.pop("timings")
+    assert from_api == from_cli
+    assert from_api["paths"]["log10_paths"] > 0  # identity skips: the collapsed stage passes
+    defaults = {k: v.default for k, v in inspect.signature(st.analyze).parameters.items()}
+    assert (defaults["model"], defaults["pruning"], defaults["sparsity"], defaults["dataset"]) \
+        == (cli.DEFAULT_MODEL, cli.DEFAULT_METHOD, cli.DEFAULT_SPARSITY, cli.DEFAULT_DATASET)

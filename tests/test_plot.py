@@ -539,3 +539,20 @@ def test_ranking_table_from_predictions_matches_naive():
     assert default.attrs == {"feature_set": "mge", "protocol": "leave-one-method-out"}
     with pytest.raises(ValueError, match="no prediction"):
         ranking_table(predictions, feature_set="rolled")
+
+
+def test_the_mge_picture_is_an_object_without_a_path(tmp_path):
+    """``plot.mge(graph)`` returns the picture (a Pillow image a notebook shows inline), the
+    same pixels as the file it writes with a path."""
+    from PIL import Image
+
+    from sparsetopo import encoding, models, plot, pruning
+
+    model = models.create("resnet20", seed=0)
+    pruning.prune(model, "uniform", 0.99, seed=0)
+    g = encoding.multipartite(model, (3, 16, 16))
+    image = plot.mge(g, width=400, height=300, progress=False)
+    assert isinstance(image, Image.Image) and image.size == (400, 300)
+    assert hasattr(image, "_repr_png_")
+    written = plot.mge(g, tmp_path / "g.png", width=400, height=300, progress=False)
+    assert np.array_equal(np.asarray(Image.open(written).convert("RGB")), np.asarray(image))

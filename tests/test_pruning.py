@@ -501,3 +501,32 @@ def test_resnet20_layer_density_methods():
         assert count_weights(model)[0] == round(0.02 * total)
     prune(model, "snip", 0.98, data=[(torch.randn(8, 3, 32, 32), torch.arange(8))], seed=0)
     assert math.isclose(1 - count_weights(model)[0] / total, 0.98, abs_tol=1 / total)
+
+
+def test_synflow_passes_run_on_one_thread_and_the_count_is_restored(monkeypatch):
+    """SynFlow's batch-1 passes run with torch on one intra-op thread (a second one only stalls
+    them on a busy machine); the process's thread count is restored afterwards."""
+    from sparsetopo.models import create
+
+    seen: list[int] = []
+    real = sc.synflow_scorer
+
+    def spying(model, input_shape):
+        score = real(model, input_shape)
+
+        def wrapped(masks=None):
+            seen.append(torch.get_num_threads())
+            return score(masks)
+
+        return wrapped
+
+    monkeypatch.setattr(sc, "synflow_scorer", spying)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = create("mlp", num_classes=10, in_channels=1, input_size=8, seed=0)
+        prune(model, "synflow", 0.9, seed=0, input_shape=(1, 8, 8))
+        assert len(seen) == 100 and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -367,6 +367,15 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     assert got["predicted_accuracy_drop"] == pytest.approx(want, rel=1e-6)
     outside = predict("--pruning", "snip", "--sparsity", "0.99")
     assert outside.exit_code == 2 and "outside what the regressors saw" in outside.stderr
+    # the grid's top sparsity is inside the range (measured, not nominal)
+    top = predict("--pruning", "snip", "--sparsity", "0.9")
+    assert top.exit_code == 0, top.output
+    assert all(p["method_seen"] is True for p in json.loads(top.stdout)["predictions"])
+    assert "never seen in training" not in top.stderr
+    unseen = predict("--pruning", "erk", "--sparsity", "0.7")  # not in the grid
+    assert unseen.exit_code == 0, unseen.output
+    assert all(p["method_seen"] is False for p in json.loads(unseen.stdout)["predictions"])
+    assert "erk was never seen in training" in unseen.stderr
     ranked = runner.invoke(main_app, ["rank", "--fit", "fit", "--model", "mlp", "--dataset",
                                       "digits", "--pruning", "snip", "synflow", "uniform",
                                       "--sparsity", "0.8", "--json"])

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sparsetopo.cli._common import err_console, one_line_errors, out_console
-from sparsetopo.errors import UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -26,6 +24,7 @@ app = typer.Typer(
     help="Topology of sparse neural networks: prune at initialization, encode as graphs "
     "(MGE, unrolled/rolled BGEs), compute topometrics, run studies.",
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help texts wrap to the terminal: paragraphs, not source lines
 )
 
 DEFAULT_MODEL = "resnet20"
@@ -86,8 +85,10 @@ def prune(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("sparsetopo-out"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Prune a model at initialization; write model.pt (masked state_dict), masks.pt and
-    prune.json (what was pruned, for which input shape)."""
+    """Prune a model at initialization.
+
+    Writes model.pt (masked state_dict), masks.pt and prune.json (what was pruned, for which
+    input shape)."""
     import torch
 
     from sparsetopo.analysis import build_network, layer_rows
@@ -112,8 +113,7 @@ def prune(
 
 @app.command("models")
 def list_models() -> None:
-    """List the model zoo, pruning and sparse training methods by category, mask controls and
-    datasets."""
+    """List the models, methods (by category), mask controls and datasets."""
     from sparsetopo import data, models, pruning, training
 
     out_console.print("models:   " + ", ".join(models.names()))
@@ -139,7 +139,7 @@ def analyze(
     input_size: InputSizeOpt = None,
     input_shape: InputShapeOpt = None,
     encoding: Annotated[str, typer.Option(
-        help="Encoding whose topometrics are tabled: mge|unrolled|rolled|rolled-channel.")] = "mge",
+        help="Encoding whose topometrics are tabled: mge, unrolled, rolled or rolled-channel.")] = "mge",
     identity_skips: IdentitySkipsOpt = False,
     normalise: Annotated[str | None, typer.Option(
         help="'paper' divides counts by nodes/edges as in the paper's tables.")] = None,
@@ -149,28 +149,25 @@ def analyze(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """The main job: prune, encode, compute topometrics and Ramanujan metrics, write
-    metrics.json and metrics.csv (defaults: resnet20, digits, snip, sparsity 0.98, seed 0)."""
-    from sparsetopo.analysis import analyze_network, build_network, write_results
+    """The main job: prune, encode, and measure one network's topology.
+
+    Prunes (or loads), encodes, computes topometrics, path metrics and Ramanujan metrics;
+    writes metrics.json, metrics.csv and mge.png (defaults: resnet20, digits, snip, sparsity
+    0.98, seed 0)."""
+    from sparsetopo.analysis import analyze as analyze_network
+    from sparsetopo.analysis import write_results
     from sparsetopo.cli._tables import print_analysis
     from sparsetopo.io import ensure_dir
 
-    if encoding not in ("mge", "unrolled", "rolled", "rolled-channel"):
-        raise UsageError(f"unknown encoding {encoding!r}; valid: mge, unrolled, rolled, "
-                         "rolled-channel")
-    if normalise not in (None, "paper"):
-        raise UsageError(f"unknown normalisation {normalise!r}; valid: paper")
     ensure_dir(out)
     quiet = quiet or as_json
-    t0 = time.perf_counter()
-    net = build_network(model, pruning, sparsity, seed, dataset, data_dir, weights, quiet,
-                        input_size, _shape(input_shape))
+    result = analyze_network(
+        model, pruning, sparsity, seed, dataset, data_dir=data_dir, weights=weights,
+        input_size=input_size, input_shape=_shape(input_shape), encoding=encoding,
+        identity_skips=identity_skips, normalise=normalise, force=force, progress=not quiet,
+        picture=out / "mge.png" if picture and encoding == "mge" else None)
     if not as_json:  # the JSON carries them (network.notes)
-        _notes(net.notes)
-    result = analyze_network(net, encoding=encoding, identity_skips=identity_skips,
-                             normalise=normalise, force=force, progress=not quiet,
-                             picture=out / "mge.png" if picture and encoding == "mge" else None)
-    result["timings"]["total_s"] = time.perf_counter() - t0
+        _notes(result["network"]["notes"])
     written = write_results(result, out)
     if as_json:
         sys.stdout.write(json.dumps(result, default=float, indent=2) + "\n")
@@ -196,7 +193,9 @@ def draw(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Draw the MGE of a pruned network: partitions left to right, skip edges highlighted."""
+    """Draw the MGE of a pruned network.
+
+    Partitions left to right, skip edges highlighted."""
     from sparsetopo import encoding, plot
     from sparsetopo.analysis import build_network, path_summary, picture_title
     from sparsetopo.io import ensure_dir

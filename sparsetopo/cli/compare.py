@@ -133,9 +133,10 @@ def compare(
         "--force", help="Build graphs even if memory looks short.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
-    """Two or more masks of one network side by side: per-layer densities, effective
-    densities and overlaps (Jaccard), every topometric; writes compare.json, compare.csv and
-    compare.png."""
+    """Compare two or more masks of one network side by side.
+
+    Per-layer densities, effective densities and overlaps (Jaccard), every topometric; writes
+    compare.json, compare.csv and compare.png."""
     from sparsetopo.analysis import parse_shape
     from sparsetopo.comparison import candidate_networks, compare_networks, write_comparison
     from sparsetopo.io import ensure_dir

@@ -64,13 +64,15 @@ def predict(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict a network's accuracy drop (before training) with every feature set's regressor,
-    next to each one's cross-validated error."""
+    """Predict a network's accuracy drop, before training.
+
+    Every feature set's regressor of a fit, next to each one's cross-validated error."""
     from sparsetopo.study.predict import (
         candidate_network,
         load_fit,
         predict_network,
         predicted_key,
+        unseen_method_note,
     )
 
     _check(model, [pruning] if pruning else [], sparsity, dataset)
@@ -81,8 +83,11 @@ def predict(
     for note in notes:
         err_console.print(f"note: {note}", markup=False)
     measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
-                                     extrapolate=extrapolate)
+                                     extrapolate=extrapolate, method=pruning)
     key = predicted_key(rows)
+    note = unseen_method_note(pruning, rows) if pruning else None
+    if note:  # on stderr: with --json too
+        err_console.print(f"warning: {note}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "network": {"model": model, "dataset": dataset, "sparsity": measured,
@@ -138,9 +143,11 @@ def rank(
     extrapolate: ExtrapolateOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank candidate masks (pruning methods at one sparsity, or weights files) by predicted
-    accuracy drop, before training; predictions and CV errors side by side."""
-    from sparsetopo.study.predict import load_fit, rank_candidates
+    """Rank candidate masks by predicted accuracy drop, before training.
+
+    Candidates: pruning methods at one sparsity, or weights files; predictions and CV errors
+    side by side."""
+    from sparsetopo.study.predict import load_fit, rank_candidates, unseen_method_note
 
     extra = list(more or [])
     methods = list(pruning or []) + (extra if pruning else [])
@@ -157,6 +164,9 @@ def rank(
     for c in ordered:
         for note in c.notes:
             err_console.print(f"note: {c.label}: {note}", markup=False)
+        unseen = unseen_method_note(c.label, c.predictions)
+        if unseen:
+            err_console.print(f"warning: {unseen}", markup=False)
     if as_json:
         sys.stdout.write(json.dumps({
             "ranked_by": ranking.ranked_by, "target": fit.target, "caveats": fit.caveats,

@@ -16,6 +16,7 @@ app = typer.Typer(
     help="Train grids of pruned networks, store their topology and accuracy, and fit predictors.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 DEFAULT_OUT = Path("sparsetopo-out")
@@ -117,8 +118,8 @@ def _names(value: str | None) -> list[str] | None:
 
 
 SetsOpt = Annotated[str | None, typer.Option(
-    "--sets", help="Comma-separated feature sets (default: every SPEC 6 set; sparsity, the "
-    "baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
+    "--sets", help="Comma-separated feature sets (default: every set of docs/study.md; "
+    "sparsity, the baseline, is always fitted). Also: bottlenecks, paths+bottlenecks, paths+sparsity, and "
     "any set with /monotone for monotone constraints.")]
 TrialsOpt = Annotated[int, typer.Option("--trials", min=1, help="Optuna trials per tuning.")]
 JobsOpt = Annotated[int | None, typer.Option(

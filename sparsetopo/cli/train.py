@@ -79,9 +79,11 @@ def train(
     out: Annotated[Path, Opt(help="Output directory.")] = Path("sparsetopo-out/train"),
     quiet: Annotated[bool, Opt(help="No progress bars.")] = False,
 ) -> None:
-    """Train one sparse network with any method; write model.pt (final masked state_dict,
-    prune form), result.json and, for dynamic sparse training, trajectory.csv and
-    trajectory.png (the mask's topology at every update)."""
+    """Train one sparse network with any method (PaI or dynamic sparse training).
+
+    Writes model.pt (final masked state_dict, prune form), result.json and, for dynamic
+    sparse training, trajectory.csv and trajectory.png (the mask's topology at every
+    update)."""
     import torch
 
     from sparsetopo.io import ensure_dir

@@ -54,7 +54,8 @@ def method_styles(methods) -> dict[str, dict]:
 
 
 def require_columns(df: pd.DataFrame, columns, what: str) -> None:
-    """Raise ``ValueError`` naming the missing columns of ``df``."""
+    """Raise ``InputError`` naming the missing columns of ``df`` (``TypeError`` when it is not a
+    DataFrame)."""
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):

@@ -48,7 +48,7 @@ TOP_PAD_PX, LINE_SPACING = 6, 1.35  # above the title; title line height in font
 
 def mge(
     graph: LayeredGraph,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     max_edges: int | None = None,
     seed: int = 0,
@@ -57,13 +57,46 @@ def mge(
     height: int = 900,
     dpi: int = 150,
     progress: bool = True,
-) -> Path:
-    """Draw ``graph`` (partitions as columns, edges as faint lines, skip edges in orange) into
-    the PNG ``path`` of exactly ``width x height`` pixels; return the path.
+) -> Path | Image.Image:
+    """Draw a multipartite graph encoding into a PNG of exactly ``width x height`` pixels.
 
-    ``max_edges``: draw a uniform random sample (seeded by ``seed``) of that many edges and say
-    so on the picture ("showing N of M edges"). ``progress``: a progress bar while edges are
-    drawn. The file is written atomically.
+    Partitions are columns (left to right, in topological order), each node at its channel
+    block and pixel position inside its column, edges faint lines whose darkness grows with the
+    log of how many cross a pixel, skip edges (across more than one partition) in orange, nodes
+    without any edge in light grey (module docstring).
+
+    Parameters
+    ----------
+    graph : LayeredGraph
+        The graph (``sparsetopo.encoding.multipartite``).
+    path : str or path-like, optional
+        PNG file, written atomically; ``None``: return the picture instead (a Pillow image,
+        which a notebook shows inline).
+    max_edges : int, optional
+        Draw a uniform random sample of that many edges and say so on the picture ("showing N
+        of M edges"); ``None``: every edge.
+    seed : int
+        Seed of the sample and of the sampling phases.
+    title : str, optional
+        First line above the picture.
+    width, height : int
+        Size in pixels (at least 200 x 150).
+    dpi : int
+        Resolution of the text (at least 10).
+    progress : bool
+        A progress bar while edges are drawn.
+
+    Returns
+    -------
+    Path or PIL.Image.Image
+        ``path``, or the picture when ``path`` is ``None``.
+
+    Raises
+    ------
+    TypeError
+        ``graph`` is not a ``LayeredGraph``.
+    InputError
+        A negative ``max_edges``, or a picture too small for its title and labels.
     """
     if not isinstance(graph, LayeredGraph):
         raise TypeError(f"graph must be a LayeredGraph, got {type(graph).__name__}")
@@ -72,7 +105,6 @@ def mge(
     if width < 200 or height < 150 or dpi < 10:
         raise InputError(f"picture too small: width={width}, height={height}, dpi={dpi}; "
                          "need width >= 200, height >= 150, dpi >= 10")
-    path = Path(path)
     src, dst = edge_endpoints(graph, max_edges, seed)
     connected = _has_edge(graph)
     lines = header_lines(graph, int(graph.n_nodes - connected.sum()), len(src), seed, title)
@@ -108,7 +140,7 @@ def mge(
     ]
     annotations.draw_legend(image, legend, dpi, LEGEND_PT, right=0.985 * width,
                             top=TOP_PAD_PX + len(lines) * line_px + 0.2 * LEGEND_PT * dpi / 72)
-    return save_rgb_png(image, path)
+    return image if path is None else save_rgb_png(image, Path(path))
 
 
 def header_lines(graph: LayeredGraph, isolated: int, drawn: int, seed: int,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from sparsetopo.errors import InputError
 from sparsetopo.plot._common import method_styles, require_columns, save_png
 from sparsetopo.plot.metrics import _grid
 
@@ -38,12 +39,41 @@ def trajectory(
     title: str | None = None,
     dpi: int = 110,
 ) -> Path:
-    """Each metric (columns; default: those of :data:`TRAJECTORY_PANELS` with a value) against
-    the fraction of training, one row of panels per sparsity, one colour per method: the mean
+    """The topology of dynamic sparse training masks against the fraction of training.
+
+    One column of panels per metric, one row per sparsity, one colour per method: the mean
     over seeds at each mask update with a band of +- one standard deviation (``ddof=1``; none
     for one seed). Several (model, dataset) pairs get one line style each. Non-finite values
-    (``log10_paths`` of a mask without a path) are left out. Written atomically as a PNG;
-    returns ``path``."""
+    (``log10_paths`` of a mask without a path) are left out. The recorded quantities are
+    defined in ``docs/sparse-training.md`` (*Topology over training*).
+
+    Parameters
+    ----------
+    trajectory_df : pandas.DataFrame
+        A trajectory table (``sparsetopo.study.load_trajectories``, or one run's
+        ``sparsetopo.study.store.trajectory_frame`` with ``method`` and ``sparsity`` added):
+        ``method``, ``sparsity``, ``step``, ``fraction`` and the metric columns.
+    path : str or path-like
+        PNG file, written atomically.
+    metrics : list of str, optional
+        Columns to draw; default: those of :data:`TRAJECTORY_PANELS` with a value.
+    title : str, optional
+        Figure title.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A table lacking a column asked for.
+    ValueError
+        A table without a value of any default metric.
+    """
     require_columns(trajectory_df, ["method", "sparsity", "step", "fraction"],
                     "trajectory table")
     frame = trajectory_df.replace([np.inf, -np.inf], np.nan)
@@ -51,7 +81,7 @@ def trajectory(
         metrics = [m for m in TRAJECTORY_PANELS if m in frame.columns
                    and pd.to_numeric(frame[m], errors="coerce").notna().any()]
         if not metrics:
-            raise ValueError("trajectory table has no recorded metric with a value; it has "
+            raise InputError("trajectory table has no recorded metric with a value; it has "
                              f"{list(trajectory_df.columns)}")
     else:
         require_columns(frame, metrics, "trajectory table")

@@ -1,5 +1,5 @@
 """Plots of a study: topometrics against sparsity, predicted vs measured accuracy drop, SHAP
-importance (SPEC 6).
+importance (the study and its output files: ``docs/study.md``).
 
 Inputs are the tables of the study: the runs table (``sparsetopo.study.store.load_runs``:
 ``model, dataset, method, sparsity, seed, status, accuracy_drop`` and feature columns
@@ -30,7 +30,8 @@ FAMILIES = ("sparsity", *FEATURE_PREFIXES, "arch")
 #: Sets drawn by default in the predicted-against-measured figure.
 SHOWN_SETS = ("sparsity", "density", "mge", "paths", "all")
 LINESTYLES = ("-", "--", ":", "-.")
-LOG_RATIO = 1e3  # a panel whose positive values span more than this gets a log y axis
+#: A panel whose positive values span more than this ratio gets a log y axis.
+LOG_RATIO = 1e3
 
 
 def metric_vs_sparsity(
@@ -42,12 +43,40 @@ def metric_vs_sparsity(
     title: str | None = None,
     dpi: int = 110,
 ) -> Path:
-    """One panel per metric (default: every ``mge.*`` column with a value): the metric against
-    sparsity, one line per pruning method, the mean over seeds with a band of +- one standard
-    deviation (``std`` with ``ddof=1``; no band for a single seed); dense runs (method
-    ``dense``) are a dotted horizontal line at their mean. Only runs with status
-    ``ok`` count when the table has a ``status`` column. Several (model, dataset) pairs get one
-    line style each. Written atomically as a PNG; returns ``path``."""
+    """Metrics against sparsity, one panel per metric and one line per pruning method.
+
+    Each line is the mean over seeds with a band of +- one standard deviation (``std`` with
+    ``ddof=1``; no band for a single seed); dense runs (method ``dense``) are a dotted
+    horizontal line at their mean. Only runs with status ``ok`` count when the table has a
+    ``status`` column. Several (model, dataset) pairs get one line style each. A panel whose
+    positive values span more than :data:`LOG_RATIO` gets a log axis.
+
+    Parameters
+    ----------
+    runs_df : pandas.DataFrame
+        A runs table (``sparsetopo.study.load_runs``): ``method``, ``sparsity`` and the metric
+        columns; ``model``, ``dataset`` and ``status`` when present.
+    path : str or path-like
+        PNG file, written atomically.
+    metrics : list of str, optional
+        Columns to draw; default: every ``mge.*`` column with a value.
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Figure title.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A table lacking a column asked for, or without an ``mge.*`` value to draw by default.
+    """
     require_columns(runs_df, ["method", "sparsity"], "runs table")
     frame = _ok_runs(runs_df)
     if metrics is None:
@@ -103,11 +132,34 @@ def predicted_vs_measured(
     predictions_df: pd.DataFrame, path: str | os.PathLike, *, sets: list[str] | None = None,
     dpi: int = 110,
 ) -> Path:
-    """Out-of-fold predicted against measured accuracy drop: one panel per feature set
-    (columns; default: those of :data:`SHOWN_SETS` present, else all) and protocol (rows), one
-    colour per pruning method, the diagonal ``y = x``, and the mean over (model, dataset) pairs
-    of ``R^2`` and ``MAE`` (each pair has its own regressor and its own scale). Written
-    atomically as a PNG; returns ``path``."""
+    """Out-of-fold predicted against measured accuracy drop, one panel per set and protocol.
+
+    Columns of panels are feature sets, rows protocols; one colour per pruning method, the
+    diagonal ``y = x``, and in each panel the mean over (model, dataset) pairs of ``R^2`` and
+    ``MAE`` (each pair has its own regressor and its own scale).
+
+    Parameters
+    ----------
+    predictions_df : pandas.DataFrame
+        ``predictions.csv`` of ``study fit``: ``feature_set``, ``protocol``, ``method``,
+        ``measured``, ``predicted`` (``model``, ``dataset`` when present).
+    path : str or path-like
+        PNG file, written atomically.
+    sets : list of str, optional
+        Feature sets to draw; default: those of :data:`SHOWN_SETS` present, else all.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A table lacking a column, or without a row holding both values.
+    """
     require_columns(predictions_df, ["feature_set", "protocol", "method", "measured",
                                      "predicted"], "predictions table")
     frame = predictions_df.dropna(subset=["measured", "predicted"])
@@ -159,10 +211,39 @@ def predicted_vs_measured(
 def shap_summary(
     importance_df: pd.DataFrame, path: str | os.PathLike, *, top: int = 10, dpi: int = 110
 ) -> Path:
-    """Mean |SHAP| of the ``top`` most important features of each feature set, overall (rows
-    with ``scope == "overall"`` when the table has a ``scope`` column), as horizontal bars
-    coloured by feature family (the prefix before the first dot). Written atomically as a PNG;
-    returns ``path``."""
+    """Mean ``|SHAP|`` of the most important features of each feature set, as bars.
+
+    One panel per feature set: the ``top`` features by mean ``|SHAP|`` overall (rows with
+    ``scope == "overall"`` when the table has a ``scope`` column), as horizontal bars coloured
+    by feature family (the prefix before the first dot, :data:`FAMILIES`).
+
+    Parameters
+    ----------
+    importance_df : pandas.DataFrame
+        ``importance.csv`` of ``study fit``: ``feature_set``, ``feature``, ``mean_abs_shap``
+        (``scope`` when present).
+    path : str or path-like
+        PNG file, written atomically.
+    top : int
+        Features per set, at least 1.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A table lacking a column or an overall row, or ``top`` below 1.
+
+    References
+    ----------
+    Lundberg, S. M., Lee, S.-I. (2017). A Unified Approach to Interpreting Model Predictions.
+    *NeurIPS* (SHAP).
+    """
     require_columns(importance_df, ["feature_set", "feature", "mean_abs_shap"],
                     "importance table")
     if top < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sparsetopo._torch_state import seeded
+from sparsetopo._torch_state import one_thread, seeded
 from sparsetopo.errors import InputError
 
 from . import scores as sc
@@ -141,14 +142,18 @@ def _synflow_masks(
         for n, m in prunable_layers(model)
     }
     total = sum(v.numel() for v in current.values())
-    for k in tqdm(range(1, SYNFLOW_ROUNDS + 1), desc="synflow", disable=not show_progress(progress)):
-        count = (
-            keep if k == SYNFLOW_ROUNDS else round(total * (1 - sparsity) ** (k / SYNFLOW_ROUNDS))
-        )
-        scores = score(current)
-        # weights already removed rank below every present one (scores are >= 0)
-        scores = {key: torch.where(current[key].to(s.device), s, -1.0) for key, s in scores.items()}
-        current = global_topk_masks(scores, count, generator)
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    # batch-1 passes: a second intra-op thread only stalls them on a busy machine
+    with one_thread() if on_cpu else contextlib.nullcontext():
+        for k in tqdm(range(1, SYNFLOW_ROUNDS + 1), desc="synflow",
+                      disable=not show_progress(progress)):
+            count = (keep if k == SYNFLOW_ROUNDS
+                     else round(total * (1 - sparsity) ** (k / SYNFLOW_ROUNDS)))
+            scores = score(current)
+            # weights already removed rank below every present one (scores are >= 0)
+            scores = {key: torch.where(current[key].to(s.device), s, -1.0)
+                      for key, s in scores.items()}
+            current = global_topk_masks(scores, count, generator)
     return current
 
 

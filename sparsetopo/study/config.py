@@ -32,7 +32,7 @@ Schema (every key optional except the grid lists)::
     image_size = 0                    # > 0: images resized to image_size x image_size
 
     [metrics]
-    identity_skips = false            # MGE option (SPEC 3.5)
+    identity_skips = false            # MGE option (docs/encodings.md)
 
     [dst]                             # dynamic sparse training (training.DSTConfig); unset =
     update_interval = 0.05            # each method's own default; fractions of training
@@ -83,8 +83,19 @@ DST_KEYS = tuple(f.name for f in fields(DSTConfig))
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Where the data lives, which part of it is used (0 = all) and the image size (0 = the
-    dataset's own; else every image is resized to ``image_size x image_size``)."""
+    """Where the data of a study lives, which part of it is used, at what size.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+        Folder holding the datasets (not part of a run's identity).
+    train_subset : int
+        > 0: a seeded random subset of that many training images; 0: all.
+    test_subset : int
+        > 0: a seeded random subset of that many test images; 0: all.
+    image_size : int
+        > 0: every image resized to ``image_size x image_size``; 0: the dataset's own size.
+    """
 
     data_dir: str | None = None
     train_subset: int = 0
@@ -94,7 +105,14 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class MetricSettings:
-    """Options of the metric computations that change their values."""
+    """Options of the metric computations that change their values.
+
+    Parameters
+    ----------
+    identity_skips : bool
+        Encode identity shortcuts in the MGE of the paper's topometrics (the path metrics
+        always include them).
+    """
 
     identity_skips: bool = False
 
@@ -102,7 +120,34 @@ class MetricSettings:
 @dataclass(frozen=True)
 class StudyConfig:
     """A validated study: the grid, training overrides of the paper defaults, data and metric
-    settings."""
+    settings (the TOML schema is in the module docstring; :func:`load_config` reads one).
+
+    Parameters
+    ----------
+    name : str
+        The study's name.
+    models : tuple of str
+        Zoo models of the grid.
+    datasets : tuple of str
+        Datasets of the grid.
+    methods : tuple of str
+        Pruning methods (or ``METHOD+CONTROL``, or dynamic sparse training methods) of the
+        grid; the dense baselines are added by :func:`expand_runs`.
+    sparsities : tuple of float
+        Sparsities of the grid, each in (0, 1).
+    seeds : tuple of int
+        Seeds of the grid.
+    training : dict
+        Overrides of ``TrainConfig.paper_defaults(model, dataset)``.
+    data : DataSettings
+        Data location, subsets and image size.
+    metrics : MetricSettings
+        Options of the metrics.
+    controls : tuple of str
+        Mask controls added for every pruning-at-initialization method (``pruning.CONTROLS``).
+    dst : dict
+        The ``[dst]`` values, and ``[dst.<method>]`` tables under the method's name.
+    """
 
     name: str
     models: tuple[str, ...]
@@ -117,14 +162,38 @@ class StudyConfig:
     dst: dict[str, Any] = field(default_factory=dict)
 
     def train_config(self, model: str, dataset: str) -> TrainConfig:
-        """``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides."""
+        """The training settings of one (model, dataset) pair.
+
+        Parameters
+        ----------
+        model : str
+            Zoo model.
+        dataset : str
+            Dataset.
+
+        Returns
+        -------
+        TrainConfig
+            ``TrainConfig.paper_defaults(model, dataset)`` with this study's overrides.
+        """
         overrides = dict(self.training)
         epochs = overrides.pop("epochs", None)
         return TrainConfig.paper_defaults(model, dataset, epochs=epochs, **overrides)
 
     def dst_config(self, method: str) -> DSTConfig:
-        """The hyper-parameters of dynamic sparse training method ``method``: the ``[dst]``
-        values, then those of ``[dst.<method>]``, then the method's defaults."""
+        """The hyper-parameters of one dynamic sparse training method.
+
+        Parameters
+        ----------
+        method : str
+            One of ``training.DST_METHODS``.
+
+        Returns
+        -------
+        DSTConfig
+            The ``[dst]`` values, overridden by those of ``[dst.<method>]``, then the method's
+            defaults (``training.dst.resolve``).
+        """
         values = {k: v for k, v in self.dst.items() if k not in DST_METHODS}
         values.update(self.dst.get(method, {}))
         return resolve(method, DSTConfig.from_dict(values))
@@ -132,7 +201,32 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a study: everything needed to reproduce it."""
+    """One run of a study: everything needed to reproduce it.
+
+    Its identity is :attr:`run_id`, the SHA-256 of the canonical JSON of :meth:`to_dict`
+    without ``data.data_dir`` (module docstring).
+
+    Parameters
+    ----------
+    model : str
+        Zoo model.
+    dataset : str
+        Dataset.
+    method : str
+        Pruning method, ``METHOD+CONTROL``, dynamic sparse training method, or ``dense``.
+    sparsity : float
+        Target sparsity (0 for ``dense``).
+    seed : int
+        Seed of the initialization, the mask, the data order and training.
+    training : TrainConfig
+        Resolved training settings.
+    data : DataSettings
+        Data location, subsets and image size.
+    metrics : MetricSettings
+        Options of the metrics.
+    dst : DSTConfig, optional
+        A dynamic sparse training run's resolved hyper-parameters; ``None`` for other runs.
+    """
 
     model: str
     dataset: str
@@ -168,6 +262,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """The run of a plain configuration (:meth:`to_dict`, as stored in a results file)."""
         training = dict(d["training"])
         training["milestones"] = tuple(training.get("milestones", ()))
         return cls(
@@ -189,6 +284,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        """A short human-readable name: ``model/dataset/method/s=<sparsity>/seed=<seed>``."""
         return f"{self.model}/{self.dataset}/{self.method}/s={self.sparsity:g}/seed={self.seed}"
 
 
@@ -200,6 +296,7 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces (NaN refused): one text per value."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -380,9 +477,26 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
                  ) -> StudyConfig:
     """Validate a parsed TOML document (see module docstring) into a :class:`StudyConfig`.
 
-    Raises :class:`ConfigError` naming the first problem: unknown section or key (with the
-    valid ones), missing or empty grid list, sparsity outside (0, 1), negative seed, unknown
-    model / dataset / method, badly typed value.
+    Parameters
+    ----------
+    raw : dict
+        The parsed TOML document.
+    source : str
+        Where it came from, named in error messages.
+    base_dir : str, optional
+        Folder against which a relative ``data.data_dir`` is resolved.
+
+    Returns
+    -------
+    StudyConfig
+        The validated study.
+
+    Raises
+    ------
+    ConfigError
+        The first problem: unknown section or key (with the valid ones), missing or empty grid
+        list, sparsity outside (0, 1), negative seed, unknown model / dataset / method /
+        control, badly typed or out-of-range value.
     """
     _check_keys(raw, source)
     grid = raw.get("grid")
@@ -434,7 +548,23 @@ def parse_config(raw: dict[str, Any], source: str = "config", base_dir: str | No
 
 
 def load_config(path: str | os.PathLike) -> StudyConfig:
-    """Read and validate a study TOML file (relative ``data_dir`` taken from its folder)."""
+    """Read and validate a study TOML file (schema in the module docstring).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TOML file; a relative ``data.data_dir`` in it is taken from its folder.
+
+    Returns
+    -------
+    StudyConfig
+        The validated study.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, invalid TOML, or a problem :func:`parse_config` names.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -448,13 +578,35 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
 
 
 def preset_names() -> list[str]:
-    """Names of the study presets shipped with the package."""
+    """Names of the study presets shipped with the package.
+
+    Returns
+    -------
+    list of str
+        Sorted preset names (``sparsetopo/study/presets/<name>.toml``).
+    """
     files = resources.files("sparsetopo.study").joinpath("presets").iterdir()
     return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
 
 def load_preset(name: str) -> StudyConfig:
-    """A study preset shipped with the package (``sparsetopo/study/presets/<name>.toml``)."""
+    """A study preset shipped with the package.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`preset_names` (``sparsetopo/study/presets/<name>.toml``).
+
+    Returns
+    -------
+    StudyConfig
+        The validated preset.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset.
+    """
     names = preset_names()
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(names)}")
@@ -475,8 +627,22 @@ def grid_methods(config: StudyConfig) -> tuple[str, ...]:
 
 
 def expand_runs(config: StudyConfig) -> list[RunSpec]:
-    """All runs of the grid: per (model, dataset), one dense run (method ``dense``, sparsity 0)
-    per seed, then every (method, sparsity, seed), the methods of :func:`grid_methods`."""
+    """All runs of a study's grid.
+
+    Per (model, dataset): one dense run (method ``dense``, sparsity 0) per seed, then every
+    (method, sparsity, seed), the methods of :func:`grid_methods` (the grid's methods, then
+    their mask controls); a dynamic sparse training run carries its resolved hyper-parameters.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study.
+
+    Returns
+    -------
+    list of RunSpec
+        The runs, in that order.
+    """
     runs = []
     for model in config.models:
         for dataset in config.datasets:

@@ -20,7 +20,8 @@ FeatureSetsArg = Sequence[str] | Mapping[str, Sequence[str]] | None
 
 
 def known_sets() -> list[str]:
-    """Every set name :func:`resolve_feature_sets` accepts (SPEC 6 sets first)."""
+    """Every set name :func:`resolve_feature_sets` accepts (the sets of ``docs/study.md``
+    first, then the exploratory ones, then each with ``/monotone``)."""
     names = [*FEATURE_SETS, *EXTRA_FEATURE_SETS]
     return names + [f"{n}{MONOTONE_SUFFIX}" for n in names]
 
@@ -31,13 +32,28 @@ def _patterns(name: str) -> tuple[str, ...] | None:
 
 
 def resolve_feature_sets(feature_sets: FeatureSetsArg = None) -> dict[str, tuple[str, ...]]:
-    """``{set name: column patterns}``, always with the baseline sets first: ``sparsity``,
-    ``density`` and ``effective_sparsity`` (:data:`~sparsetopo.study.vocabulary.BASELINES`).
+    """Feature-set names (or custom sets) as column patterns, the baselines first.
 
-    ``None`` gives every SPEC 6 set; a sequence of names picks some of them or of the
-    exploratory sets (``bottlenecks``, ``paths+bottlenecks``, ...; a name ending in
-    ``/monotone`` asks for a monotone-constrained fit of that set); a mapping defines custom
-    sets (name -> patterns: a pattern ending in ``.`` is a prefix, any other an exact column).
+    Parameters
+    ----------
+    feature_sets : sequence of str, mapping or None
+        ``None``: every set of ``docs/study.md`` (*Features*); a sequence of names: some of
+        them or of the exploratory sets (``bottlenecks``, ``paths+bottlenecks``, ...; a name
+        ending in ``/monotone`` asks for a monotone-constrained fit of that set); a mapping:
+        custom sets (name -> patterns: a pattern ending in ``.`` is a prefix, any other an
+        exact column).
+
+    Returns
+    -------
+    dict of str to tuple of str
+        ``{set name: column patterns}``, always with the baseline sets first: ``sparsity``,
+        ``density`` and ``effective_sparsity``
+        (:data:`~sparsetopo.study.vocabulary.BASELINES`).
+
+    Raises
+    ------
+    InputError
+        An unknown set name, a custom set without a pattern, or no set at all.
     """
     if feature_sets is None:
         return dict(FEATURE_SETS)

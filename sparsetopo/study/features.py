@@ -1,17 +1,27 @@
 """Every topological feature of one pruned network, computed on its (initialization) weights.
 
-Feature names carry their family as prefix (:mod:`sparsetopo.study.vocabulary`):
+Feature names carry their family as prefix (:mod:`sparsetopo.study.vocabulary`; the columns
+are defined in ``docs/study.md``, the metrics in ``docs/metrics.md``):
 
 - ``density.global`` = present / total conv+linear weights; ``density.<layer path>`` per layer;
-- ``ramanujan.<k>``: per-network layer means of the Ramanujan metrics (SPEC 5);
+- ``ramanujan.<k>``: per-network layer means of the Ramanujan metrics of the rolled encoding
+  (``metrics.ramanujan_summary``);
 - ``rolled.<k>``, ``rolled_channel.<k>``: layer means of the topometrics of the rolled and
-  rolled-channel BGEs (SPEC 4, last line);
+  rolled-channel BGEs (``metrics.layer_mean``);
 - ``mge.<k>``: ``nodes``, ``edges`` and the 16 paper topometrics of the MGE, paper convention
   (identity shortcuts not encoded unless ``identity_skips``);
-- ``paths.<k>``: the SPEC 4 path metrics of the MGE *with* identity skips, the real network's
-  signal paths (SPEC 4);
+- ``paths.<k>``: the path metrics (``metrics.PATH_METRICS``) of the MGE *with* identity skips,
+  the real network's signal paths;
 - ``bottleneck.<k>``: the smallest layer density and, on that same graph, the narrowest alive
   layer and the fraction of layers without any path (:mod:`sparsetopo.metrics.bottlenecks`).
+
+References
+----------
+Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+Topology via Multipartite Graph Representations. TMLR.
+
+Pal, Biswas, Kolay, Mitra, Basu (2022). A Study on the Ramanujan Graph Property of Winning
+Lottery Tickets. ICML.
 """
 
 from __future__ import annotations
@@ -48,12 +58,24 @@ def timed_network_features(
     identity_skips: bool = False,
     progress: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """:func:`network_features` plus the seconds spent on each family
-    (``{"density": s, ..., "paths": s}``).
+    """:func:`network_features` plus the seconds spent on each family.
 
     BLAS runs single-threaded here: the spectra are many small dense eigenproblems, for which
     threads bring nothing on an idle machine and cost 10x or more on a busy one (spinning
-    threads; measured on the per-layer graphs of conv6)."""
+    threads; measured on the per-layer graphs of conv6).
+
+    Parameters
+    ----------
+    model, input_shape, seed, identity_skips, progress
+        As in :func:`network_features`.
+
+    Returns
+    -------
+    features : dict of str to float
+        :func:`network_features`.
+    timings : dict of str to float
+        Seconds per family, ``{"density": s, ..., "paths": s}`` (:data:`FAMILIES`).
+    """
     graphs: list[encoding.LayeredGraph] = []  # (as asked, with identity skips), built by mge
 
     def mge(m: nn.Module) -> dict[str, float]:
@@ -97,10 +119,30 @@ def network_features(
     identity_skips: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
-    """All feature families of ``model`` as it is now (call it on the pruned initialization).
+    """All feature families of a network as it is now (call it on the pruned initialization).
 
-    ``input_shape`` is ``(C, H, W)`` of one input (for the MGE), ``seed`` seeds the sampled
-    metrics (motif estimate), ``identity_skips`` is the MGE option of SPEC 3.5 for the paper
-    topometrics (the path metrics always include identity skips, SPEC 4).
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, masks in ``torch.nn.utils.prune`` form.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input (for the MGE).
+    seed : int
+        Seed of the sampled metrics (the motif estimate).
+    identity_skips : bool
+        Encode identity shortcuts in the MGE of the paper's topometrics (``mge.*``); the path
+        metrics (``paths.*``) always include them.
+    progress : bool
+        A progress bar over the families.
+
+    Returns
+    -------
+    dict of str to float
+        ``<family>.<key>`` -> value, the families of the module docstring.
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *TMLR*.
     """
     return timed_network_features(model, input_shape, seed, identity_skips, progress)[0]

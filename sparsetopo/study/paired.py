@@ -15,7 +15,7 @@ of a (model, dataset, method, control, sparsity), :func:`paired_effects` gives t
 seeds (``n < 2``, no interval).
 
 :func:`paired_differences` also gives the difference of every feature (method minus control),
-for the question whether a feature set predicts ``d``; :func:`r2_against_zero` scores such
+for the question whether a feature set predicts ``d``; :func:`prediction_scores` scores such
 out-of-fold predictions against the constant predictor (R^2 = 0), with the spread and t-interval
 of the R^2 over the outer folds.
 

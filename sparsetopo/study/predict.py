@@ -235,9 +235,13 @@ def candidate_network(fit: Fit, model: str, dataset: str, *, weights: str | os.P
 
 
 def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *, seed: int,
-                    extrapolate: bool = False) -> tuple[float, list[dict]]:
+                    extrapolate: bool = False, method: str | None = None
+                    ) -> tuple[float, list[dict]]:
     """``(measured sparsity, one prediction per feature set)`` of ``network``: its features as
-    the study computed them (:func:`network_features_for`), then :func:`predict_features`."""
+    the study computed them (:func:`network_features_for`), then :func:`predict_features`.
+    With ``method`` (the candidate's pruning method), every row says whether the fit's
+    regressors saw that method in training (``method_seen``): for a method they never saw, the
+    error to expect is the leave-one-method-out one, not the grouped one."""
     from sparsetopo.pruning.masks import count_weights
 
     features = network_features_for(fit, network, input_shape, model=model, dataset=dataset,
@@ -247,7 +251,20 @@ def predict_network(fit: Fit, model: str, dataset: str, network, input_shape, *,
                             identity_skips=identity_skips_of(fit, model, dataset),
                             extrapolate=extrapolate,
                             sparsity_tolerance=1.0 / count_weights(network)[1])
+    if method is not None:
+        seen = set(fit.for_network(model, dataset)[0].get("methods_seen") or [])
+        for row in rows:
+            row["method_seen"] = method in seen if seen else None
     return features["sparsity"], rows
+
+
+def unseen_method_note(method: str, rows: list[dict]) -> str | None:
+    """One sentence when the regressors never saw ``method`` in training (``None`` when they
+    did, or when the fit does not say)."""
+    if not rows or rows[0].get("method_seen") is not False:
+        return None
+    return (f"{method} was never seen in training: expect the error of the leave-one-method-out "
+            "protocol (CV MAE unseen method), not the grouped one")
 
 
 def predicted_key(rows: list[dict]) -> str:
@@ -266,6 +283,7 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
 
     def value(self, feature_set: str, key: str) -> float | None:
+        """The prediction ``key`` of ``feature_set`` (None when that set did not predict)."""
         return next(r[key] for r in self.predictions if r["feature_set"] == feature_set)
 
 
@@ -316,8 +334,49 @@ def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | 
                     weights: list[str | os.PathLike] | None = None,
                     sparsity: float | None = None, seed: int = 0, data_dir: str | None = None,
                     feature_set: str | None = None, extrapolate: bool = False) -> Ranking:
-    """Predict every candidate (``methods`` at ``sparsity``, or ``weights`` files) and order
-    them by one feature set's predictions (:func:`ranking_set`)."""
+    """Predict the accuracy drop of candidate masks before training and rank them.
+
+    Every candidate's features are computed as the study computed them
+    (:func:`network_features_for`) and predicted by each feature set's regressor of
+    (``model``, ``dataset``); the candidates are then ordered by one set's predictions.
+
+    Parameters
+    ----------
+    fit : Fit
+        The regressors of a fit (:func:`load_fit`).
+    model : str
+        Zoo model the fit knows.
+    dataset : str
+        Dataset the fit knows.
+    methods : list of str, optional
+        Candidate pruning methods, each applied to the same initialization at ``sparsity``.
+    weights : list of str or path-like, optional
+        Candidate weights files (instead of ``methods``).
+    sparsity : float, optional
+        Sparsity of the methods' masks.
+    seed : int
+        Seed of the initialization, the masks and the pruning data.
+    data_dir : str, optional
+        Folder holding the dataset.
+    feature_set : str, optional
+        The set whose predictions rank; default :func:`ranking_set` (the best
+        leave-one-method-out R^2).
+    extrapolate : bool
+        Predict a candidate outside what a regressor saw (flagged) instead of refusing it.
+
+    Returns
+    -------
+    Ranking
+        The candidates best first (lowest predicted drop), with the ranking set's
+        leave-one-method-out verdict.
+
+    Raises
+    ------
+    UsageError
+        Both or neither of ``methods`` and ``weights``, or an unknown feature set.
+    FitError
+        A network outside the fit (unless ``extrapolate``).
+    """
     if bool(methods) == bool(weights):
         raise UsageError("give candidate methods (--pruning A B ...) or weights files "
                          "(--weights A.pt B.pt ...), one of the two")
@@ -328,7 +387,8 @@ def rank_candidates(fit: Fit, model: str, dataset: str, *, methods: list[str] | 
         network, shape, notes = candidate_network(fit, model, dataset, seed=seed,
                                                   data_dir=data_dir, **kw)
         measured, rows = predict_network(fit, model, dataset, network, shape, seed=seed,
-                                         extrapolate=extrapolate)
+                                         extrapolate=extrapolate,
+                                         method=label if methods else None)
         candidates.append(Candidate(str(label), measured, rows, notes))
     key = predicted_key(candidates[0].predictions)
     name = ranking_set(candidates[0].predictions, feature_set)

@@ -1,5 +1,5 @@
 """The study's predictor: XGBoost regression trees whose hyper-parameters Optuna tunes on inner
-folds of the training data only (SPEC 6).
+folds of the training data only (``docs/study.md``, *Predictor*).
 
 Model: XGBoost with ``tree_method="exact"`` (a (model, dataset) pair has about a hundred
 networks: exact greedy splits cost less per tree than histograms there, measured 0.58 against
@@ -15,6 +15,13 @@ validation part every :data:`CHECK_EVERY` trees and stops after :data:`EARLY_STO
 without improvement; a trial scores the mean best validation MSE, and the tuned model gets the
 mean of the folds' best tree counts. Training the
 final model on the whole training part then costs one fit.
+
+References
+----------
+Chen, T., Guestrin, C. (2016). XGBoost: A Scalable Tree Boosting System. KDD.
+
+Akiba, T., Sano, S., Yanase, T., Ohta, T., Koyama, M. (2019). Optuna: A Next-generation
+Hyperparameter Optimization Framework. KDD.
 """
 
 from __future__ import annotations
@@ -39,7 +46,25 @@ CHECK_EVERY = 5
 
 @dataclass(frozen=True)
 class TreeParams:
-    """Hyper-parameters, in ``XGBRegressor`` names."""
+    """Hyper-parameters of the regressor, in ``XGBRegressor`` names.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Trees.
+    max_depth : int
+        Depth of a tree.
+    learning_rate : float
+        Shrinkage of every tree (``eta``).
+    subsample : float
+        Fraction of the rows each tree sees.
+    colsample_bytree : float
+        Fraction of the features each tree sees.
+    min_child_weight : float
+        Minimum hessian sum of a leaf.
+    reg_lambda : float
+        L2 regularisation of the leaf values.
+    """
 
     n_estimators: int = 300
     max_depth: int = 4
@@ -50,6 +75,8 @@ class TreeParams:
     reg_lambda: float = 1.0
 
     def booster_params(self, seed: int, monotone: Sequence[int] | None = None) -> dict:
+        """These hyper-parameters as ``xgboost.train`` parameters (exact greedy splits, squared
+        error, one thread, ``seed``; ``monotone``: one direction -1, 0 or 1 per feature)."""
         params = {
             "tree_method": "exact",
             "objective": "reg:squarederror",
@@ -76,7 +103,30 @@ def _matrix(x: np.ndarray, y: np.ndarray | None = None) -> xgb.DMatrix:
 
 def train(x: np.ndarray, y: np.ndarray, params: TreeParams = DEFAULT_PARAMS, *, seed: int = 0,
           monotone: Sequence[int] | None = None) -> xgb.Booster:
-    """Fit ``params.n_estimators`` trees to ``(x, y)``."""
+    """Fit ``params.n_estimators`` gradient-boosted trees to ``(x, y)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Features (NaN = missing).
+    y : numpy.ndarray
+        Target.
+    params : TreeParams
+        Hyper-parameters.
+    seed : int
+        Seed of the row and column subsampling.
+    monotone : sequence of int, optional
+        Monotone constraint of every feature (-1, 0, 1).
+
+    Returns
+    -------
+    xgboost.Booster
+        The fitted model.
+
+    References
+    ----------
+    Chen, T., Guestrin, C. (2016). XGBoost: A Scalable Tree Boosting System. *KDD*.
+    """
     return xgb.train(params.booster_params(seed, monotone), _matrix(x, y),
                      num_boost_round=int(params.n_estimators))
 
@@ -121,8 +171,39 @@ def _fold_score(train_m: xgb.DMatrix, valid_x: np.ndarray, valid_y: np.ndarray,
 
 def tune(x: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]], *,
          n_trials: int, seed: int = 0, monotone: Sequence[int] | None = None) -> TreeParams:
-    """Hyper-parameters minimising the mean validation MSE over ``folds`` (positions into
-    ``x``); :data:`DEFAULT_PARAMS` when there is no fold to validate on."""
+    """Hyper-parameters minimising the mean validation MSE over inner folds (Optuna's TPE).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Features, rows x features (NaN = missing).
+    y : numpy.ndarray
+        Target.
+    folds : sequence of (numpy.ndarray, numpy.ndarray)
+        ``(train, validation)`` positions into ``x``.
+    n_trials : int
+        Optuna trials, the first :data:`DEFAULT_PARAMS`.
+    seed : int
+        Seed of the sampler and of the trees.
+    monotone : sequence of int, optional
+        Monotone constraint of every feature (-1, 0, 1).
+
+    Returns
+    -------
+    TreeParams
+        The best trial's, with the mean of the folds' best tree counts;
+        :data:`DEFAULT_PARAMS` when there is no fold to validate on.
+
+    Raises
+    ------
+    InputError
+        ``n_trials`` below 1.
+
+    References
+    ----------
+    Akiba, T., Sano, S., Yanase, T., Ohta, T., Koyama, M. (2019). Optuna: A Next-generation
+    Hyperparameter Optimization Framework. *KDD*.
+    """
     if n_trials < 1:
         raise InputError(f"n_trials must be >= 1, got {n_trials}")
     if not folds:

@@ -1,10 +1,17 @@
-"""Ranking of pruning methods by predicted vs measured outcome (SPEC section 6).
+"""Ranking of pruning methods by predicted vs measured outcome (``docs/study.md``, *Scores and
+verdicts*).
 
 At each case (model, dataset, sparsity) every method is summarised by its mean over seeds, once
 for the measured target and once for the predicted one. The two orders of the methods are
 compared with Kendall's tau-b (``scipy.stats.kendalltau``), and the case is a top-1 hit when the
 method predicted best is the method measured best. "Best" is the lowest accuracy drop, or the
 highest accuracy when the target is the accuracy itself.
+
+References
+----------
+Kendall, M. G. (1938). A New Measure of Rank Correlation. Biometrika 30.
+
+Kendall, M. G. (1945). The Treatment of Ties in Ranking Problems. Biometrika 33 (tau-b).
 """
 
 from __future__ import annotations
@@ -24,9 +31,20 @@ CASE_COLUMNS: tuple[str, ...] = ("model", "dataset", "sparsity")
 
 @dataclass(frozen=True)
 class RankingScore:
-    """Mean Kendall tau (over the cases where it is defined) and top-1 hit rate over the cases
-    that have at least 2 methods; ``n_undefined``: cases whose tau is undefined (a constant
-    predicted or measured order, e.g. a predictor that sees only the sparsity)."""
+    """How well predictions rank the methods, over the cases that have at least 2 methods.
+
+    Parameters
+    ----------
+    kendall_tau : float
+        Mean Kendall tau-b over the cases where it is defined.
+    top1_hit : float
+        Mean top-1 hit rate.
+    n_cases : int
+        Cases ranked.
+    n_undefined : int
+        Cases whose tau is undefined (a constant predicted or measured order, e.g. a predictor
+        that sees only the sparsity).
+    """
 
     kendall_tau: float
     top1_hit: float
@@ -35,7 +53,7 @@ class RankingScore:
 
 
 def check_methods(methods: Sequence[str] | pd.Series) -> None:
-    """Raise ``ValueError`` unless at least 2 distinct pruning methods are present."""
+    """Raise ``InputError`` unless at least 2 distinct pruning methods are present."""
     distinct = sorted({str(m) for m in methods})
     if len(distinct) < 2:
         raise InputError(
@@ -49,6 +67,18 @@ def top1_hit(measured: np.ndarray, predicted: np.ndarray, *, lower_is_better: bo
     With no ties this is 1.0 or 0.0. Ties are broken uniformly at random, so the value is the
     fraction of the methods tied for the predicted first place that are also tied for the
     measured first place.
+
+    Parameters
+    ----------
+    measured, predicted : array-like of float
+        One value per method, in the same order.
+    lower_is_better : bool
+        The best method has the lowest value (an accuracy drop), else the highest.
+
+    Returns
+    -------
+    float
+        In [0, 1].
     """
     sign = 1.0 if lower_is_better else -1.0
     meas, pred = sign * np.asarray(measured, float), sign * np.asarray(predicted, float)
@@ -58,8 +88,23 @@ def top1_hit(measured: np.ndarray, predicted: np.ndarray, *, lower_is_better: bo
 
 
 def kendall_tau(measured, predicted) -> float:
-    """Kendall's tau-b (``scipy.stats.kendalltau``) between two orders of the same methods;
-    NaN with fewer than 2 methods or a constant order."""
+    """Kendall's tau-b between two orders of the same methods.
+
+    Parameters
+    ----------
+    measured, predicted : array-like of float
+        One value per method, in the same order.
+
+    Returns
+    -------
+    float
+        ``scipy.stats.kendalltau``'s tau-b in [-1, 1]; NaN with fewer than 2 methods or a
+        constant order (undefined).
+
+    References
+    ----------
+    Kendall, M. G. (1945). The Treatment of Ties in Ranking Problems. *Biometrika* 33.
+    """
     a, b = np.asarray(measured, float), np.asarray(predicted, float)
     if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
@@ -75,12 +120,33 @@ def ranking_cases(
     case_by: Sequence[str] = CASE_COLUMNS,
     lower_is_better: bool = True,
 ) -> pd.DataFrame:
-    """One row per case: ``case_by`` columns, ``n_methods``, ``kendall_tau``, ``top1_hit``.
+    """Rank correlation of predicted and measured outcomes at every case.
 
-    ``kendall_tau`` = tau-b between the per-method means (over seeds) of ``measured`` and of
-    ``predicted``; it is NaN when one of them is constant. Cases with fewer than 2 methods cannot
-    be ranked and are left out. Raises ``ValueError`` when the frame has fewer than 2 methods or
-    no case with 2 methods.
+    ``kendall_tau`` is the tau-b between the per-method means (over seeds) of ``measured`` and
+    of ``predicted`` (NaN when one of them is constant), ``top1_hit`` :func:`top1_hit` of those
+    means. Cases with fewer than 2 methods cannot be ranked and are left out.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Out-of-fold predictions, one row per run.
+    measured, predicted, method : str
+        Column names.
+    case_by : sequence of str
+        Columns that define a case (default: model, dataset, sparsity).
+    lower_is_better : bool
+        The best method has the lowest value (an accuracy drop).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case: the ``case_by`` columns, ``n_methods``, ``kendall_tau``,
+        ``top1_hit``.
+
+    Raises
+    ------
+    InputError
+        A missing column, fewer than 2 methods, or no case with 2 methods.
     """
     missing = [c for c in (measured, predicted, method, *case_by) if c not in frame.columns]
     if missing:
@@ -112,8 +178,18 @@ def ranking_cases(
 
 
 def summarize_ranking(cases: pd.DataFrame) -> RankingScore:
-    """Mean ``kendall_tau`` (NaN cases skipped and counted) and mean ``top1_hit`` over
-    ``cases``."""
+    """The mean of the per-case scores.
+
+    Parameters
+    ----------
+    cases : pandas.DataFrame
+        :func:`ranking_cases`.
+
+    Returns
+    -------
+    RankingScore
+        Mean ``kendall_tau`` (NaN cases skipped and counted) and mean ``top1_hit``.
+    """
     if cases.empty:
         return RankingScore(float("nan"), float("nan"), 0, 0)
     taus = cases["kendall_tau"].to_numpy(float)
@@ -125,15 +201,32 @@ def summarize_ranking(cases: pd.DataFrame) -> RankingScore:
 def method_ranks(
     df: pd.DataFrame, *, feature_set: str | None = None, protocol: str | None = None
 ) -> pd.DataFrame:
-    """Pruning methods ranked at each (model, dataset, sparsity) by mean accuracy drop over
-    seeds (rank 1 = smallest drop, ties share the lowest rank).
+    """Pruning methods ranked at each (model, dataset, sparsity) by mean accuracy drop.
 
-    ``df`` is a runs table (``accuracy_drop``; dense runs and runs not ``ok`` are left out) or a
-    predictions table (``measured``, ``predicted``; one ``feature_set`` and ``protocol``,
-    by default ``mge`` and ``leave-one-method-out`` when present, else the first in order).
-    Columns: model, dataset, sparsity, method, n_seeds, measured_drop, measured_std,
-    measured_rank, and for predictions predicted_drop, predicted_rank. ``attrs`` records the
-    feature set and protocol used.
+    The mean is over seeds; rank 1 is the smallest drop, and ties share the lowest rank.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A runs table (``accuracy_drop``; dense runs and runs not ``ok`` are left out) or a
+        predictions table (``measured``, ``predicted``).
+    feature_set : str, optional
+        Predictions only: the set whose predictions rank; default ``mge`` when present, else
+        the first in order.
+    protocol : str, optional
+        Predictions only: default ``leave-one-method-out`` when present, else the first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, dataset, sparsity, method, n_seeds, measured_drop, measured_std,
+        measured_rank, and for predictions predicted_drop, predicted_rank. ``attrs`` records
+        the feature set and protocol used.
+
+    Raises
+    ------
+    InputError
+        A missing column, or no prediction for the set and protocol.
     """
     case = ["model", "dataset", "sparsity"]
     if "predicted" in df.columns:

@@ -63,8 +63,29 @@ VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 @dataclass
 class StudySummary:
-    """Counts of a :func:`run_study` call; ``placement`` says where the runs went (workers,
-    GPUs), ``cpu_fallbacks`` counts runs that asked for a GPU but saw none and trained on CPU."""
+    """Counts of a :func:`run_study` call.
+
+    Parameters
+    ----------
+    results_path : str
+        The results file.
+    total : int
+        Runs of the grid (or of the runs given).
+    skipped : int
+        Runs already complete in the results file.
+    ok : int
+        Runs that finished in this call.
+    failed : int
+        Runs that failed in this call.
+    failures : list of str
+        ``"<label>: <first line of the error>"`` of each failure.
+    gpus_per_run : float
+        The resolved GPU request of every run.
+    placement : str
+        Where the runs went (workers, GPUs).
+    cpu_fallbacks : int
+        Runs that asked for a GPU but saw none and trained on CPU.
+    """
 
     results_path: str
     total: int
@@ -245,16 +266,32 @@ def pruned_network(spec: RunSpec, progress: bool = False) -> tuple[torch.nn.Modu
 
 def execute_run(spec: RunSpec, progress: bool = False, gpus_per_run: float | None = None
                 ) -> RunRecord:
-    """Run one grid point and return its record (``status="failed"`` with the error and its
-    traceback if anything raises; this function itself never raises an ``Exception``).
+    """Run one grid point: prune, compute its features, train, measure its accuracy.
 
     Steps: :func:`pruned_network` -> features on the pruned initialization (none for dense
-    baselines) -> ``training.train`` on :func:`training_device` (``gpus_per_run`` None: a GPU
-    when there is one; :func:`run_study` always passes the resolved request) -> test accuracy.
-    The record's ``resources`` say where it trained and how fast. A dynamic sparse training run
-    trains with its method (``training.DynamicSparsity``, topology recorded at every update:
-    the record's ``trajectory``), then its features are computed on its initial weights (the
-    run's model rebuilt from its seed) under the mask it finished with.
+    baselines; ``study.features.network_features``) -> ``training.train`` on
+    :func:`training_device` -> test accuracy. A dynamic sparse training run trains with its
+    method (``training.DynamicSparsity``, topology recorded at every update: the record's
+    ``trajectory``), then its features are computed on its initial weights (the run's model
+    rebuilt from its seed) under the mask it finished with: features describe topology, not
+    training.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        The run.
+    progress : bool
+        Show progress bars.
+    gpus_per_run : float, optional
+        GPUs the run asked for; ``None``: a GPU when there is one (:func:`run_study` always
+        passes the resolved request).
+
+    Returns
+    -------
+    RunRecord
+        ``status="ok"`` with the accuracy, features, timings and ``resources`` (where it
+        trained and how fast); ``status="failed"`` with the error and its traceback if anything
+        raised (this function itself never raises an ``Exception``).
     """
     from sparsetopo.pruning.masks import apply_masks, get_masks
     from sparsetopo.study.features import timed_network_features
@@ -470,13 +507,64 @@ def run_study(
     runs: Iterable[RunSpec] | None = None,
     gpus_per_run: float | None = None,
 ) -> StudySummary:
-    """Run every run of ``config`` (or the given ``runs``) not yet complete in
-    ``results_path``; failed runs are re-run only with ``retry_failed``. Returns the counts.
+    """Run every run of a study not yet complete in its results file.
 
-    ``gpus_per_run`` (see the module docstring; None: 1 when there is a GPU, else 0) is checked
-    against the GPUs torch sees (local backend, or a Ray instance started here) or the Ray
-    cluster's (an initialised Ray or ``ray_address``) before any run starts:
-    :class:`ResourceError` when GPUs are asked for and there are none."""
+    Each run (:func:`execute_run`) prunes a network at initialization (or, for a dynamic sparse
+    training method, draws its random initial mask), computes the topological features of its
+    mask on the initial weights, trains it with the paper's settings and stores its test
+    accuracy; the results file gets one transaction per finished run, so an interrupted study
+    resumes where it stopped (the protocol: ``docs/study.md``).
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study.
+    results_path : str or path-like
+        The SQLite results file (created when absent).
+    backend : {"local", "ray"}
+        ``local``: in this process or a pool of ``workers`` processes; ``ray``: Ray tasks.
+    workers : int
+        Processes of the local pool, or CPUs of a local Ray instance.
+    ray_address : str, optional
+        Address of a Ray cluster (``backend="ray"`` only).
+    retry_failed : bool
+        Run again the runs stored as failed (by default they are skipped).
+    progress : bool
+        A progress bar and one line per finished run.
+    runs : iterable of RunSpec, optional
+        The runs to do instead of the whole grid (:func:`expand_runs`).
+    gpus_per_run : float, optional
+        GPUs per run: 0, a fraction in (0, 1] (several runs share a GPU) or a whole number;
+        ``None``: 1 when there is a GPU, else 0. Checked against the GPUs torch sees (local
+        backend, or a Ray instance started here) or the Ray cluster's before any run starts.
+
+    Returns
+    -------
+    StudySummary
+        The counts of this call.
+
+    Raises
+    ------
+    UsageError
+        An unknown backend, a bad number of workers, ``ray_address`` without Ray's backend,
+        or the Ray backend without Ray installed.
+    ResourceError
+        GPUs asked for where there are none, or an unreachable Ray cluster.
+    ConfigError
+        A model that cannot be built for its dataset's images (checked before any run).
+    DataError
+        A dataset that cannot be read (checked before any run).
+    StoreError
+        A results file that is not one of sparsetopo's.
+    StudyError
+        A worker process that died.
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on
+    Machine Learning Research*.
+    """
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; supported: {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

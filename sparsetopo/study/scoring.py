@@ -1,5 +1,6 @@
-"""Scores of out-of-fold predictions (SPEC 6): R^2 and MAE (``sklearn.metrics``), and the gain
-of a feature set over the sparsity baseline under the same folds, with its spread.
+"""Scores of out-of-fold predictions (``docs/study.md``, *Scores and verdicts*): R^2 and MAE
+(``sklearn.metrics``), and the gain of a feature set over a baseline under the same folds,
+with its spread.
 
 Gain. On the out-of-fold predictions of one (model, dataset) pair, with ``SS`` the total sum of
 squares of the measured target and ``SSE_b``, ``SSE_s`` the squared errors of the baseline and
@@ -35,8 +36,21 @@ CONFIDENCE = 0.95
 
 
 def regression_scores(measured, predicted) -> tuple[float, float]:
-    """``(r2, mae)`` by ``sklearn.metrics``; R^2 is NaN with fewer than 2 values or a constant
-    target (undefined), both are NaN without values."""
+    """Coefficient of determination and mean absolute error of predictions.
+
+    Parameters
+    ----------
+    measured, predicted : array-like of float
+        The target and its predictions.
+
+    Returns
+    -------
+    r2 : float
+        ``sklearn.metrics.r2_score``; NaN with fewer than 2 values or a constant target
+        (undefined), or without values.
+    mae : float
+        ``sklearn.metrics.mean_absolute_error``; NaN without values.
+    """
     y, p = np.asarray(measured, float), np.asarray(predicted, float)
     if len(y) == 0:
         return math.nan, math.nan
@@ -47,8 +61,27 @@ def regression_scores(measured, predicted) -> tuple[float, float]:
 
 
 def fold_contributions(measured, predicted, baseline, folds) -> np.ndarray:
-    """``c_k`` of every outer fold (module docstring), in the order of ``np.unique(folds)``;
-    empty when the target is constant (no R^2, no gain)."""
+    """Each outer fold's contribution to the gain of a set over a baseline.
+
+    ``c_k = K (SSE_b,k - SSE_s,k) / SS`` (module docstring); their mean is the gain.
+
+    Parameters
+    ----------
+    measured : array-like of float
+        The target.
+    predicted : array-like of float
+        Out-of-fold predictions of the set.
+    baseline : array-like of float
+        Out-of-fold predictions of the baseline, on the same folds.
+    folds : array-like
+        The outer fold of every row.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c_k`` in the order of ``np.unique(folds)``; empty when the target is constant (no
+        R^2, no gain).
+    """
     y = np.asarray(measured, float)
     err_set = (y - np.asarray(predicted, float)) ** 2
     err_base = (y - np.asarray(baseline, float)) ** 2

@@ -83,10 +83,36 @@ ROW_COLUMNS = ("run_id", "config_json", "status", "error", "accuracy", "features
 
 @dataclass
 class RunRecord:
-    """What one finished run leaves in the store. ``resources``: where it trained (``device``,
-    ``device_name``, ``gpus_per_run``, ``gpu_ids`` Ray assigned, ``cuda_visible_devices`` it
-    saw, ``peak_accelerator_memory_mb``, ``images_per_second``, ...). ``trajectory``: a
-    dynamic sparse training run's records, one per mask update (``TrainResult.trajectory``)."""
+    """What one finished run leaves in the store.
+
+    Parameters
+    ----------
+    run_id : str
+        ``RunSpec.run_id``.
+    config : dict
+        ``RunSpec.to_dict()``.
+    status : {"ok", "failed"}
+        Whether the run finished.
+    error : str, optional
+        A failed run's error and traceback.
+    accuracy : float, optional
+        Test accuracy in [0, 1].
+    features : dict of str to float
+        The run's features (``study.features.network_features``).
+    timings : dict of str to float
+        Seconds of each phase.
+    started, finished : str, optional
+        ISO timestamps (UTC).
+    host : str, optional
+        Machine the run ran on.
+    resources : dict
+        Where it trained: ``device``, ``device_name``, ``gpus_per_run``, ``gpu_ids`` Ray
+        assigned, ``cuda_visible_devices`` it saw, ``peak_accelerator_memory_mb``,
+        ``images_per_second``, ...
+    trajectory : list of dict
+        A dynamic sparse training run's records, one per mask update
+        (``TrainResult.trajectory``).
+    """
 
     run_id: str
     config: dict[str, Any]
@@ -103,7 +129,8 @@ class RunRecord:
 
 
 def run_category(method: str) -> str:
-    """``category(method)``, ``dense`` for the dense baselines."""
+    """The category of a run's method (``training.category``), ``dense`` for the dense
+    baselines."""
     return DENSE if method == DENSE else category(method)
 
 
@@ -158,7 +185,23 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 
 
 class ResultsStore:
-    """Open (creating it when absent) a results file for writing runs."""
+    """A results file open for writing runs (created when absent; a context manager).
+
+    The file is SQLite: one row per run, each written in one transaction (module docstring),
+    so that a run is either complete or absent whatever happens to the writer.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The results file.
+
+    Raises
+    ------
+    StoreError
+        A file that is not a sparsetopo results file, or of another schema version.
+    OutputError
+        A folder that cannot be created.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
@@ -219,6 +262,7 @@ class ResultsStore:
             raise
 
     def close(self) -> None:
+        """Close the file."""
         self.conn.close()
 
     def __enter__(self) -> ResultsStore:
@@ -327,8 +371,7 @@ def _number(value: Any) -> float:
 
 
 def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFrame:
-    """Runs of a results file as a DataFrame, one row per run, sorted by model, dataset, method,
-    sparsity, seed.
+    """The runs of a results file as a table, one row per run.
 
     Columns: ``run_id``, the configuration (model, dataset, method, category, sparsity, seed,
     ``base_method`` and ``control`` (the parts of ``METHOD+CONTROL``, control empty for a run
@@ -344,7 +387,26 @@ def load_runs(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFram
     ``peak_accelerator_memory_mb`` (NaN on CPU), ``images_per_second`` (training throughput),
     then every
     feature column (``density.*``, ``ramanujan.*``, ``rolled.*``, ``rolled_channel.*``,
-    ``mge.*``, ``paths.*``, ``bottleneck.*``). ``status`` selects ``"ok"`` or ``"failed"`` runs, ``None``/``"all"`` all runs.
+    ``mge.*``, ``paths.*``, ``bottleneck.*``; defined in ``docs/study.md``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The results file.
+    status : {"ok", "failed", "all"} or None
+        Which runs: ``"ok"`` or ``"failed"`` ones, ``None`` or ``"all"`` every run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by model, dataset, method, sparsity, seed.
+
+    Raises
+    ------
+    UsageError
+        An unknown ``status``.
+    StoreError
+        A missing file, or one that is not a sparsetopo results file.
     """
     if status not in (None, "all", *STATUSES):
         raise UsageError(f"status must be 'ok', 'failed' or 'all', got {status!r}")
@@ -381,8 +443,30 @@ EXPORT_FORMATS = (".parquet", ".csv")
 
 
 def export(path: str | os.PathLike, out: str | os.PathLike, status: str | None = "all") -> Path:
-    """Write :func:`load_runs` (all runs by default) to ``out``, Parquet or CSV chosen by the
-    extension, atomically (temporary file in the same folder, then ``os.replace``)."""
+    """Write the runs table of a results file to a Parquet or CSV file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The results file.
+    out : str or path-like
+        ``.parquet`` or ``.csv`` file, written atomically (temporary file in the same folder,
+        then ``os.replace``).
+    status : {"ok", "failed", "all"} or None
+        Which runs (:func:`load_runs`); all by default.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    UsageError
+        Another extension, or an unknown ``status``.
+    StoreError
+        A results file that cannot be read.
+    """
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EXPORT_FORMATS:
@@ -402,8 +486,19 @@ TRAJECTORY_ID_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sp
 
 
 def trajectory_frame(trajectory: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record of a trajectory (``TrainResult.trajectory``), the per-layer
-    densities flattened to ``density.<layer>`` columns; non-finite values as NaN."""
+    """A trajectory as a table.
+
+    Parameters
+    ----------
+    trajectory : list of dict
+        ``TrainResult.trajectory``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, the per-layer densities flattened to ``density.<layer>`` columns;
+        non-finite values as NaN.
+    """
     rows = []
     for record in trajectory:
         row = {k: v for k, v in record.items() if k != "density"}
@@ -416,13 +511,35 @@ def trajectory_frame(trajectory: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def load_trajectories(path: str | os.PathLike, status: str | None = "ok") -> pd.DataFrame:
-    """The topology trajectories of a results file's dynamic sparse training runs, one row per
-    mask update (the first at step 0, the initial mask): :data:`TRAJECTORY_ID_COLUMNS`, then
-    ``step``, ``epoch``, ``fraction`` (of the training steps), ``present``,
-    ``exploration_rate``, ``initial_mask_kept``, ``dropped``, ``replaced``, ``drop_fraction``
-    (or ``dsr_threshold``), the path metrics (``effective_density``, ``alive_edges``,
-    ``log10_paths``; NaN where -inf: no path), ``record_seconds`` and ``density.<layer>``. Empty
-    (with the id columns) when no run has a trajectory."""
+    """The topology trajectories of a results file's dynamic sparse training runs.
+
+    The fields are defined in ``docs/sparse-training.md`` (*Topology over training*).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The results file.
+    status : {"ok", "failed", "all"} or None
+        Which runs, as in :func:`load_runs`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per mask update (the first at step 0, the initial mask):
+        :data:`TRAJECTORY_ID_COLUMNS`, then ``step``, ``epoch``, ``fraction`` (of the training
+        steps), ``present``, ``exploration_rate``, ``initial_mask_kept``, ``dropped``,
+        ``replaced``, ``drop_fraction`` (or ``dsr_threshold``), the path metrics
+        (``effective_density``, ``alive_edges``, ``log10_paths``; NaN where -inf: no path),
+        ``record_seconds`` and ``density.<layer>``. Empty (with the id columns) when no run
+        has a trajectory.
+
+    Raises
+    ------
+    UsageError
+        An unknown ``status``.
+    StoreError
+        A results file that cannot be read.
+    """
     if status not in (None, "all", *STATUSES):
         raise UsageError(f"status must be 'ok', 'failed' or 'all', got {status!r}")
     frames = []
@@ -451,8 +568,30 @@ def trajectory_path(out: str | os.PathLike) -> Path:
 
 def export_trajectories(path: str | os.PathLike, out: str | os.PathLike,
                         status: str | None = "all") -> Path | None:
-    """Write :func:`load_trajectories` to ``out`` (Parquet or CSV by extension, atomically);
-    ``None`` (nothing written) when no run has a trajectory."""
+    """Write the trajectories of a results file to a Parquet or CSV file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The results file.
+    out : str or path-like
+        ``.parquet`` or ``.csv`` file, written atomically (:func:`trajectory_path` names the
+        one ``study export`` writes next to the runs table).
+    status : {"ok", "failed", "all"} or None
+        Which runs (:func:`load_trajectories`); all by default.
+
+    Returns
+    -------
+    Path or None
+        ``out``; ``None`` (nothing written) when no run has a trajectory.
+
+    Raises
+    ------
+    UsageError
+        Another extension, or an unknown ``status``.
+    StoreError
+        A results file that cannot be read.
+    """
     out = Path(out)
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise UsageError(f"cannot export to {out.name!r}: supported extensions are "

@@ -34,15 +34,40 @@ from sparsetopo.io import show_progress
 from sparsetopo.training.dst import DynamicSparsity
 from sparsetopo.training.trajectory import TopologyRecorder
 
+#: ``(epochs, milestones)`` of the paper's CIFAR training.
 CIFAR_SCHEDULE = (160, (80, 120))
+#: ``(epochs, milestones)`` of the paper's Tiny-ImageNet training.
 TINYIMAGENET_SCHEDULE = (100, (30, 60, 80))
+#: Models trained with weight decay 5e-4 instead of 1e-4.
 WIDE_WEIGHT_DECAY_MODELS = ("wrn28_2",)
 
 
 def scale_milestones(milestones: Iterable[int], base_epochs: int, epochs: int) -> tuple[int, ...]:
-    """Milestones of a ``base_epochs`` schedule scaled to ``epochs``: ``round(m * epochs /
-    base_epochs)``, keeping only distinct values in ``1 .. epochs-1`` (a decay at epoch 0 or at
-    the end would have no effect or shift the whole schedule)."""
+    """Milestones of a ``base_epochs`` schedule scaled to ``epochs``.
+
+    Each milestone ``m`` becomes ``round(m * epochs / base_epochs)`` (halves up); only distinct
+    values in ``1 .. epochs-1`` are kept (a decay at epoch 0 or at the end would have no effect
+    or shift the whole schedule).
+
+    Parameters
+    ----------
+    milestones : iterable of int
+        Epochs of the learning-rate decays in the base schedule.
+    base_epochs : int
+        Length of the base schedule.
+    epochs : int
+        Length of the new schedule.
+
+    Returns
+    -------
+    tuple of int
+        The scaled milestones, increasing.
+
+    Raises
+    ------
+    InputError
+        A length that is not positive.
+    """
     if base_epochs <= 0 or epochs <= 0:
         raise InputError(f"epochs must be positive, got base={base_epochs}, epochs={epochs}")
     scaled = {math.floor(m * epochs / base_epochs + 0.5) for m in milestones}
@@ -51,13 +76,50 @@ def scale_milestones(milestones: Iterable[int], base_epochs: int, epochs: int) -
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """SGD with momentum and weight decay, step learning rate ``lr * gamma^k`` after the
-    ``k``-th milestone epoch, cross-entropy loss. Defaults are the paper's CIFAR settings.
+    """Settings of a training: SGD with momentum and weight decay, cross-entropy loss.
 
-    ``amp``: forward passes under ``torch.autocast(dtype=torch.bfloat16)`` (no loss scaling is
-    needed for bfloat16); ``channels_last``: model and inputs in the NHWC memory format. Both are
-    off by default and, when off, absent from :meth:`to_dict` (and so from a study run's
-    identity)."""
+    The learning rate is ``lr * gamma^k`` after the ``k``-th milestone epoch. Defaults are the
+    paper's CIFAR settings (:meth:`paper_defaults` gives those of any model and dataset).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training data.
+    lr : float
+        Initial learning rate.
+    momentum : float
+        SGD momentum, in [0, 1).
+    weight_decay : float
+        L2 weight decay (SGD's ``weight_decay``).
+    batch_size : int
+        Samples per batch.
+    milestones : tuple of int
+        Epochs after which the learning rate is multiplied by ``gamma``, increasing.
+    gamma : float
+        Learning-rate decay factor, in (0, 1].
+    augment : bool
+        Random crop (padding 4) and horizontal flip of the training images.
+    amp : bool
+        Forward passes under ``torch.autocast(dtype=torch.bfloat16)`` (no loss scaling is
+        needed for bfloat16). Off by default and, when off, absent from :meth:`to_dict` (and
+        so from a study run's identity).
+    channels_last : bool
+        Model and inputs in the NHWC memory format; like ``amp`` in :meth:`to_dict`.
+
+    Raises
+    ------
+    InputError
+        A value out of its range (every problem named in one message).
+
+    References
+    ----------
+    Cunegatti, E., Farina, L. L., Bucur, D., Iacca, G. (2024). Understanding Sparse Neural
+    Networks from their Topology via Multipartite Graph Representations. *Transactions on
+    Machine Learning Research*.
+
+    He, K., Zhang, X., Ren, S., Sun, J. (2016). Deep Residual Learning for Image Recognition.
+    *CVPR* (the CIFAR schedule and augmentation).
+    """
 
     epochs: int = 160
     lr: float = 0.1
@@ -99,12 +161,35 @@ class TrainConfig:
     def paper_defaults(
         cls, model_name: str, dataset: str, epochs: int | None = None, **overrides
     ) -> TrainConfig:
-        """The paper's settings for ``model_name`` on ``dataset``: 160 epochs with milestones
-        80/120 (CIFAR and the small datasets), 100 epochs with milestones 30/60/80
-        (Tiny-ImageNet), weight decay 5e-4 for WRN-28-2 else 1e-4, random crop + flip for the
-        natural-image datasets (CIFAR, Tiny-ImageNet) and none for digits/synthetic. With ``epochs`` given, the
-        milestones are scaled proportionally (:func:`scale_milestones`); any other field can be
-        overridden by keyword (an explicit ``milestones`` wins over the scaled ones)."""
+        """The paper's settings for a model on a dataset.
+
+        160 epochs with milestones 80/120 (CIFAR and the small datasets), 100 epochs with
+        milestones 30/60/80 (Tiny-ImageNet), weight decay 5e-4 for WRN-28-2 else 1e-4, random
+        crop + flip for the natural-image datasets (CIFAR, Tiny-ImageNet) and none for
+        digits/synthetic; learning rate 0.1, momentum 0.9, batch 128, decay 0.1.
+
+        Parameters
+        ----------
+        model_name : str
+            Zoo name.
+        dataset : str
+            Dataset name.
+        epochs : int, optional
+            A shorter or longer schedule: the milestones are scaled proportionally
+            (:func:`scale_milestones`).
+        **overrides
+            Any other field by keyword (an explicit ``milestones`` wins over the scaled ones).
+
+        Returns
+        -------
+        TrainConfig
+            The settings.
+
+        Raises
+        ------
+        InputError
+            A bad value.
+        """
         base_epochs, base_milestones = (
             TINYIMAGENET_SCHEDULE if dataset == "tinyimagenet" else CIFAR_SCHEDULE
         )
@@ -119,7 +204,8 @@ class TrainConfig:
         return replace(config, **overrides)
 
     def with_epochs(self, epochs: int) -> TrainConfig:
-        """The same schedule stretched or shrunk to ``epochs`` (milestones scaled)."""
+        """The same schedule stretched or shrunk to ``epochs`` (milestones scaled by
+        :func:`scale_milestones`)."""
         return replace(
             self, epochs=epochs, milestones=scale_milestones(self.milestones, self.epochs, epochs)
         )
@@ -145,19 +231,39 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """Test accuracy (fraction in [0, 1]) after the last epoch, mean training loss and training
-    accuracy (of the batches as they were trained on) of every epoch, and wall-clock seconds of
-    training plus evaluation.
+    """What :func:`train` returns: the accuracy, the curves, where and how fast it trained.
 
-    Where and how fast it trained: ``device`` (e.g. ``cpu``, ``cuda:0``), ``device_name`` (the
-    GPU's name on CUDA), ``train_seconds`` (the epochs only, evaluation excluded; on CUDA up to a
-    synchronisation), ``images`` (training samples seen over all epochs), ``images_per_second``
-    (= ``images / train_seconds``) and ``peak_memory_mb`` (``torch.cuda.max_memory_allocated``
-    over the call, in MiB; ``None`` on CPU).
-
-    Dynamic sparse training only: ``trajectory`` (one record per mask update, the first at
-    step 0: see ``dst.MaskUpdater``), ``mask_updates`` (their number), ``mask_update_seconds``
-    and ``record_seconds`` (time spent updating masks, and recording the trajectory)."""
+    Parameters
+    ----------
+    test_accuracy : float
+        Top-1 test accuracy (fraction in [0, 1]) after the last epoch.
+    train_loss_history : list of float
+        Mean training loss of every epoch.
+    seconds : float
+        Wall-clock seconds of training plus evaluation.
+    device : str
+        Where it trained, e.g. ``cpu``, ``cuda:0``.
+    device_name : str, optional
+        The GPU's name on CUDA.
+    train_seconds : float
+        The epochs only, evaluation excluded (on CUDA up to a synchronisation).
+    images : int
+        Training samples seen over all epochs (``images_per_second`` = ``images /
+        train_seconds``).
+    peak_memory_mb : float, optional
+        ``torch.cuda.max_memory_allocated`` over the call, in MiB; ``None`` on CPU.
+    train_accuracy_history : list of float
+        Training accuracy of every epoch (of the batches as they were trained on).
+    trajectory : list of dict
+        Dynamic sparse training: one record per mask update, the first at step 0 (fields in
+        ``docs/sparse-training.md``, *Topology over training*).
+    mask_updates : int
+        Dynamic sparse training: the number of mask updates.
+    mask_update_seconds : float
+        Dynamic sparse training: time spent updating masks.
+    record_seconds : float
+        Dynamic sparse training: time spent recording the trajectory.
+    """
 
     test_accuracy: float
     train_loss_history: list[float] = field(default_factory=list)
@@ -175,19 +281,41 @@ class TrainResult:
 
     @property
     def images_per_second(self) -> float:
+        """Training throughput, ``images / train_seconds`` (NaN without training time)."""
         return self.images / self.train_seconds if self.train_seconds > 0 else float("nan")
 
 
 def default_device() -> torch.device:
-    """``cuda`` when available, else ``cpu``."""
+    """Where to train by default.
+
+    Returns
+    -------
+    torch.device
+        ``cuda`` when available, else ``cpu``.
+    """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @contextlib.contextmanager
 def deterministic(device: torch.device, enabled: bool = True) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(True)`` on CPU for the duration of the block (the
-    previous global setting is restored). On CUDA this would need ``CUBLAS_WORKSPACE_CONFIG``
-    set before start-up, so it is left as configured."""
+    """Deterministic torch algorithms on CPU for the duration of the block.
+
+    ``torch.use_deterministic_algorithms(True, warn_only=True)``; the previous global setting is
+    restored on exit. On CUDA this would need ``CUBLAS_WORKSPACE_CONFIG`` set before start-up,
+    so it is left as configured.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the work runs; only ``cpu`` is affected.
+    enabled : bool
+        False: a no-op.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The context manager (a ``with`` block).
+    """
     if not enabled or device.type != "cpu":
         yield
         return
@@ -201,8 +329,22 @@ def deterministic(device: torch.device, enabled: bool = True) -> Iterator[None]:
 
 
 def autocast(device: torch.device, enabled: bool):
-    """``torch.autocast`` to bfloat16 on ``device`` when ``enabled``, else a no-op context (so
-    that the default path runs exactly the ops it always ran)."""
+    """Mixed precision for the forward passes, when asked for.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the forward passes run.
+    enabled : bool
+        Autocast to bfloat16; False: a no-op context (so that the default path runs exactly the
+        ops it always ran).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``torch.autocast(device_type=device.type, dtype=torch.bfloat16)`` or
+        ``contextlib.nullcontext()``.
+    """
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -218,9 +360,32 @@ def _inputs(x, device: torch.device, channels_last: bool) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None,
              amp: bool = False, channels_last: bool = False) -> float:
-    """Top-1 accuracy: ``(# argmax(model(x)) == y) / (# samples)`` over ``loader``, with the
-    model in eval mode (its previous mode is restored); ``amp`` and ``channels_last`` as in
-    :class:`TrainConfig`."""
+    """Top-1 accuracy of a model: the fraction of samples whose largest logit is the label.
+
+    ``(# argmax(model(x)) == y) / (# samples)`` over ``loader``, with the model in eval mode
+    (its previous mode is restored) and no gradient.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning logits ``B x classes``.
+    loader : iterable
+        Batches ``(x, y)``.
+    device : torch.device or str, optional
+        Where to evaluate; default: the device of the model's parameters.
+    amp, channels_last : bool
+        As in :class:`TrainConfig`.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+
+    Raises
+    ------
+    InputError
+        A loader that yields no sample.
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -273,8 +438,7 @@ def train(
     deterministic_algorithms: bool = False,
     dst: DynamicSparsity | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place with masked SGD (see module docstring) and return its test
-    accuracy.
+    """Train a sparse network in place with masked SGD and measure its test accuracy.
 
     Every epoch minimises the mean cross-entropy over ``train_loader`` with
     ``SGD(lr, momentum, weight_decay)``; the learning rate is multiplied by ``gamma`` after each
@@ -287,11 +451,45 @@ def train(
     ``config.channels_last`` switch on bfloat16 autocast and the NHWC memory format (on CUDA:
     cuDNN autotuning too, whatever the config).
 
-    ``dst``: dynamic sparse training (:class:`~sparsetopo.training.dst.DynamicSparsity`). The
-    model must already hold the method's initial mask (``dst.sparse_init``); its masks are
-    updated on the model's device as the method's schedule says (a fraction of
-    ``epochs * len(train_loader)`` steps), its random draws seeded by ``seed``, and its
-    topology recorded at every update when ``dst.input_shape`` is given.
+    With fixed masks (pruning at initialization) the effective weight ``weight_orig *
+    weight_mask`` stays exactly 0 where the mask is 0; with ``dst`` the masks move as the
+    method says and absent weights are held at 0 (``docs/sparse-training.md``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, masks in ``torch.nn.utils.prune`` form (layers without a mask train as
+        dense layers); moved to ``device``.
+    train_loader : iterable
+        Training batches ``(x, y)`` (with a length for ``dst``).
+    test_loader : iterable
+        Test batches, evaluated once after the last epoch (:func:`evaluate`).
+    config : TrainConfig
+        The settings.
+    device : torch.device or str, optional
+        Where to train; default :func:`default_device`.
+    seed : int
+        ``torch.manual_seed(seed)`` first, and the seed of a DST method's draws.
+    progress : bool
+        A progress bar over epochs.
+    deterministic_algorithms : bool
+        :func:`deterministic` during CPU training.
+    dst : DynamicSparsity, optional
+        Dynamic sparse training. The model must already hold the method's initial mask
+        (:func:`sparse_init`); its masks are updated on the model's device as the method's
+        schedule says (a fraction of ``epochs * len(train_loader)`` steps), and its topology
+        recorded at every update when ``dst.input_shape`` is given.
+
+    Returns
+    -------
+    TrainResult
+        Test accuracy, loss and accuracy curves, timings, device; the trajectory for ``dst``.
+
+    Raises
+    ------
+    InputError
+        A loader that yields no sample, a ``dst`` training loader without a length, or a model
+        not masked for ``dst``.
     """
     device = torch.device(device) if device is not None else default_device()
     start = time.perf_counter()

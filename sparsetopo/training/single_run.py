@@ -34,9 +34,24 @@ SUBSET_SEED = 0  # the same training/test subset whatever the run's seed (as in 
 
 @dataclass
 class TrainedNetwork:
-    """What :func:`train_network` returns: the trained ``model`` (final masks in prune form),
-    its ``result``, the run's ``config`` (plain dict), the ``topology`` of its final mask
-    (``mask_topology``) and the seconds each phase took."""
+    """What :func:`train_network` returns.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained network, its final masks in ``torch.nn.utils.prune`` form.
+    result : TrainResult
+        Accuracy, curves, timings and (dynamic sparse training) the trajectory.
+    config : dict
+        The run's configuration as plain data: ``model``, ``dataset``, ``method``,
+        ``category``, ``sparsity``, ``seed``, ``training``, ``dst``, ``data``.
+    topology : dict of str to float
+        ``training.mask_topology`` of the final mask.
+    input_shape : tuple of int
+        ``(C, H, W)`` of one input.
+    timings : dict of str to float
+        Seconds of each phase (``prune``, ``train``, ``topology``, ``total``).
+    """
 
     model: nn.Module
     result: TrainResult
@@ -47,6 +62,7 @@ class TrainedNetwork:
 
     @property
     def dynamic(self) -> bool:
+        """Whether the run's method is a dynamic sparse training method."""
         return is_dst(self.config["method"])
 
     def summary(self) -> dict[str, Any]:
@@ -78,8 +94,20 @@ class TrainedNetwork:
 
 
 def check_method(method: str, sparsity: float) -> None:
-    """:class:`UsageError` for an unknown method or a sparsity outside [0, 1) (one line, with
-    what is supported)."""
+    """Check a method and a sparsity before any work.
+
+    Parameters
+    ----------
+    method : str
+        A pruning-at-initialization or dynamic sparse training method.
+    sparsity : float
+        Target sparsity.
+
+    Raises
+    ------
+    UsageError
+        An unknown method or a sparsity outside [0, 1) (one line, with what is supported).
+    """
     known = (*pruning.METHODS, *DST_METHODS)
     if method not in known:
         raise UsageError(f"unknown method {method!r}; valid: {', '.join(known)}")
@@ -88,9 +116,26 @@ def check_method(method: str, sparsity: float) -> None:
 
 
 def dst_config(method: str, given: dict[str, Any]) -> DSTConfig | None:
-    """The :class:`DSTConfig` of ``given`` (option name -> value, ``None`` = not given) for
-    ``method``; ``None`` for a pruning-at-initialization method. :class:`UsageError` when an
-    option is not one of the method's parameters."""
+    """The dynamic sparse training hyper-parameters of command-line options.
+
+    Parameters
+    ----------
+    method : str
+        The run's method.
+    given : dict
+        Option name (a :class:`DSTConfig` field) -> value, ``None`` = not given.
+
+    Returns
+    -------
+    DSTConfig or None
+        The options given; ``None`` for a pruning-at-initialization method.
+
+    Raises
+    ------
+    UsageError
+        An option given for a pruning-at-initialization method, or one that is not a parameter
+        of ``method``.
+    """
     given = {k: v for k, v in given.items() if v is not None}
     if not is_dst(method):
         if given:
@@ -137,12 +182,55 @@ def train_network(
     trajectory: bool = True,
     progress: bool = True,
 ) -> TrainedNetwork:
-    """Build ``model`` for ``dataset`` (weights seeded by ``seed``), give it the initial mask of
+    """One training run of any method, from plain options (``sparsetopo train``).
+
+    Builds ``model`` for ``dataset`` (weights seeded by ``seed``), gives it the initial mask of
     ``method`` at ``sparsity`` (pruning at initialization with the training data, or the
-    dynamic method's random mask), train it (``TrainConfig.paper_defaults`` with the
-    ``training`` overrides; ``dst``: the dynamic method's hyper-parameters, its topology
-    recorded at every mask update unless ``trajectory`` is false) on ``device`` (default: a
-    GPU when there is one), and measure its final mask's topology."""
+    dynamic method's random mask), trains it with the paper's settings and measures its final
+    mask's topology (``training.mask_topology``).
+
+    Parameters
+    ----------
+    model : str
+        Zoo name, or ``PATH.py:FACTORY`` / ``package.module:FACTORY``.
+    dataset : str
+        One of ``sparsetopo.data.DATASETS``.
+    method : str
+        Pruning-at-initialization or dynamic sparse training method.
+    sparsity : float
+        Global sparsity in [0, 1).
+    seed : int
+        Seed of the initialization, the mask, the data order and training.
+    training : dict, optional
+        Overrides of ``TrainConfig.paper_defaults`` (``epochs`` scales the milestones).
+    dst : DSTConfig, optional
+        The dynamic method's hyper-parameters (``None``: its defaults).
+    data_dir : str, optional
+        Folder holding the dataset.
+    train_subset, test_subset : int
+        > 0: a seeded random subset of that many images (the same whatever ``seed``).
+    image_size : int
+        > 0: images resized to ``image_size x image_size``.
+    device : torch.device or str, optional
+        Where to train; default: a GPU when there is one.
+    trajectory : bool
+        Record the topology at every mask update (dynamic sparse training).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    TrainedNetwork
+        The trained network, its result, configuration, final topology and timings.
+
+    Raises
+    ------
+    UsageError
+        An unknown model, dataset or method, a bad sparsity, or ``dst`` for a method that
+        prunes at initialization.
+    InputError
+        Data or settings that cannot be used (their own error).
+    """
     check_method(method, sparsity)
     if dataset not in data.DATASETS:
         raise UsageError(f"unknown dataset {dataset!r}; valid: {', '.join(data.DATASETS)}")
@@ -214,8 +302,20 @@ def _finite(value: Any) -> Any:
 
 
 def trajectory_rows(trajectory: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """``(header, rows)`` of a trajectory as a table: the scalar fields, then one
-    ``density.<layer>`` column per layer."""
+    """A trajectory as a table (``trajectory.csv``).
+
+    Parameters
+    ----------
+    trajectory : list of dict
+        ``TrainResult.trajectory``.
+
+    Returns
+    -------
+    header : list of str
+        The scalar fields, then one ``density.<layer>`` column per layer.
+    rows : list of list
+        One row per record (empty cells where a record lacks a field).
+    """
     scalars = list(dict.fromkeys(k for r in trajectory for k in r if k != "density"))
     layers = list(dict.fromkeys(k for r in trajectory for k in (r.get("density") or {})))
     header = scalars + [f"density.{layer}" for layer in layers]
@@ -225,8 +325,30 @@ def trajectory_rows(trajectory: list[dict[str, Any]]) -> tuple[list[str], list[l
 
 
 def write_run(trained: TrainedNetwork, out: str | Path) -> dict[str, Path]:
-    """Write ``model.pt``, ``result.json`` and (dynamic sparse training) ``trajectory.csv``
-    under ``out``, each atomically; return their paths by name."""
+    """Write the files of a training run, each atomically.
+
+    ``model.pt`` is the final ``state_dict`` in ``torch.nn.utils.prune`` form (load it with
+    ``torch.load(..., weights_only=True)``), ``result.json`` :meth:`TrainedNetwork.summary`
+    (non-finite numbers as null), ``trajectory.csv`` :func:`trajectory_rows` (dynamic sparse
+    training only).
+
+    Parameters
+    ----------
+    trained : TrainedNetwork
+        :func:`train_network`.
+    out : str or Path
+        Folder (created if missing).
+
+    Returns
+    -------
+    dict of str to Path
+        ``model``, ``result`` and (dynamic sparse training) ``trajectory``.
+
+    Raises
+    ------
+    OutputError
+        A folder or file that cannot be written.
+    """
     import csv
     import io
 

@@ -10,8 +10,8 @@ method's hyper-parameters are a :class:`DSTConfig` (``None`` fields: the method'
 
 References
 ----------
-Mocanu et al. (2018), Nature Communications (SET); Evci et al. (2020), ICML (RigL); Dettmers
-& Zettlemoyer (2019), arXiv:1907.04840 (SNFS); Mostafa & Wang (2019), ICML (DSR); Liu et al.
+Mocanu et al. (2018), Nature Communications (SET); Evci et al. (2020), ICML (RigL); Dettmers,
+Zettlemoyer (2019), arXiv:1907.04840 (SNFS); Mostafa, Wang (2019), ICML (DSR); Liu et al.
 (2021), ICML (ITOP). See each module.
 """
 
@@ -39,7 +39,18 @@ DST_METHODS: tuple[str, ...] = tuple(UPDATERS)
 
 
 def is_dst(method: str) -> bool:
-    """Whether ``method`` is a dynamic sparse training method."""
+    """Whether a method is a dynamic sparse training method.
+
+    Parameters
+    ----------
+    method : str
+        A method name.
+
+    Returns
+    -------
+    bool
+        True for ``set``, ``rigl``, ``snfs``, ``dsr`` and ``itop`` (:data:`DST_METHODS`).
+    """
     return method in UPDATERS
 
 
@@ -51,32 +62,136 @@ def _updater(method: str) -> type[MaskUpdater]:
 
 
 def resolve(method: str, config: DSTConfig | None = None) -> DSTConfig:
-    """``config`` with ``method``'s defaults where ``None`` and every field the method does not
-    read set to ``None``."""
+    """A method's hyper-parameters: ``config`` with the method's defaults filled in.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`DST_METHODS`.
+    config : DSTConfig, optional
+        Values set by the user; ``None``: all defaults.
+
+    Returns
+    -------
+    DSTConfig
+        ``config`` with ``method``'s defaults where ``None``, and every field the method does
+        not read set to ``None``.
+
+    Raises
+    ------
+    InputError
+        An unknown method.
+    """
     cls = _updater(method)
     return (config or DSTConfig()).resolve(cls.DEFAULTS, cls.FIELDS)
 
 
 def parameters(method: str) -> tuple[str, ...]:
-    """The :class:`DSTConfig` fields ``method`` reads."""
+    """The :class:`DSTConfig` fields a method reads.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`DST_METHODS`.
+
+    Returns
+    -------
+    tuple of str
+        Field names.
+
+    Raises
+    ------
+    InputError
+        An unknown method.
+    """
     return _updater(method).FIELDS
 
 
 def sparse_init(model: nn.Module, method: str, sparsity: float, seed: int = 0,
                 config: DSTConfig | None = None) -> dict[str, torch.Tensor]:
-    """Prune ``model`` in place to the initial mask of ``method``: random positions inside each
-    layer at the densities of ``config.init_density`` (ERK for RigL and ITOP, ER for SET,
-    uniform for SNFS and DSR), exactly ``round((1 - sparsity) * total)`` weights in all
-    (``pruning.prune``). Returns the masks."""
+    """Prune a model in place to the initial random mask of a dynamic sparse training method.
+
+    Random positions inside each layer at the layer densities of ``config.init_density``
+    (ERK for RigL and ITOP, ER for SET, uniform for SNFS and DSR), exactly
+    ``round((1 - sparsity) * total)`` weights in all (``pruning.prune``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, pruned in place (``torch.nn.utils.prune`` form).
+    method : str
+        One of :data:`DST_METHODS`.
+    sparsity : float
+        Global sparsity in [0, 1).
+    seed : int
+        Seed of the positions.
+    config : DSTConfig, optional
+        Hyper-parameters (``init_density``); ``None``: the method's defaults.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``{"<module path>.weight": bool mask}``.
+
+    Raises
+    ------
+    InputError
+        An unknown method or a bad sparsity.
+
+    References
+    ----------
+    Mocanu, D. C., Mocanu, E., Stone, P., Nguyen, P. H., Gibescu, M., Liotta, A. (2018).
+    Scalable training of artificial neural networks with adaptive sparse connectivity inspired
+    by network science. *Nature Communications* 9, 2383 (Erdős–Rényi densities).
+
+    Evci, U., Gale, T., Menick, J., Castro, P. S., Elsen, E. (2020). Rigging the Lottery: Making
+    All Tickets Winners. *ICML* (Erdős–Rényi-kernel densities).
+    """
     resolved = resolve(method, config)
     return pruning.prune(model, resolved.init_density, sparsity, seed=seed)
 
 
 @dataclass(frozen=True)
 class DynamicSparsity:
-    """What ``training.train`` needs to train with changing masks: the method, its
-    hyper-parameters (resolved against the method's defaults) and, for the topology
-    trajectory, the shape of one input ``(C, H, W)`` (``None``: no topology recorded)."""
+    """What ``training.train`` needs to train with changing masks.
+
+    The definitions of the methods and of what every update keeps (the exact number of present
+    weights, absent weights held at 0) are in ``docs/sparse-training.md``.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`DST_METHODS`: ``set``, ``rigl``, ``snfs``, ``dsr``, ``itop``.
+    config : DSTConfig
+        Hyper-parameters; resolved against the method's defaults on construction
+        (:func:`resolve`).
+    input_shape : tuple of int, optional
+        ``(C, H, W)`` of one input, to record the mask's topology at every update
+        (``training.mask_topology``); ``None``: no topology recorded.
+
+    Raises
+    ------
+    InputError
+        An unknown method.
+
+    References
+    ----------
+    Mocanu, D. C., Mocanu, E., Stone, P., Nguyen, P. H., Gibescu, M., Liotta, A. (2018).
+    Scalable training of artificial neural networks with adaptive sparse connectivity inspired
+    by network science. *Nature Communications* 9, 2383 (SET).
+
+    Evci, U., Gale, T., Menick, J., Castro, P. S., Elsen, E. (2020). Rigging the Lottery: Making
+    All Tickets Winners. *ICML* (RigL).
+
+    Dettmers, T., Zettlemoyer, L. (2019). Sparse Networks from Scratch: Faster Training without
+    Losing Performance. arXiv:1907.04840 (SNFS).
+
+    Mostafa, H., Wang, X. (2019). Parameter Efficient Training of Deep Convolutional Neural
+    Networks by Dynamic Sparse Reparameterization. *ICML* (DSR).
+
+    Liu, S., Yin, L., Mocanu, D. C., Pechenizkiy, M. (2021). Do We Actually Need Dense
+    Over-Parameterization? In-Time Over-Parameterization in Sparse Training. *ICML* (ITOP).
+    """
 
     method: str
     config: DSTConfig = field(default_factory=DSTConfig)
@@ -89,6 +204,7 @@ class DynamicSparsity:
 
     def updater(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
                 steps_per_epoch: int, seed: int = 0, recorder=None) -> MaskUpdater:
+        """The method's :class:`MaskUpdater` for one training (its parameters)."""
         return UPDATERS[self.method](model, optimizer, self.config, total_steps,
                                      steps_per_epoch, seed=seed, recorder=recorder)
 

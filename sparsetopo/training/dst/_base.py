@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sparsetopo._torch_state import one_thread
 from sparsetopo.errors import InputError
 from sparsetopo.pruning.masks import prunable_layers
 
@@ -146,19 +147,15 @@ def allocate(total: int, shares, capacity) -> list[int]:
 
 @contextlib.contextmanager
 def _one_thread(device: torch.device) -> Iterator[None]:
-    """One torch thread on CPU for the duration of the block (the previous count restored): an
+    """One torch thread on CPU for the duration of the block (``_torch_state.one_thread``): an
     update is many small tensor operations, which threads slow down on a busy machine (a
     ResNet-20 update with the process at two threads, alternated three times on the loaded
     2-core machine: SET 194-343 ms against 250-938 ms, ITOP 63-386 ms against 131-1013 ms)."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    if device.type != "cpu":
         yield
         return
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class MaskUpdater:
@@ -174,7 +171,32 @@ class MaskUpdater:
 
     The training loop calls, for each 1-based step ``t``: :meth:`before_backward` ->
     backward -> :meth:`before_optimizer_step` -> optimizer step ->
-    :meth:`after_optimizer_step`; :meth:`close` at the end.
+    :meth:`after_optimizer_step`; :meth:`close` at the end. What every update keeps is in the
+    module docstring and ``docs/sparse-training.md``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, every Conv2d/Linear layer masked (``torch.nn.utils.prune`` form, e.g. by
+        ``training.sparse_init``); absent weights are set to 0 here.
+    optimizer : torch.optim.Optimizer
+        The training's optimizer (its momentum buffers are reset where weights leave or
+        arrive).
+    config : DSTConfig
+        The method's resolved hyper-parameters.
+    total_steps : int
+        Optimizer steps of the whole training (the schedule is a fraction of them).
+    steps_per_epoch : int
+        Optimizer steps per epoch (for the record's ``epoch``).
+    seed : int
+        Seed of the method's random draws (a generator on the network's device).
+    recorder : callable, optional
+        ``recorder(model) -> dict`` added to every record (``training.TopologyRecorder``).
+
+    Raises
+    ------
+    InputError
+        A model with an unmasked Conv2d/Linear layer, or without any.
     """
 
     name: ClassVar[str] = ""
@@ -240,10 +262,14 @@ class MaskUpdater:
 
     # ------------------------------------------------------------------ the loop's calls
     def before_backward(self, step: int) -> None:
+        """Before step ``step``'s forward and backward: capture the dense gradient if the
+        method needs it at this step (``DENSE_GRADIENT``)."""
         self._capture = self.DENSE_GRADIENT == "always" or (
             self.DENSE_GRADIENT == "update" and step in self.update_at)
 
     def before_optimizer_step(self, step: int) -> None:
+        """After the backward pass: update the masks now when the method judges the weights
+        before the optimizer step (``UPDATE_BEFORE_STEP``), then mask the gradient."""
         if self.UPDATE_BEFORE_STEP and step in self.update_at:
             self.update(step)
             with torch.no_grad():  # the step must not move the weights just dropped
@@ -252,6 +278,8 @@ class MaskUpdater:
                         layer.weight.grad.mul_(layer.mask)
 
     def after_optimizer_step(self, step: int) -> None:
+        """After the optimizer step: update the masks now when the method does so after the
+        step."""
         if not self.UPDATE_BEFORE_STEP and step in self.update_at:
             self.update(step)
 
@@ -265,6 +293,7 @@ class MaskUpdater:
 
     # ------------------------------------------------------------------ an update
     def drop_fraction(self, step: int) -> float:
+        """The drop fraction after ``step`` steps (``drop_fraction_at``)."""
         return drop_fraction_at(self.config, step, self.total_steps)
 
     def select(self, step: int) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
@@ -277,10 +306,14 @@ class MaskUpdater:
         return None
 
     def momentum_buffer(self, layer: Layer) -> torch.Tensor | None:
+        """The optimizer's momentum buffer of ``layer``'s weight (None before the first
+        step)."""
         state = self.optimizer.state.get(layer.weight)
         return None if not state else state.get("momentum_buffer")
 
     def update(self, step: int) -> None:
+        """One mask update: :meth:`select`, apply it to every layer, check that the number of
+        present weights is unchanged, record it."""
         start = time.perf_counter()
         with torch.no_grad(), _one_thread(self.layers[0].weight.device):
             drops, grows, extra = self.select(step)

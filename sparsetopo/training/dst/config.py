@@ -39,11 +39,14 @@ REDISTRIBUTIONS = ("momentum", "none")
 
 @dataclass(frozen=True)
 class DSTConfig:
-    """Hyper-parameters of the dynamic sparse training methods; ``None`` = the method's own
-    default (:meth:`resolve`). Each method reads only its own fields (``FIELDS`` of its
-    updater class).
+    """Hyper-parameters of the dynamic sparse training methods.
 
-    Attributes
+    ``None`` means the method's own default (:meth:`resolve`; the table of defaults is in
+    ``docs/sparse-training.md``). Each method reads only its own fields (``FIELDS`` of its
+    updater class). Every schedule length is a fraction of the training steps (module
+    docstring).
+
+    Parameters
     ----------
     drop_fraction : float
         Fraction of a layer's present weights dropped at an update (SET's zeta, RigL's drop
@@ -76,6 +79,30 @@ class DSTConfig:
         weights.
     dsr_interval_doubling : tuple of float
         DSR: fractions of training at which the update interval doubles.
+
+    Raises
+    ------
+    InputError
+        A value outside its range or choices, or ``drop_fraction_min`` above
+        ``drop_fraction``.
+
+    References
+    ----------
+    Mocanu, D. C., Mocanu, E., Stone, P., Nguyen, P. H., Gibescu, M., Liotta, A. (2018).
+    Scalable training of artificial neural networks with adaptive sparse connectivity inspired
+    by network science. *Nature Communications* 9, 2383 (SET).
+
+    Evci, U., Gale, T., Menick, J., Castro, P. S., Elsen, E. (2020). Rigging the Lottery: Making
+    All Tickets Winners. *ICML* (RigL).
+
+    Dettmers, T., Zettlemoyer, L. (2019). Sparse Networks from Scratch: Faster Training without
+    Losing Performance. arXiv:1907.04840 (SNFS).
+
+    Mostafa, H., Wang, X. (2019). Parameter Efficient Training of Deep Convolutional Neural
+    Networks by Dynamic Sparse Reparameterization. *ICML* (DSR).
+
+    Liu, S., Yin, L., Mocanu, D. C., Pechenizkiy, M. (2021). Do We Actually Need Dense
+    Over-Parameterization? In-Time Over-Parameterization in Sparse Training. *ICML* (ITOP).
     """
 
     drop_fraction: float | None = None
@@ -106,14 +133,27 @@ class DSTConfig:
             raise InputError("invalid dynamic sparse training config: " + "; ".join(problems))
 
     def given(self) -> dict[str, Any]:
-        """The fields set (not ``None``)."""
+        """The fields set (not ``None``), by name."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if getattr(self, f.name) is not None}
 
     def resolve(self, defaults: dict[str, Any], used: tuple[str, ...]) -> DSTConfig:
-        """This config with ``defaults`` filled in where ``None``, and every field outside
-        ``used`` set to ``None`` (so that it equals the config of any study that sets only
-        parameters this method does not read)."""
+        """This config resolved for one method.
+
+        Parameters
+        ----------
+        defaults : dict
+            The method's default of each field it reads.
+        used : tuple of str
+            The fields the method reads.
+
+        Returns
+        -------
+        DSTConfig
+            ``defaults`` filled in where ``None``, and every field outside ``used`` set to
+            ``None`` (so that it equals the config of any study that sets only parameters this
+            method does not read).
+        """
         values = {name: (getattr(self, name) if getattr(self, name) is not None
                          else defaults.get(name)) if name in used else None
                   for name in (f.name for f in fields(self))}
@@ -125,6 +165,23 @@ class DSTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DSTConfig:
+        """The config of a plain dict (:meth:`to_dict`, a study's ``[dst]`` section).
+
+        Parameters
+        ----------
+        d : dict
+            Field name -> value (lists for tuples).
+
+        Returns
+        -------
+        DSTConfig
+            The validated config.
+
+        Raises
+        ------
+        InputError
+            An unknown field or a bad value.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -171,7 +228,20 @@ def _check(name: str, value) -> str | None:
 
 # ---------------------------------------------------------------------------- schedules
 def step_count(fraction: float, total_steps: int) -> int:
-    """``max(1, round(fraction * total_steps))``: a fraction of training as a number of steps."""
+    """A fraction of training as a number of steps: ``max(1, round(fraction * total_steps))``.
+
+    Parameters
+    ----------
+    fraction : float
+        Fraction of the training steps.
+    total_steps : int
+        Optimizer steps of the whole training.
+
+    Returns
+    -------
+    int
+        At least 1 (halves round up).
+    """
     return max(1, math.floor(fraction * total_steps + 0.5))
 
 
@@ -180,9 +250,35 @@ def update_steps(total_steps: int, interval: float, end: float, *, at_start: boo
     """The 1-based training steps after which the mask is updated.
 
     Every ``step_count(interval, T)`` steps (doubled at each fraction of training in
-    ``doubling``), up to step ``floor(end * T)`` and never at the last step ``T``; with
-    ``at_start`` the first update comes at step 1 (RigL's code updates at global step 0, before
-    any training), else after one interval."""
+    ``doubling``), up to step ``floor(end * T)`` and never at the last step ``T``.
+
+    Parameters
+    ----------
+    total_steps : int
+        ``T``, the optimizer steps of the whole training.
+    interval : float
+        Fraction of training between two updates.
+    end : float
+        Fraction of training after which the mask no longer changes.
+    at_start : bool
+        The first update comes at step 1 (RigL's code updates at global step 0, before any
+        training), else after one interval.
+    doubling : tuple of float
+        Fractions of training at which the interval doubles (DSR).
+
+    Returns
+    -------
+    list of int
+        The update steps, increasing.
+
+    References
+    ----------
+    Evci, U., Gale, T., Menick, J., Castro, P. S., Elsen, E. (2020). Rigging the Lottery: Making
+    All Tickets Winners. *ICML*.
+
+    Mostafa, H., Wang, X. (2019). Parameter Efficient Training of Deep Convolutional Neural
+    Networks by Dynamic Sparse Reparameterization. *ICML*.
+    """
     last = min(math.floor(end * total_steps + 1e-9), total_steps - 1)
     base = step_count(interval, total_steps)
     steps: list[int] = []
@@ -195,7 +291,34 @@ def update_steps(total_steps: int, interval: float, end: float, *, at_start: boo
 
 
 def drop_fraction_at(config: DSTConfig, step: int, total_steps: int) -> float:
-    """The drop fraction after ``step`` steps (module docstring)."""
+    """The drop fraction after ``step`` steps.
+
+    ``constant``: ``f0``; ``cosine``: ``f_min + (f0 - f_min) * (1 + cos(pi * min(t, T_end) /
+    T_end)) / 2`` with ``T_end = floor(update_end * T)`` (module docstring).
+
+    Parameters
+    ----------
+    config : DSTConfig
+        A resolved config (``drop_fraction``, ``drop_decay``, ``drop_fraction_min``,
+        ``update_end``).
+    step : int
+        ``t``, optimizer steps done.
+    total_steps : int
+        ``T``, the optimizer steps of the whole training.
+
+    Returns
+    -------
+    float
+        The fraction of present weights to drop.
+
+    References
+    ----------
+    Evci, U., Gale, T., Menick, J., Castro, P. S., Elsen, E. (2020). Rigging the Lottery: Making
+    All Tickets Winners. *ICML* (``cosine_decay``).
+
+    Dettmers, T., Zettlemoyer, L. (2019). Sparse Networks from Scratch: Faster Training without
+    Losing Performance. arXiv:1907.04840 (``CosineAnnealingLR`` of the prune rate).
+    """
     f0 = float(config.drop_fraction)
     if config.drop_decay != "cosine":
         return f0
