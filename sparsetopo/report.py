@@ -38,6 +38,8 @@ from sparsetopo.study.vocabulary import (
     baseline_columns,
 )
 
+__all__ = ["build_report", "find_fit_dir", "read_fit_tables", "render_report"]
+
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
              "paired_prediction.csv", "separability.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "seed", "status",
