@@ -88,9 +88,28 @@ def build_report(
 ) -> Path:
     """Write the HTML report of the study stored in ``results_path`` to ``out_html``.
 
-    Fit tables come from ``fit_dir`` when given, else from ``<results stem>-fit/`` or ``fit/``
-    next to the results file when one of them holds ``comparison.csv``; without them the
-    report says how to fit the study. Returns the path of the report.
+    Parameters
+    ----------
+    results_path : path-like
+        The study's results database (``study run --results``).
+    out_html : path-like
+        The report to write (atomically: an interrupted run leaves no half-written file).
+    fit_dir : path-like, optional
+        The output folder of ``study fit``. By default ``<results stem>-fit/`` or ``fit/`` next
+        to the results file, whichever holds ``comparison.csv``; without one the report says
+        how to fit the study.
+    progress : bool, default True
+        Show a progress bar over the report's sections.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the report.
+
+    Raises
+    ------
+    InputError
+        ``fit_dir`` holds no ``comparison.csv``, or the results cannot be read.
     """
     from sparsetopo.study.store import load_runs, load_trajectories
 
@@ -119,8 +138,26 @@ def build_report(
 
 
 def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path | None:
-    """``fit_dir`` (must exist and hold ``comparison.csv``), else the first of
-    ``<results stem>-fit/`` and ``fit/`` next to the results that holds one, else ``None``."""
+    """The folder of a study's fit tables.
+
+    Parameters
+    ----------
+    results_path : pathlib.Path
+        The study's results database.
+    fit_dir : path-like or None
+        A folder given by the user: it must hold ``comparison.csv``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``fit_dir``, else the first of ``<results stem>-fit/`` and ``fit/`` next to the
+        results that holds ``comparison.csv``, else ``None``.
+
+    Raises
+    ------
+    InputError
+        ``fit_dir`` is given and holds no ``comparison.csv``.
+    """
     if fit_dir is not None:
         fit_dir = Path(fit_dir)
         if not (fit_dir / "comparison.csv").is_file():
@@ -135,7 +172,18 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
 
 
 def read_fit_tables(fit_dir: Path) -> dict[str, pd.DataFrame]:
-    """The tables of :data:`FIT_FILES` present in ``fit_dir``, by file stem."""
+    """The fit tables present in a folder.
+
+    Parameters
+    ----------
+    fit_dir : pathlib.Path
+        The output folder of ``study fit``.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The tables of :data:`FIT_FILES` found there, by file stem (``"comparison"``, ...).
+    """
     return {name.removesuffix(".csv"): pd.read_csv(fit_dir / name)
             for name in FIT_FILES if (fit_dir / name).is_file()}
 
@@ -157,10 +205,43 @@ def render_report(
     progress: bool = False,
     trajectories: pd.DataFrame | None = None,
 ) -> Path:
-    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``),
-    the optional fit tables (``paired_*``: those of a study with mask controls;
-    ``separability``: ``separability.csv``) and the dynamic sparse training trajectories
-    (``load_trajectories``) to ``out_html`` atomically; return its path."""
+    """Write the HTML report of a study's tables.
+
+    Parameters
+    ----------
+    runs_df : pandas.DataFrame
+        The runs table (``study.store.load_runs(..., status=None)``): failed runs included.
+    out_html : path-like
+        The report to write, atomically.
+    comparison, importance, predictions : pandas.DataFrame, optional
+        ``comparison.csv``, ``importance.csv`` and ``predictions.csv`` of ``study fit``.
+    paired_effects, paired_prediction : pandas.DataFrame, optional
+        ``paired_effects.csv`` and ``paired_prediction.csv`` (studies with mask controls).
+    separability : pandas.DataFrame, optional
+        ``separability.csv``: how well each feature set tells methods and categories apart.
+    title : str, default "Study report"
+        The page's title.
+    source, fit_source : str, optional
+        Where the runs and the fit tables were read from, as the summary names them.
+    fit_hint : str
+        The command the report suggests when there are no fit tables.
+    progress : bool, default False
+        Show a progress bar over the report's sections.
+    trajectories : pandas.DataFrame, optional
+        Dynamic sparse training trajectories (``study.store.load_trajectories``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the report.
+
+    Raises
+    ------
+    TypeError
+        ``runs_df`` is not a DataFrame.
+    InputError
+        ``runs_df`` lacks a column the report needs.
+    """
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
