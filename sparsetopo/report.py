@@ -2,7 +2,8 @@
 
 Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
 paired effect of topology when the study has mask controls (``paired_effects.csv``,
-``paired_prediction.csv``), plots (accuracy drop and topometrics against sparsity, predicted vs
+``paired_prediction.csv``), how well topology tells methods and method categories apart
+(``separability.csv``, and the topometrics against sparsity coloured by category), plots (accuracy drop and topometrics against sparsity, predicted vs
 measured, SHAP importance), the topology of dynamic sparse training masks over training (per
 method), the ranking of pruning methods per sparsity, and every run with its status and error.
 Images are
@@ -37,8 +38,10 @@ from sparsetopo.study.vocabulary import (
     baseline_columns,
 )
 
+__all__ = ["build_report", "find_fit_dir", "read_fit_tables", "render_report"]
+
 FIT_FILES = ("comparison.csv", "importance.csv", "predictions.csv", "paired_effects.csv",
-             "paired_prediction.csv")
+             "paired_prediction.csv", "separability.csv")
 RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "seed", "status",
                "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
@@ -85,9 +88,28 @@ def build_report(
 ) -> Path:
     """Write the HTML report of the study stored in ``results_path`` to ``out_html``.
 
-    Fit tables come from ``fit_dir`` when given, else from ``<results stem>-fit/`` or ``fit/``
-    next to the results file when one of them holds ``comparison.csv``; without them the
-    report says how to fit the study. Returns the path of the report.
+    Parameters
+    ----------
+    results_path : path-like
+        The study's results database (``study run --results``).
+    out_html : path-like
+        The report to write (atomically: an interrupted run leaves no half-written file).
+    fit_dir : path-like, optional
+        The output folder of ``study fit``. By default ``<results stem>-fit/`` or ``fit/`` next
+        to the results file, whichever holds ``comparison.csv``; without one the report says
+        how to fit the study.
+    progress : bool, default True
+        Show a progress bar over the report's sections.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the report.
+
+    Raises
+    ------
+    InputError
+        ``fit_dir`` holds no ``comparison.csv``, or the results cannot be read.
     """
     from sparsetopo.study.store import load_runs, load_trajectories
 
@@ -104,6 +126,7 @@ def build_report(
         predictions=tables.get("predictions"),
         paired_effects=tables.get("paired_effects"),
         paired_prediction=tables.get("paired_prediction"),
+        separability=tables.get("separability"),
         title=f"Study report: {results_path.name}",
         source=str(results_path),
         fit_source=None if found is None else str(found),
@@ -115,8 +138,26 @@ def build_report(
 
 
 def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path | None:
-    """``fit_dir`` (must exist and hold ``comparison.csv``), else the first of
-    ``<results stem>-fit/`` and ``fit/`` next to the results that holds one, else ``None``."""
+    """The folder of a study's fit tables.
+
+    Parameters
+    ----------
+    results_path : pathlib.Path
+        The study's results database.
+    fit_dir : path-like or None
+        A folder given by the user: it must hold ``comparison.csv``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``fit_dir``, else the first of ``<results stem>-fit/`` and ``fit/`` next to the
+        results that holds ``comparison.csv``, else ``None``.
+
+    Raises
+    ------
+    InputError
+        ``fit_dir`` is given and holds no ``comparison.csv``.
+    """
     if fit_dir is not None:
         fit_dir = Path(fit_dir)
         if not (fit_dir / "comparison.csv").is_file():
@@ -131,7 +172,18 @@ def find_fit_dir(results_path: Path, fit_dir: str | os.PathLike | None) -> Path 
 
 
 def read_fit_tables(fit_dir: Path) -> dict[str, pd.DataFrame]:
-    """The tables of :data:`FIT_FILES` present in ``fit_dir``, by file stem."""
+    """The fit tables present in a folder.
+
+    Parameters
+    ----------
+    fit_dir : pathlib.Path
+        The output folder of ``study fit``.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        The tables of :data:`FIT_FILES` found there, by file stem (``"comparison"``, ...).
+    """
     return {name.removesuffix(".csv"): pd.read_csv(fit_dir / name)
             for name in FIT_FILES if (fit_dir / name).is_file()}
 
@@ -144,6 +196,7 @@ def render_report(
     predictions: pd.DataFrame | None = None,
     paired_effects: pd.DataFrame | None = None,
     paired_prediction: pd.DataFrame | None = None,
+    separability: pd.DataFrame | None = None,
     *,
     title: str = "Study report",
     source: str | None = None,
@@ -152,10 +205,43 @@ def render_report(
     progress: bool = False,
     trajectories: pd.DataFrame | None = None,
 ) -> Path:
-    """Write the report of ``runs_df`` (the runs table of ``load_runs(..., status=None)``),
-    the optional fit tables (``paired_*``: those of a study with mask controls) and the dynamic
-    sparse training trajectories (``load_trajectories``) to ``out_html`` atomically; return its
-    path."""
+    """Write the HTML report of a study's tables.
+
+    Parameters
+    ----------
+    runs_df : pandas.DataFrame
+        The runs table (``study.store.load_runs(..., status=None)``): failed runs included.
+    out_html : path-like
+        The report to write, atomically.
+    comparison, importance, predictions : pandas.DataFrame, optional
+        ``comparison.csv``, ``importance.csv`` and ``predictions.csv`` of ``study fit``.
+    paired_effects, paired_prediction : pandas.DataFrame, optional
+        ``paired_effects.csv`` and ``paired_prediction.csv`` (studies with mask controls).
+    separability : pandas.DataFrame, optional
+        ``separability.csv``: how well each feature set tells methods and categories apart.
+    title : str, default "Study report"
+        The page's title.
+    source, fit_source : str, optional
+        Where the runs and the fit tables were read from, as the summary names them.
+    fit_hint : str
+        The command the report suggests when there are no fit tables.
+    progress : bool, default False
+        Show a progress bar over the report's sections.
+    trajectories : pandas.DataFrame, optional
+        Dynamic sparse training trajectories (``study.store.load_trajectories``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the report.
+
+    Raises
+    ------
+    TypeError
+        ``runs_df`` is not a DataFrame.
+    InputError
+        ``runs_df`` lacks a column the report needs.
+    """
     if not isinstance(runs_df, pd.DataFrame):
         raise TypeError(f"runs_df must be a pandas DataFrame, got {type(runs_df).__name__}")
     missing = [c for c in ("model", "dataset", "method", "sparsity", "seed", "status")
@@ -166,6 +252,7 @@ def render_report(
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
         ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
         ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
+        ("categories", lambda d: _categories_section(runs_df, separability, d)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
         ("fit plots", lambda d: _fit_plots(predictions, importance, d)),
         ("trajectories", lambda d: _trajectory_section(trajectories, d)),
@@ -292,6 +379,49 @@ def _paired_section(effects: pd.DataFrame | None, scores: pd.DataFrame | None) -
                    "t-interval beside it.</p>")
         out.append(_table(head, bold=head["predicts"].astype(bool),
                           bold_columns={"feature_set", "r2"}))
+    return "\n".join(out)
+
+
+def _categories_section(runs: pd.DataFrame, separability: pd.DataFrame | None,
+                        tmp: Path) -> str:
+    """How well each feature set tells methods and categories apart (the means over cases
+    of ``separability.csv``), and per (model, dataset) the topometrics against sparsity
+    coloured by category; empty when the runs span fewer than 2 categories and there is no
+    separability table."""
+    ok = runs[(runs["status"] == "ok") & (runs["method"].astype(str) != "dense")]
+    spans = ok["category"].nunique() >= 2 if "category" in ok.columns else False
+    if not spans and (separability is None or separability.empty):
+        return ""
+    out = ["<h2 id=\"categories\">Methods and categories: can topology tell them apart?</h2>"]
+    if separability is not None and not separability.empty:
+        head = separability[separability["model"].astype(str) == "mean"]
+        out.append("<p>At each (model, dataset) and sparsity, a logistic regression "
+                   "(standardised features, balanced class weights) predicts each run's "
+                   "method, and its category, from each feature set, out of fold: whole seeds "
+                   "held out (<i>seed</i>; one seed: <i>stratified</i> K-fold), and for the "
+                   "category also whole methods held out (<i>method</i>: the category of a "
+                   "method never seen in training). Balanced accuracy (mean recall over the "
+                   "labels) next to chance (1 / labels) and to the layer densities "
+                   "(<i>gain_over_density</i>); mean over the cases, every case in "
+                   "<code>separability.csv</code>. In bold: above the layer densities in most "
+                   "cases.</p>")
+        columns = ["target", "split", "feature_set", "cases", "classes", "chance",
+                   "balanced_accuracy", "gain_over_sparsity", "gain_over_density",
+                   "cases_above_chance", "cases_above_density"]
+        head = head[[c for c in columns if c in head.columns]]
+        better = head.get("cases_above_density", pd.Series(0.0, index=head.index)) > 0.5
+        out.append(_table(head, bold=better, bold_columns={"feature_set",
+                                                           "balanced_accuracy"}))
+    if spans:
+        for i, ((model, dataset), part) in enumerate(ok.groupby(["model", "dataset"],
+                                                                sort=True)):
+            name = f"{model} / {dataset}"
+            out.append(_figure(
+                lambda p, part=part, name=name: plot.metric_vs_sparsity_by_category(
+                    part, p, title=name),
+                tmp / f"category{i}.png",
+                f"Path metrics and MGE topometrics of {name} against sparsity, one line per "
+                "method coloured by its category (mean and standard deviation over seeds)."))
     return "\n".join(out)
 
 

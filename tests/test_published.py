@@ -337,7 +337,8 @@ def test_import_published_end_to_end(synthetic_folder, tmp_path):
     assert set(comparison["feature_set"]) == {"sparsity", "mge", "mge+sparsity", "all"}
     for name in ("density", "ramanujan", "rolled", "rolled_channel", "paths"):
         assert any(f"feature set {name} skipped" in note for note in result.notes), name
-    assert set(comparison["protocol"]) == {"random", "grouped", "leave-one-method-out"}
+    assert set(comparison["protocol"]) == {"random", "grouped", "leave-one-method-out",
+                                           "leave-one-category-out"}
     predictions = pd.read_csv(out / "predictions.csv")
     by_id = runs.set_index("run_id")
     np.testing.assert_allclose(predictions["measured"],
@@ -360,6 +361,59 @@ def test_import_published_methods_option(synthetic_folder, tmp_path):
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['magic'\]"):
         import_published(src, tmp_path / "x", methods=["snip", "magic"], progress=False)
     assert not (tmp_path / "x").exists()
+
+
+CATEGORY_OF = {"snip": "pai-data", "grasp": "pai-data", "prospr": "pai-data",
+               "synflow": "pai-data-free", "uniform": "pai-data-free", "er": "pai-data-free",
+               "erk": "pai-data-free", "rigl": "dst", "itop": "dst", "snfs": "dst", "dsr": "dst"}
+
+
+def test_every_network_is_labelled_with_its_category(loaded):
+    runs, _ = loaded
+    assert list(runs.columns[:7]) == ["run_id", "model", "dataset", "method", "category",
+                                      "sparsity", "seed"]
+    np.testing.assert_array_equal(runs["category"], runs["method"].map(CATEGORY_OF))
+    assert set(runs.loc[runs["method"] == "rigl", "category"]) == {"dst"}
+
+
+def test_all_methods_on_the_fixture_fit_every_method_and_category_out(tmp_path):
+    """``--methods all`` on the extracts of the real tables: the rigl network is labelled
+    ``dst``, held out alone by leave-one-method-out, and is the ``dst`` fold of
+    leave-one-category-out; the separability of categories is reported."""
+    out = tmp_path / "all"
+    result = import_published(FIXTURES, out, methods="all", datasets=["cifar10"], n_trials=1,
+                              jobs=1, progress=False, feature_sets=["mge"], folds=2)
+    runs = pd.read_csv(out / "published_runs.csv")
+    assert runs.loc[runs["method"] == "rigl", "category"].tolist() == ["dst"]
+    predictions = result.predictions[(result.predictions["feature_set"] == "mge")
+                                     & (result.predictions["model"] == "resnet20")]
+    lomo = predictions[predictions["protocol"] == "leave-one-method-out"]
+    assert lomo.groupby("fold")["method"].agg(set).to_dict() == {
+        m: {m} for m in ("er", "prospr", "rigl", "snip")}
+    loco = predictions[predictions["protocol"] == "leave-one-category-out"]
+    assert loco.groupby("fold")["method"].agg(set).to_dict() == {
+        "dst": {"rigl"}, "pai-data": {"prospr", "snip"}, "pai-data-free": {"er"}}
+    assert any(note.startswith("Methods by category: dst: rigl; pai-data: prospr, snip; "
+                               "pai-data-free: er") for note in result.notes), result.notes
+    assert (out / "separability.csv").is_file()
+    assert "**leave-one-category-out**" in result.summary
+
+
+def test_all_methods_synthetic_categories_and_separability(synthetic_folder, tmp_path):
+    src, _ = synthetic_folder
+    result = import_published(src, tmp_path / "all", methods="all", n_trials=1, jobs=1,
+                              progress=False, feature_sets=["mge"], folds=2)
+    loco = result.predictions[(result.predictions["protocol"] == "leave-one-category-out")
+                              & (result.predictions["feature_set"] == "mge")]
+    held = loco.groupby("fold")["method"].agg(set).to_dict()
+    assert held == {"dst": {"rigl"}, "pai-data": {"snip", "grasp", "prospr"},
+                    "pai-data-free": {"synflow", "uniform", "er", "erk"}}
+    table = result.separability
+    cases = table[table["model"] != "mean"]
+    # 2 models x 3 sparsities, 8 methods (2 seeds each), 3 categories
+    assert len(cases[["model", "sparsity"]].drop_duplicates()) == 6
+    assert set(cases.loc[cases["target"] == "method", "classes"]) == {8}
+    assert set(cases.loc[cases["target"] == "category", "classes"]) <= {2, 3}
 
 
 def test_default_methods_keep_the_pai_methods_present(tmp_path):

@@ -243,3 +243,32 @@ def test_browser_checks_can_fail(tmp_path):
     assert 'data-images-ok="false"' in dom.stdout
     messages = " ".join(dom.console)
     assert "missingFunction" in messages and "Content Security Policy" in messages
+
+
+def test_report_shows_the_separability_and_the_categories(tmp_path):
+    """With ``separability.csv`` and runs of several categories: a section with the mean
+    balanced accuracies and, per (model, dataset), the topometrics coloured by category."""
+    from sparsetopo.study.separability import SEPARABILITY_COLUMNS
+
+    runs, predictions, importance, comparison = fake_study_tables(models=("resnet20", "conv6"))
+    runs["category"] = runs["method"].map({"dense": "dense", "uniform": "pai-data-free",
+                                           "erk": "pai-data-free", "synflow": "pai-data-free",
+                                           "snip": "pai-data"})
+    rows = [["category", "seed", name, "mean", "mean", np.nan, 8, 96, 2.0, 3.0, 0.5, ba,
+             ba - 0.5, ba - 0.5, ba - 0.6, 1.0, 0.75] for name, ba in (("sparsity", 0.5),
+                                                                         ("<paths>", 0.93))]
+    separability = pd.DataFrame(rows, columns=SEPARABILITY_COLUMNS)
+    out = render_report(runs, tmp_path / "r.html", comparison=comparison,
+                        predictions=predictions, separability=separability)
+    page = out.read_text(encoding="utf-8")
+    assert "Methods and categories: can topology tell them apart?" in page
+    assert "&lt;paths&gt;" in page and ">0.93<" in page
+    assert page.count("<figcaption>Path metrics and MGE topometrics of") == 2
+    images = decode_images(page)
+    assert len(images) == 2 * 2 + 1 + 2  # runs plots, predictions, one per pair by category
+    for rgb in images:
+        assert_not_blank(rgb)
+    # one category, no separability table: no section
+    page = render_report(runs[runs["method"].isin(["dense", "uniform", "erk"])],
+                         tmp_path / "s.html").read_text(encoding="utf-8")
+    assert "Methods and categories" not in page

@@ -71,15 +71,17 @@ def test_study_fit(results_file, tmp_path):
     result = invoke("fit", results_file, "--out", out, "--sets", "mge", *FAST)
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.stdout
-    for protocol in ("random", "grouped", "leave-one-method-out"):
+    for protocol in ("random", "grouped", "leave-one-method-out", "leave-one-category-out"):
         assert f"{protocol}: " in result.stdout
+    assert "telling methods and categories apart" in result.stdout
+    assert (out / "separability.csv").is_file()
     comparison = pd.read_csv(out / "comparison.csv")
     assert list(comparison.columns) == COMPARISON_COLUMNS
     assert set(comparison["feature_set"]) == {"sparsity", "mge"}
     assert set(comparison["model"]) == {"mlp", "mean"}
     predictions = pd.read_csv(out / "predictions.csv")
     assert set(predictions["method"]) == set(METHODS)  # dense and failed runs left out
-    assert len(predictions) == 2 * 3 * 12
+    assert len(predictions) == 2 * 4 * 12  # sets x protocols x runs
     runs = load_runs(results_file).set_index("run_id")
     np.testing.assert_allclose(predictions["measured"],
                                runs.loc[predictions["run_id"], "accuracy_drop"])

@@ -202,6 +202,25 @@ def test_presets_and_example_are_valid():
         load_preset("nope")
 
 
+def test_digits_dst_preset():
+    """The five DST methods beside the seven PaI ones, DST updates every 5% of training, the
+    training and data of the digits study (its PaI runs are shared: same run ids)."""
+    from sparsetopo.training import DST_METHODS
+
+    digits, dst = load_preset("digits"), load_preset("digits-dst")
+    assert set(dst.methods) == set(digits.methods) | set(DST_METHODS)
+    assert set(dst.sparsities) <= set(digits.sparsities) and min(dst.sparsities) >= 0.98
+    assert dst.training == digits.training and dst.data == digits.data
+    runs = expand_runs(dst)
+    assert len(runs) == 2 * (2 + 12 * 3 * 2)
+    for method in DST_METHODS:
+        assert dst.dst_config(method).update_interval == 0.05
+    shared = {r.run_id for r in expand_runs(digits)}
+    pai = [r for r in runs if r.method not in DST_METHODS]
+    assert all(r.run_id in shared for r in pai)
+    assert not any(r.run_id in shared for r in runs if r.method in DST_METHODS)
+
+
 def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
     config = tmp_path / "study.toml"
     config.write_text('[grid]\nmodels=["mlp"]\ndatasets=["digits"]\nmethods=["snip"]\n'

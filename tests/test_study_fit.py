@@ -292,7 +292,7 @@ def test_noise_only_table_beats_nothing(tmp_path):
 
 # ---------------------------------------------------------------------------------- training
 def test_outer_training_part_never_contains_the_test_runs(monkeypatch, tmp_path):
-    runs = synthetic_runs(models=("conv6",), methods=["snip", "grasp", "er"],
+    runs = synthetic_runs(models=("conv6",), methods=["snip", "grasp", "er", "rigl"],
                           sparsities=(0.8, 0.98), with_dense=False)
     calls = []
     original = fit_module._outer_task
@@ -304,12 +304,14 @@ def test_outer_training_part_never_contains_the_test_runs(monkeypatch, tmp_path)
     monkeypatch.setattr(fit_module, "_outer_task", recording)
     fit_study(runs, tmp_path, feature_sets=["mge"], folds=3, n_trials=1, jobs=1,
               progress=False)
-    # protocols x sets: random 3 + grouped 3 + lomo 3 folds, for sparsity and mge
-    assert len(calls) == 2 * (3 + 3 + 3)
+    # protocols x sets: random 3 + grouped 3 + lomo 4 + loco 3 folds, for sparsity and mge
+    assert len(calls) == 2 * (3 + 3 + 4 + 3)
     by_motifs = {v: i for i, v in enumerate(runs["mge.motifs"])}
     mge_calls = [c for c in calls if c[0].shape[1] == 2]
-    assert len(mge_calls) == 9
-    protocols = ["random"] * 3 + ["grouped"] * 3 + ["leave-one-method-out"] * 3
+    assert len(mge_calls) == 13
+    protocols = (["random"] * 3 + ["grouped"] * 3 + ["leave-one-method-out"] * 4
+                 + ["leave-one-category-out"] * 3)
+    category = {"snip": "pai-data", "grasp": "pai-data", "er": "pai-data-free", "rigl": "dst"}
     for protocol, (x, train, test, inner) in zip(protocols, mge_calls, strict=True):
         # rows of x identified by their (unique) noise feature, column 0 (mge.motifs)
         rows_train = runs.iloc[[by_motifs[v] for v in x[train, 0]]]
@@ -323,13 +325,23 @@ def test_outer_training_part_never_contains_the_test_runs(monkeypatch, tmp_path)
         if protocol == "leave-one-method-out":
             (held,) = set(rows_test["method"])
             assert held not in set(rows_train["method"])
-            assert len(inner) == 2
+            assert len(inner) == 3
             for itr, ite in inner:
                 assert max(itr.max(), ite.max()) < len(train)  # positions into the part
                 assert held not in set(rows_train.iloc[itr]["method"])
                 assert len(set(rows_train.iloc[ite]["method"])) == 1
                 assert not set(rows_train.iloc[ite]["method"]) & set(
                     rows_train.iloc[itr]["method"])
+        if protocol == "leave-one-category-out":
+            (held,) = set(rows_test["method"].map(category))
+            trained = rows_train["method"].map(category)
+            assert held not in set(trained)
+            assert set(rows_test["method"]) == {m for m, c in category.items() if c == held}
+            # inner folds leave one of the two other categories out
+            assert len(inner) == 2
+            for itr, ite in inner:
+                assert len(set(trained.iloc[ite])) == 1
+                assert not set(trained.iloc[ite]) & set(trained.iloc[itr])
         if protocol == "grouped":
             assert inner
             for itr, ite in inner:
@@ -337,8 +349,8 @@ def test_outer_training_part_never_contains_the_test_runs(monkeypatch, tmp_path)
                 b = set(rows_train.iloc[ite][CONFIG].itertuples(index=False, name=None))
                 assert not a & b
     # each protocol tests every run once
-    for k in range(3):
-        tested = np.concatenate([c[2] for c in mge_calls[3 * k:3 * k + 3]])
+    for start, stop in ((0, 3), (3, 6), (6, 10), (10, 13)):
+        tested = np.concatenate([c[2] for c in mge_calls[start:stop]])
         assert sorted(tested) == list(range(len(runs)))
 
 
@@ -584,3 +596,43 @@ def test_a_baseline_without_values_is_reported_as_missing(fitted):
     assert not result.comparison["beats_density"].any()
     for line in _verdicts(result.summary, "density"):
         assert "no comparison with layer densities" in line, line
+
+
+def test_leave_one_category_out_leaves_the_other_protocols_unchanged(tmp_path):
+    """Adding the protocol changes no prediction of the others (same folds, same tuning),
+    and its folds each hold out one category: PaI methods predict DST ones."""
+    runs = synthetic_runs(models=("conv6",), methods=["snip", "er", "rigl", "set"],
+                          sparsities=(0.8, 0.98), with_dense=False)
+    before = fit_study(runs, tmp_path / "a", feature_sets=["mge"], n_trials=1, jobs=1,
+                       progress=False, save_models=False,
+                       protocols=("random", "grouped", "leave-one-method-out"))
+    after = fit_study(runs, tmp_path / "b", feature_sets=["mge"], n_trials=1, jobs=1,
+                      progress=False, save_models=False)
+    old = after.predictions[after.predictions["protocol"] != "leave-one-category-out"]
+    pd.testing.assert_frame_equal(old.reset_index(drop=True), before.predictions)
+    loco = after.predictions[after.predictions["protocol"] == "leave-one-category-out"]
+    held = loco.groupby("fold")["method"].agg(set).to_dict()
+    assert held == {"dst": {"rigl", "set"}, "pai-data": {"snip"}, "pai-data-free": {"er"}}
+    assert sorted(loco.loc[loco["feature_set"] == "mge", "run_id"]) == sorted(runs["run_id"])
+    rows = after.comparison[after.comparison["protocol"] == "leave-one-category-out"]
+    assert set(rows["feature_set"]) >= {"sparsity", "mge"}
+    assert "**leave-one-category-out**" in after.summary
+    one_category = fit_study(runs[runs["method"].isin(["rigl", "set"])], tmp_path / "c",
+                             feature_sets=["mge"], n_trials=1, jobs=1, progress=False,
+                             save_models=False)
+    assert "leave-one-category-out" not in set(one_category.comparison["protocol"])
+    assert any("leave-one-category-out skipped (leave-one-category-out needs at least 2 "
+               "method categories" in note for note in one_category.notes)
+
+
+def test_separability_is_written_and_summarised(fitted):
+    from sparsetopo.study.separability import SEPARABILITY_COLUMNS
+
+    _, result, out = fitted
+    table = pd.read_csv(out / "separability.csv")
+    assert list(table.columns) == SEPARABILITY_COLUMNS
+    assert set(table["target"]) == {"method", "category"}  # snip, grasp | synflow, er
+    # sets with values only (the synthetic runs have no ramanujan or density column)
+    assert set(table["feature_set"]) == {"sparsity", "mge"}
+    assert "## Can topology tell methods and categories apart?" in result.summary
+    pd.testing.assert_frame_equal(table, result.separability, check_dtype=False)

@@ -114,6 +114,82 @@ def test_inner_folds_of_lomo_never_see_the_held_out_method():
         assert sorted(inner_held) == sorted(set(METHODS) - {held_out})
 
 
+def test_leave_one_method_out_spans_every_category_with_controls_held_with_their_method():
+    runs = runs_table(methods=["snip", "er", "rigl", "set"])
+    control = runs[runs["method"] == "snip"].assign(method="snip+layer-shuffle")
+    runs = pd.concat([runs, control], ignore_index=True)
+    runs["base_method"] = runs["method"].str.split("+").str[0]
+    folds = splits.splits(runs, "leave-one-method-out")
+    assert sorted(name for name, _, _ in folds) == ["er", "rigl", "set", "snip"]
+    held = {name: set(runs.iloc[te]["method"]) for name, _, te in folds}
+    assert held["snip"] == {"snip", "snip+layer-shuffle"}
+    assert held["rigl"] == {"rigl"}
+    _tested_once(folds, len(runs))
+
+
+# ---------------------------------------------------------------------------------- loco
+#: A hand-built expectation: the category of each method (the paper's three).
+HAND_CATEGORIES = {"snip": "pai-data", "grasp": "pai-data", "er": "pai-data-free",
+                   "synflow": "pai-data-free", "rigl": "dst", "itop": "dst",
+                   "snip+fanin-shuffle": "pai-data"}
+
+
+def loco_table() -> pd.DataFrame:
+    runs = runs_table(methods=["snip", "grasp", "er", "synflow", "rigl", "itop",
+                               "snip+fanin-shuffle"])
+    runs["base_method"] = runs["method"].str.split("+").str[0]
+    return runs
+
+
+def test_leave_one_category_out_against_a_hand_built_expectation():
+    runs = loco_table()
+    folds = splits.splits(runs, "leave-one-category-out", folds=5)
+    assert [name for name, _, _ in folds] == ["dst", "pai-data", "pai-data-free"]
+    _tested_once(folds, len(runs))
+    expected = runs["method"].map(HAND_CATEGORIES).to_numpy()
+    for name, tr, te in folds:
+        np.testing.assert_array_equal(np.sort(te), np.flatnonzero(expected == name))
+        np.testing.assert_array_equal(np.sort(tr), np.flatnonzero(expected != name))
+    held = {name: set(runs.iloc[te]["method"]) for name, _, te in folds}
+    assert held == {"dst": {"rigl", "itop"}, "pai-data": {"snip", "grasp", "snip+fanin-shuffle"},
+                    "pai-data-free": {"er", "synflow"}}
+    # a stored category column is used as it is (here: one that disagrees on purpose)
+    relabelled = runs.assign(category=np.where(runs["method"] == "er", "dst", expected))
+    folds = splits.splits(relabelled, "leave-one-category-out")
+    held = {name: set(relabelled.iloc[te]["method"]) for name, _, te in folds}
+    assert held["dst"] == {"rigl", "itop", "er"} and held["pai-data-free"] == {"synflow"}
+
+
+def test_inner_folds_of_loco_leave_one_category_out_too():
+    runs = loco_table()
+    expected = runs["method"].map(HAND_CATEGORIES)
+    for held_out, tr, _ in splits.splits(runs, "leave-one-category-out"):
+        part = expected.iloc[tr].reset_index(drop=True)
+        inner = splits.inner_splits(runs.iloc[tr], "leave-one-category-out", folds=3)
+        assert len(inner) == 2
+        assert sorted(set(part.iloc[ite]).pop() for _, ite in inner) == sorted(
+            set(HAND_CATEGORIES.values()) - {held_out})
+        for itr, ite in inner:
+            assert held_out not in set(part.iloc[itr]) | set(part.iloc[ite])
+            assert len(set(part.iloc[ite])) == 1
+            assert not set(part.iloc[ite]) & set(part.iloc[itr])
+    # a training part of one category is not tuned
+    pai = runs[runs["method"].isin(["snip", "grasp", "er"])]
+    [(_, tr, _), _] = splits.splits(pai, "leave-one-category-out")
+    assert splits.inner_splits(pai.iloc[tr], "leave-one-category-out") == []
+
+
+def test_leave_one_category_out_needs_two_categories_and_known_methods():
+    runs = loco_table()
+    pai_data = runs[runs["method"].isin(["snip", "grasp"])]
+    with pytest.raises(ValueError, match=r"leave-one-category-out needs at least 2 method "
+                                         r"categories, got 1: \['pai-data'\]"):
+        splits.splits(pai_data, "leave-one-category-out")
+    with pytest.raises(ValueError, match=r"no method category for \['mine'\]"):
+        splits.splits(runs.assign(method=runs["method"].replace("er", "mine")),
+                      "leave-one-category-out")
+
+
 def test_inner_folds_of_grouped_keep_configurations_together():
     runs = runs_table()
     for _, tr, te in splits.splits(runs, "grouped", folds=4, seed=2):
@@ -140,7 +216,7 @@ def test_inner_splits_empty_when_impossible():
 def test_bad_protocols_and_too_few_groups():
     runs = runs_table()
     with pytest.raises(ValueError, match=r"unknown protocol 'loo'.*random, grouped, "
-                                         r"leave-one-method-out"):
+                                         r"leave-one-method-out, leave-one-category-out"):
         splits.splits(runs, "loo")
     one_method = runs[runs["method"] == "snip"]
     with pytest.raises(ValueError, match=r"leave-one-method-out needs at least 2 pruning "

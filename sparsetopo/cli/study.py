@@ -148,9 +148,11 @@ def fit_command(
 ) -> None:
     """Predict the accuracy drop from each feature set and compare it with global sparsity,
     layer densities and effective sparsity (one XGBoost + Optuna per model and dataset;
-    random, grouped and leave-one-method-out CV); writes comparison.csv, importance.csv,
-    predictions.csv, summary.md and the fitted regressors (models/) to OUT, and with mask
-    controls in the study paired_effects.csv, paired_prediction.csv, paired_predictions.csv."""
+    random, grouped, leave-one-method-out and leave-one-category-out CV), and how well each
+    set tells methods and categories apart; writes comparison.csv, importance.csv,
+    predictions.csv, separability.csv, summary.md and the fitted regressors (models/) to OUT,
+    and with mask controls in the study paired_effects.csv, paired_prediction.csv,
+    paired_predictions.csv."""
     from sparsetopo.study.store import load_runs
 
     runs = load_runs(results, status="ok")
@@ -175,6 +177,14 @@ def _print_verdicts(result) -> None:
         for protocol in dict.fromkeys(result.comparison["protocol"]):
             line = verdict(result.comparison, protocol, baseline)
             typer.echo("  " + line.replace("**", "").replace("`", ""))
+    separability = getattr(result, "separability", None)
+    if separability is not None and not separability.empty:
+        from sparsetopo.study.summary import separability_lines
+
+        typer.echo("telling methods and categories apart (balanced accuracy, separability.csv):")
+        for line in separability_lines(separability):
+            if line.startswith("- "):
+                typer.echo("  " + line[2:].replace("**", "").replace("`", ""))
     paired = getattr(result, "paired", None)
     if paired is not None and not paired.effects.empty:
         counts = paired.effects["verdict"].value_counts()

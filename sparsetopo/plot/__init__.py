@@ -1,5 +1,6 @@
 """Pictures: the MGE of a network (``mge``), masks of one network side by side (``compare``),
-the plots of a study (``metric_vs_sparsity``, ``predicted_vs_measured``, ``shap_summary``) and
+the plots of a study (``metric_vs_sparsity``, ``metric_vs_sparsity_by_category``,
+``predicted_vs_measured``, ``shap_summary``) and
 the topology of dynamic sparse training masks over training (``trajectory``), imported on first
 use (``sparsetopo._lazy``: the study plots need pandas, the MGE picture does not)."""
 
@@ -7,7 +8,8 @@ from __future__ import annotations
 
 from sparsetopo._lazy import lazy_namespace
 
-_EXPORTS = {"mge": "_mge", "compare": "_compare", "trajectory": "_trajectory", **dict.fromkeys(
+_EXPORTS = {"mge": "_mge", "compare": "_compare", "trajectory": "_trajectory",
+            "metric_vs_sparsity_by_category": "_categories", **dict.fromkeys(
     ("metric_vs_sparsity", "predicted_vs_measured", "shap_summary"), "metrics")}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_namespace(__name__, _EXPORTS)

@@ -5,7 +5,8 @@ For every (model, dataset) pair (or, with ``pooled``, once for all pairs with th
 and dataset as one-hot features) and every feature set (:mod:`sparsetopo.study.vocabulary`),
 an XGBoost regressor tuned by Optuna on inner folds of the training part only
 (:mod:`sparsetopo.study.predictor`) predicts the target of every pruned run out of fold, under
-each protocol (:mod:`sparsetopo.study.splits`: random, grouped, leave-one-method-out). All sets
+each protocol (:mod:`sparsetopo.study.splits`: random, grouped, leave-one-method-out,
+leave-one-category-out). All sets
 of a pair share its rows and its folds, so every set is compared with the ``sparsity`` baseline
 on the same predictions' footing (:mod:`sparsetopo.study.scoring`), and so with the other two
 baselines, ``density`` and ``effective_sparsity`` (each gain with its spread and 95% t-interval
@@ -17,12 +18,15 @@ With mask controls in the runs (:mod:`sparsetopo.study.paired`), the paired effe
 method against its control, seed by seed, and how well each feature set's difference predicts
 it under the grouped and leave-one-method-out protocols.
 
+How well each feature set tells the methods apart, and their categories, at each (model,
+dataset) and sparsity: :mod:`sparsetopo.study.separability`.
+
 A final regressor per (pair, set), tuned on all its runs, gives the SHAP importances and is
 saved (XGBoost JSON) with its cross-validated errors, for ``sparsetopo predict``.
 
 Outputs (``out_dir``): ``comparison.csv`` (one row per feature set, protocol, model, dataset;
 the mean over pairs as ``model = dataset = mean``), ``predictions.csv``, ``importance.csv``,
-``summary.md`` (:mod:`sparsetopo.study.summary`) and ``models/`` (``index.json`` + one JSON
+``separability.csv``, ``summary.md`` (:mod:`sparsetopo.study.summary`) and ``models/`` (``index.json`` + one JSON
 model per pair and set); with mask controls also ``paired_effects.csv``,
 ``paired_prediction.csv`` and ``paired_predictions.csv``.
 """
@@ -45,7 +49,7 @@ from sparsetopo import data
 from sparsetopo.errors import InputError
 from sparsetopo.io import json_value, show_progress, write_bytes, write_text
 from sparsetopo.pruning import split_method
-from sparsetopo.study import paired, predictor, scoring, splits
+from sparsetopo.study import paired, predictor, scoring, separability, splits
 from sparsetopo.study.feature_sets import (
     FeatureSetsArg,
     feature_columns,
@@ -97,6 +101,7 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     regressors: list[dict] = field(default_factory=list)
     paired: Paired | None = None
+    separability: pd.DataFrame | None = None
 
 
 @dataclass
@@ -465,14 +470,17 @@ def fit_study(
     if paired.has_controls(frame):
         paired_result = _paired(frame, target, lower_is_better, sets, protocols, folds,
                                 n_trials, seed, pooled, jobs, progress, inner_folds, notes)
+    separable = separability.separability(frame, sets, folds=folds, seed=seed, notes=notes,
+                                          jobs=jobs, progress=progress)
     summary = render_summary(frame, comparison, importance, variance, notes, config,
-                             paired_result)
+                             paired_result, separable)
 
     out = Path(out_dir)
     regressors = _regressor_index(plans, units, finals, comparison, pooled, target)
     write_text(out / "comparison.csv", comparison.to_csv(index=False))
     write_text(out / "importance.csv", importance.to_csv(index=False))
     write_text(out / "predictions.csv", predictions_df.to_csv(index=False))
+    write_text(out / "separability.csv", separable.to_csv(index=False))
     if paired_result is not None:
         write_text(out / "paired_effects.csv", paired_result.effects.to_csv(index=False))
         write_text(out / "paired_prediction.csv", paired_result.scores.to_csv(index=False))
@@ -482,7 +490,7 @@ def fit_study(
         _save_regressors(out / "models", regressors, finals, config, caveats)
     write_text(out / "summary.md", summary)
     return FitResult(out, comparison, importance, predictions_df, summary, notes, regressors,
-                     paired_result)
+                     paired_result, separable)
 
 
 #: Protocols of the paired prediction (the random one would put the seeds of a configuration

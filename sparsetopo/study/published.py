@@ -33,6 +33,18 @@ tables by content (model, dataset, sparsity, seed, accuracy and the sequence of 
 densities), never by position; networks that match nothing or more than one are left out.
 There are no dense baselines, so the target is ``accuracy`` (within one (model, dataset)
 ``accuracy_drop`` = constant - ``accuracy``: the same ranking, the same R^2).
+
+Every network is labelled with its method's category (``training.category``): the tables'
+pruning-at-initialization methods are ``pai-data-free`` (``uniform``, ``er``, ``erk``,
+``synflow``) or ``pai-data`` (``snip``, ``grasp``, ``prospr``), their dynamic sparse training
+runs (``rigl``, ``itop``, ``snfs``, ``dsr``) ``dst``; so ``--methods all`` fits
+leave-one-method-out over the 11 methods and leave-one-category-out over the 3 categories.
+
+References
+----------
+Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+Data: ``eliacunegatti/mge-snn``, ``graph_data/``.
 """
 
 from __future__ import annotations
@@ -45,11 +57,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sparsetopo.errors import PublishedDataError
+from sparsetopo.errors import InputError, PublishedDataError
 from sparsetopo.io import write_text
 from sparsetopo.study.feature_sets import FeatureSetsArg
 from sparsetopo.study.fit import DEFAULT_TRIALS, FitResult, fit_study
 from sparsetopo.study.vocabulary import BGE_METRICS
+from sparsetopo.training import category
 
 MODEL_NAMES = {
     "CONV-6": "conv6",
@@ -62,6 +75,8 @@ DATASET_NAMES = {"CIFAR-10": "cifar10", "CIFAR-100": "cifar100", "tinyimagenet":
                  "Tiny-ImageNet": "tinyimagenet"}
 #: Pruning-at-initialization methods; the tables also hold dynamic sparse training runs.
 PAI_METHODS = ("snip", "grasp", "synflow", "prospr", "uniform", "er", "erk")
+#: The dynamic sparse training methods of the tables (category ``dst``).
+DST_METHODS = ("rigl", "itop", "snfs", "dsr")
 
 # published column -> (topometrics key, column it was divided by, or None when stored raw)
 MGE_COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -376,10 +391,19 @@ def _merge(frames: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     return merged
 
 
+def method_category(method: str) -> str | None:
+    """``training.category`` of a published method; None for a method it does not know."""
+    try:
+        return category(method)
+    except InputError:
+        return None
+
+
 def load_published(src_dir: str | os.PathLike, *, datasets: Sequence[str] | None = None,
                    notes: list[str] | None = None) -> pd.DataFrame:
     """One row per published network: ``run_id``, ``model``, ``dataset``, ``method``,
-    ``sparsity``, ``seed``, ``accuracy`` and the feature columns of the module docstring (outer
+    ``category`` (of the method; empty for a method the toolkit does not know), ``sparsity``,
+    ``seed``, ``accuracy`` and the feature columns of the module docstring (outer
     join of every table found under ``src_dir``; features a network lacks are NaN).
     ``datasets`` keeps only those (names as ``cifar10``, ``cifar100``, ``tinyimagenet``);
     ``notes`` (a list) receives what was dropped or read differently, and why.
@@ -428,9 +452,12 @@ def load_published(src_dir: str | os.PathLike, *, datasets: Sequence[str] | None
     run_id = pd.Series([f"published/{d}/{m}/{meth}/{s:g}/{k}" for m, d, meth, s, k in
                         runs[NETWORK_KEY].itertuples(index=False)], name="run_id")
     image_size = pd.Series(PUBLISHED_IMAGE_SIZE, index=runs.index, name="image_size")
-    runs = pd.concat([run_id, runs, image_size], axis=1)  # one concat: no fragmented frame
+    categories = runs["method"].map({m: method_category(m) for m in runs["method"].unique()})
+    runs = pd.concat([run_id, runs, image_size, categories.rename("category")],
+                     axis=1)  # one concat: no fragmented frame
     features = sorted(c for c in runs.columns if "." in c)
-    return runs[["run_id", *NETWORK_KEY, "accuracy", "image_size", *features]]
+    return runs[["run_id", *NETWORK_KEY[:3], "category", *NETWORK_KEY[3:], "accuracy",
+                 "image_size", *features]]
 
 
 def _datasets_in(src: Path) -> list[str]:
@@ -472,9 +499,10 @@ def import_published(
     """:func:`load_published`, then :func:`sparsetopo.study.fit.fit_study` with target
     ``accuracy`` (higher is better). ``methods``: ``"pai"`` (default) keeps the
     pruning-at-initialization methods (:data:`PAI_METHODS`) the tables hold, ``"all"`` every
-    method (dynamic sparse training included; also ``None``), a list exactly those (each must be
-    present).
-    Also writes ``out_dir/published_runs.csv``."""
+    method (the dynamic sparse training runs of :data:`DST_METHODS` included, category
+    ``dst``; also ``None``), a list exactly those (each must be present). Every protocol of
+    the fit runs, leave-one-category-out included where 2 categories are present, and the
+    separability of methods and categories. Also writes ``out_dir/published_runs.csv``."""
     notes: list[str] = []
     runs = load_published(src_dir, datasets=datasets, notes=notes)
     present = sorted(runs["method"].unique())
@@ -500,6 +528,10 @@ def import_published(
                      f"({', '.join(sorted(dropped['method'].unique()))}); opt in with "
                      "--methods.")
     runs = runs[runs["method"].isin(wanted)].reset_index(drop=True)
+    counts = runs.groupby(runs["category"].fillna("none"))["method"].agg(
+        lambda m: ", ".join(sorted(m.unique())))
+    notes.append("Methods by category: " + "; ".join(f"{c}: {m}" for c, m in counts.items())
+                 + ".")
     notes += [
         "Published tables (Cunegatti et al. 2024): no dense baseline, so the target is accuracy "
         "(higher is better); within one (model, dataset) the accuracy drop is a constant minus "

@@ -4,13 +4,27 @@
   configuration may fall in different folds);
 - ``grouped``: ``GroupKFold`` (shuffled) over configurations: every seed of one (method,
   sparsity) of a (model, dataset) is in the same fold;
-- ``leave-one-method-out``: ``LeaveOneGroupOut`` over pruning methods; a mask control
-  (``snip+layer-shuffle``, column ``base_method`` = ``snip``) is held out with its method, since
-  it shares the method's layer densities.
+- ``leave-one-method-out``: ``LeaveOneGroupOut`` over methods, pruning at initialization and
+  dynamic sparse training alike; a mask control (``snip+layer-shuffle``, column ``base_method``
+  = ``snip``) is held out with its method, since it shares the method's layer densities;
+- ``leave-one-category-out``: ``LeaveOneGroupOut`` over method categories
+  (``training.category``: ``pai-data-free``, ``pai-data``, ``dst``): each category is
+  predicted by a regressor trained on the other categories only (e.g. dynamic sparse training
+  predicted from pruning at initialization); a control goes with its method's category. It
+  needs at least 2 categories.
 
 The inner splits that tune a predictor on the training part of an outer split follow the same
 rule, so that tuning never sees what the outer protocol holds out: grouped inner folds keep
-configurations together and, under leave-one-method-out, each inner fold leaves one method out.
+configurations together and, under leave-one-method-out (leave-one-category-out), each inner
+fold leaves one method (category) out; a training part of a single category is not tuned.
+
+References
+----------
+Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their Topology
+via Multipartite Graph Representations. Transactions on Machine Learning Research.
+
+Pedregosa et al. (2011). Scikit-learn: Machine Learning in Python. Journal of Machine Learning
+Research 12.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
 
 from sparsetopo.errors import InputError
 from sparsetopo.study.vocabulary import PROTOCOLS
+from sparsetopo.training import category
 
 #: Columns that identify a configuration (the seeds of one configuration form a group).
 CONFIGURATION = ("model", "dataset", "method", "sparsity")
@@ -42,6 +57,28 @@ def method_column(runs: pd.DataFrame) -> str:
     return "base_method" if "base_method" in runs.columns else "method"
 
 
+def method_categories(runs: pd.DataFrame) -> np.ndarray:
+    """The category of every row's method: the ``category`` column where it has a value, else
+    ``training.category`` of the method (a control has its method's category). Raises
+    ``InputError`` naming the methods that have none."""
+    methods = runs["method"].astype(str)
+    derived = {}
+    for method in methods.unique():
+        try:
+            derived[method] = category(method)
+        except InputError:
+            continue
+    stored = (runs["category"] if "category" in runs.columns
+              else pd.Series(np.nan, index=runs.index, dtype=object))
+    stored = stored.where(stored.notna() & (stored.astype(str) != ""))
+    out = stored.fillna(methods.map(derived))
+    missing = sorted(set(methods[out.isna()]))
+    if missing:
+        raise InputError(f"no method category for {missing}: leave-one-category-out needs the "
+                         "category of every method (pai-data-free, pai-data or dst)")
+    return out.astype(str).to_numpy()
+
+
 def check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; supported: {', '.join(PROTOCOLS)}")
@@ -52,7 +89,8 @@ def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> 
 
     ``folds`` is the number of K-fold splits (capped at the number of rows, or of
     configurations); leave-one-method-out has one split per method. Raises ``ValueError`` when
-    the protocol cannot split the rows (fewer than 2 rows, configurations or methods)."""
+    the protocol cannot split the rows (fewer than 2 rows, configurations, methods or
+    categories). Folds of the leave-one-out protocols are named by what they hold out."""
     check_protocol(protocol)
     n = len(runs)
     x = np.zeros((n, 1))
@@ -69,15 +107,15 @@ def splits(runs: pd.DataFrame, protocol: str, folds: int = 5, seed: int = 0) -> 
                              f"({', '.join(CONFIGURATION)}), got {n_groups}")
         kfold = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
         return [(f"fold{k}", tr, te) for k, (tr, te) in enumerate(kfold.split(x, groups=groups))]
-    methods = runs[method_column(runs)].astype(str).to_numpy()
-    distinct = np.unique(methods)
+    if protocol == "leave-one-category-out":
+        held, what = method_categories(runs), "method categories"
+    else:
+        held, what = runs[method_column(runs)].astype(str).to_numpy(), "pruning methods"
+    distinct = np.unique(held)
     if len(distinct) < 2:
-        raise InputError(f"leave-one-method-out needs at least 2 pruning methods, got "
-                         f"{len(distinct)}: {list(distinct)}")
-    out = []
-    for tr, te in LeaveOneGroupOut().split(x, groups=methods):
-        out.append((str(methods[te[0]]), tr, te))
-    return out
+        raise InputError(f"{protocol} needs at least 2 {what}, got {len(distinct)}: "
+                         f"{list(distinct)}")
+    return [(str(held[te[0]]), tr, te) for tr, te in LeaveOneGroupOut().split(x, groups=held)]
 
 
 def inner_splits(runs: pd.DataFrame, protocol: str, folds: int = 3, seed: int = 0

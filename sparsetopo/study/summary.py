@@ -137,13 +137,61 @@ def paired_prediction_lines(scores: pd.DataFrame) -> list[str]:
     return lines
 
 
+TARGET_LABELS = {"method": "methods", "category": "categories"}
+SPLIT_LABELS = {"seed": "seeds held out", "stratified": "stratified K-fold (one seed)",
+                "method": "methods held out"}
+
+
+def separability_lines(table: pd.DataFrame) -> list[str]:
+    """Markdown: how the separability was measured, one sentence per target and split (the
+    best set next to chance, layer densities and global sparsity, mean over cases) and the
+    table of the means."""
+    if table.empty:
+        return ["No case (model, dataset, sparsity) has 2 methods or more: no separability.", ""]
+    head = table[table["model"] == MEAN]
+    lines = [
+        "At each (model, dataset) and sparsity, a logistic regression (standardised features, "
+        "balanced class weights) predicts each run's method, and its category, from each "
+        "feature set, out of fold: whole seeds held out (one seed: stratified K-fold), and for "
+        "the category also whole methods held out (can the category of a method never seen "
+        "in training be told?). Score: balanced accuracy (mean recall over the labels; chance "
+        "= 1 / labels; with methods held out a guess can fall below chance, since the held-out "
+        "method's category is the rarer one in its training part). Mean over the cases "
+        "(`separability.csv` has every case):",
+        "",
+    ]
+    for (target, split), part in head.groupby(["target", "split"], sort=False):
+        ranked = part.sort_values("balanced_accuracy", ascending=False, kind="stable")
+        best = ranked.iloc[0]
+
+        def score(name: str, part=part) -> str:
+            row = part[part["feature_set"] == name]
+            return fmt(float(row["balanced_accuracy"].iloc[0])) if len(row) else "n/a"
+
+        lines.append(
+            f"- **{TARGET_LABELS.get(target, target)}, {SPLIT_LABELS.get(split, split)}** "
+            f"({int(best['cases'])} cases, {float(best['classes']):.3g} labels on average, "
+            f"chance {fmt(float(best['chance']))}): best `{best['feature_set']}` "
+            f"{fmt(float(best['balanced_accuracy']))}; layer densities {score('density')}, "
+            f"global sparsity {score('sparsity')}.")
+    columns = {"target": "target", "split": "split", "feature_set": "feature set",
+               "cases": "cases", "classes": "labels", "chance": "chance",
+               "balanced_accuracy": "balanced accuracy", "gain_over_density": "over density",
+               "cases_above_density": "cases above density",
+               "cases_above_chance": "cases above chance"}
+    lines += ["", markdown_table(head[list(columns)].rename(columns=columns)), ""]
+    return lines
+
+
 def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.DataFrame,
-                   variance: pd.DataFrame, notes: list[str], config: dict, paired=None) -> str:
+                   variance: pd.DataFrame, notes: list[str], config: dict, paired=None,
+                   separability: pd.DataFrame | None = None) -> str:
     """Markdown: data, the verdicts per protocol against each baseline (global sparsity, layer
     densities, effective sparsity), the headline table (mean over pairs), the per-pair table,
     with mask controls the paired effect of topology and its prediction (``paired``: the
-    ``Paired`` tables of the fit), the signal/noise decomposition of the target, the ranking
-    against its null, top features, notes."""
+    ``Paired`` tables of the fit), how well the sets tell methods and categories apart
+    (``separability``: the table of ``study.separability``), the signal/noise decomposition of
+    the target, the ranking against its null, top features, notes."""
     direction = "lower is better" if config["lower_is_better"] else "higher is better"
     fits = ("one regressor pooled over every (model, dataset) pair, the architecture and the "
             "dataset given as one-hot features to every set" if config["pooled"] else
@@ -169,7 +217,9 @@ def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.
         "interval of the gain over the outer folds (mean of the fold contributions ± t * SD / "
         "sqrt(folds); folds share training data, so it is, if anything, too narrow), reported "
         "and not used by the verdicts. `folds better`: the fraction of outer folds where the "
-        "set's squared error is below the baseline's.",
+        "set's squared error is below the baseline's. Under `leave-one-category-out` each "
+        "method category (pai-data-free, pai-data, dst) is predicted by a regressor trained "
+        "on the other categories only.",
         "",
     ]
     for baseline in BASELINES:
@@ -219,6 +269,9 @@ def render_summary(runs: pd.DataFrame, comparison: pd.DataFrame, importance: pd.
         lines += paired_lines(paired.effects)
         lines += ["## Can topology predict the paired difference?", ""]
         lines += paired_prediction_lines(paired.scores)
+    if separability is not None:
+        lines += ["## Can topology tell methods and categories apart?", ""]
+        lines += separability_lines(separability)
     if not variance.empty:
         lines += [
             "## Signal and seed noise of the target",

@@ -22,8 +22,10 @@ from __future__ import annotations
 from sparsetopo.metrics import PAPER_METRICS, PATH_METRICS
 
 DENSE = "dense"
-#: The protocols, in report order.
-PROTOCOLS = ("random", "grouped", "leave-one-method-out")
+#: The protocols of the regression, in report order: random K-fold, K-fold grouped by
+#: configuration, leave one method out, leave one method category out
+#: (:mod:`sparsetopo.study.splits`).
+PROTOCOLS = ("random", "grouped", "leave-one-method-out", "leave-one-category-out")
 #: The set every other set must beat.
 BASELINE = "sparsity"
 #: The column (and one-number set) of the effective sparsity.
