@@ -1,12 +1,16 @@
 """One self-contained HTML report of a study (``sparsetopo study report``).
 
-Sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
+It leads with its answer: a forest plot of each feature set's gain in R^2 over the baselines
+with its 95% interval, per protocol (``plot.gain_forest``), and one sentence per protocol that
+names the sample the verdict rests on and says when it is too small to conclude (or, without a
+fit, how to fit). Then the sections: summary, comparison of the feature sets (``comparison.csv`` of ``study fit``), the
 paired effect of topology when the study has mask controls (``paired_effects.csv``,
 ``paired_prediction.csv``), how well topology tells methods and method categories apart
 (``separability.csv``, and the topometrics against sparsity coloured by category), plots (accuracy drop and topometrics against sparsity, predicted vs
 measured, SHAP importance), the topology of dynamic sparse training masks over training (per
 method), the ranking of pruning methods per sparsity, and every run with its status and error.
-Images are
+Every table scrolls sideways inside the page width; one of more than :data:`LONG_TABLE` rows is
+collapsed (``<details>``). Images are
 PNGs embedded as base64 data URIs and a Content-Security-Policy forbids loading anything else,
 so the file can be mailed or archived alone. Every piece of text is HTML-escaped.
 """
@@ -33,6 +37,7 @@ from sparsetopo.study.ranking import kendall_tau, method_ranks
 from sparsetopo.study.vocabulary import (
     BASELINE_LABELS,
     BASELINES,
+    DENSE,
     PROTOCOLS,
     SET_ORDER,
     baseline_columns,
@@ -46,6 +51,14 @@ RUN_COLUMNS = ("run_id", "model", "dataset", "method", "category", "sparsity", "
                "accuracy",
                "dense_accuracy", "accuracy_drop", "device", "images_per_second",
                "peak_accelerator_memory_mb")
+#: A table of more rows than this is collapsed under a ``<details>`` summary.
+LONG_TABLE = 25
+#: A text cell longer than this wraps (other cells stay on one line).
+WRAP_CHARS = 40
+#: The too-small rule of the verdicts (:func:`render_report`): the fewest configurations
+#: (method, sparsity) and outer folds per (model, dataset) pair a verdict may rest on.
+MIN_CONFIGURATIONS = 20
+MIN_FOLDS = 3
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0 auto;
@@ -55,9 +68,14 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:36px 0 10px;border-bot
 .meta{color:#5a6573;font-size:13px}.note{background:#fff8e5;border-left:4px solid #e0a800;
 padding:8px 12px;margin:10px 0}.warn{background:#fdecec;border-left:4px solid #c62828;
 padding:8px 12px;margin:10px 0}
-table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}
-th,td{border:1px solid #d5dae1;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f5;position:sticky;top:0}tr:nth-child(even) td{background:#f8f9fb}
+table{border-collapse:collapse;font-size:13px;margin:0}
+.scroll{overflow-x:auto;max-width:100%;margin:8px 0 16px}
+th,td{border:1px solid #d5dae1;padding:3px 8px;text-align:left;vertical-align:top;
+white-space:nowrap}td.wrap{white-space:normal;min-width:18em}
+th{background:#eef1f5}tr:nth-child(even) td{background:#f8f9fb}
+details.table>summary{cursor:pointer;color:#2b5797;margin:6px 0}
+p,li,figcaption,h1,h2,h3{overflow-wrap:anywhere}ul.verdicts li{margin:4px 0}
+p.small{color:#5a6573;font-size:13px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{background:#fdecec}
 td.best{font-weight:700}code,pre{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;
 font-size:12px}pre{white-space:pre-wrap;margin:4px 0}
@@ -65,13 +83,17 @@ figure{margin:8px 0 20px}figure img{max-width:100%;height:auto;border:1px solid 
 figcaption{color:#5a6573;font-size:13px}ul.summary{margin:6px 0;padding-left:20px}
 """
 
-# Sets body[data-images-ok] once every image has decoded (checked by the browser test).
+# Sets body[data-images-ok] once every image has decoded, and body[data-overflow] to how many
+# pixels the page is wider than the window (checked by the browser tests).
 SCRIPT = """
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   var ok = images.every(function (im) { return im.complete && im.naturalWidth > 0; });
   document.body.dataset.imagesOk = ok ? "true" : "false";
   document.body.dataset.images = String(images.length);
+  var root = document.documentElement;
+  document.body.dataset.overflow = String(root.scrollWidth - window.innerWidth);
+  document.body.dataset.innerWidth = String(window.innerWidth);
 });
 """
 
@@ -207,6 +229,23 @@ def render_report(
 ) -> Path:
     """Write the HTML report of a study's tables.
 
+    The page leads, right under its title, with the answer: the forest plot of each feature
+    set's gain in R^2 over the baselines (``sparsity``, and ``density`` and
+    ``effective_sparsity`` where ``comparison`` has their gains) with its 95% interval, one
+    panel per protocol (:func:`sparsetopo.plot.gain_forest`), then one sentence per protocol:
+    the sample the verdict rests on (runs, configurations, i.e. distinct (method, sparsity),
+    and outer folds per (model, dataset) pair, counted in ``predictions`` when given, else the
+    configurations in ``runs_df``), the sets whose interval lies above 0, and whether the
+    sample is too small to conclude. **Too-small rule**: a protocol's verdict is too small to
+    conclude when a (model, dataset) pair has fewer than :data:`MIN_CONFIGURATIONS` (20)
+    configurations or fewer than :data:`MIN_FOLDS` (3) outer folds, or when no set has a 95%
+    interval under it (fewer than 2 fold contributions). With 20 configurations the K = 5
+    folds of the grouped protocol each hold out at least 4; with 3 folds the t-interval has 2
+    degrees of freedom (t = 4.3), fewer leave 1 (t = 12.7), where an interval says little.
+    Without ``comparison`` the page says how to fit the study instead. Below come the summary
+    and the tables, each scrolling sideways within the page width, collapsed when longer than
+    :data:`LONG_TABLE` rows.
+
     Parameters
     ----------
     runs_df : pandas.DataFrame
@@ -249,8 +288,9 @@ def render_report(
     if missing:
         raise InputError(f"runs table lacks columns {missing}; it has {list(runs_df.columns)}")
     steps: list[tuple[str, Callable[[Path], str]]] = [
+        ("answer", lambda d: _answer_section(runs_df, comparison, predictions, fit_hint, d)),
         ("summary", lambda d: _summary(runs_df, comparison, source, fit_source)),
-        ("comparison", lambda d: _comparison_section(comparison, fit_hint)),
+        ("comparison", lambda d: _comparison_section(comparison)),
         ("paired", lambda d: _paired_section(paired_effects, paired_prediction)),
         ("categories", lambda d: _categories_section(runs_df, separability, d)),
         ("plots", lambda d: _runs_plots(runs_df, d)),
@@ -269,14 +309,143 @@ def render_report(
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>"
-        f"<h1>{_e(title)}</h1><p class=\"meta\">generated by sparsetopo on {_e(stamp)}</p>\n"
+        f"<h1>{_e(title)}</h1>"
         + "\n".join(body)
+        + f"\n<p class=\"meta\">generated by sparsetopo on {_e(stamp)}</p>"
         + f"\n<script>{SCRIPT}</script></body></html>\n"
     )
     return write_text(out_html, page)
 
 
 # -------------------------------------------------------------------------------- sections
+def _answer_section(runs: pd.DataFrame, comparison: pd.DataFrame | None,
+                    predictions: pd.DataFrame | None, fit_hint: str, tmp: Path) -> str:
+    """The answer first: the forest plot of the gains over the baselines and one sentence per
+    protocol (sample size, sets above 0, too small or not); without a fit, how to fit."""
+    if comparison is None:
+        return ("<p class=\"note\" id=\"answer\">This study has not been fitted yet, so "
+                "there is no comparison of feature sets, no prediction and no importance. Fit "
+                f"it with <code>{_e(fit_hint)}</code> and build the report again.</p>")
+    figure = _figure(lambda p: plot.gain_forest(comparison, p), tmp / "gains.png",
+                     "Does topology beat sparsity? Gain in R² of each feature set over each "
+                     "baseline (mean over (model, dataset) pairs), per protocol, with its 95% "
+                     "t-interval over the outer folds as written by study fit; filled: the "
+                     "interval lies above 0.", id_="answer")
+    if not {"protocol", "feature_set", "model"} <= set(comparison.columns):
+        return figure
+    head = comparison[comparison["model"].astype(str) == "mean"]
+    baselines = [b for b in BASELINES if baseline_columns(b)["gain"] in head.columns
+                 and head[baseline_columns(b)["gain"]].notna().any()]
+    lines = [f"<li>{_verdict_sentence(head, protocol, baselines, runs, predictions)}</li>"
+             for protocol in _ordered(head["protocol"], PROTOCOLS)]
+    rule = (f"Too small to conclude: a (model, dataset) pair with fewer than "
+            f"{MIN_CONFIGURATIONS} configurations (distinct method and sparsity) or fewer than "
+            f"{MIN_FOLDS} outer folds, or no 95% interval. Interval above 0 is read from the "
+            "intervals study fit wrote; the fit's own verdicts (gain above its spread) are in "
+            "the summary below.")
+    return "\n".join([figure, "<ul class=\"verdicts\">", *lines, "</ul>",
+                      f"<p class=\"small\">{_e(rule)}</p>"])
+
+
+def _verdict_sentence(head: pd.DataFrame, protocol: str, baselines: list[str],
+                      runs: pd.DataFrame, predictions: pd.DataFrame | None) -> str:
+    """One escaped sentence: the sample of ``protocol``, the sets whose interval over each
+    baseline lies above 0, and whether the sample is too small to conclude."""
+    part = head[head["protocol"].astype(str) == protocol]
+    size = _sample_size(part, protocol, runs, predictions)
+    words = [f"<b>{_e(protocol)}</b>: " + _e(_describe(size)) + "."]
+    has_interval, parts = False, []
+    for baseline in baselines:
+        names = baseline_columns(baseline)
+        rows = part[part["feature_set"].astype(str) != baseline]
+        if names["ci_low"] not in rows.columns:
+            continue
+        low = pd.to_numeric(rows[names["ci_low"]], errors="coerce")
+        has_interval |= bool(low.notna().any())
+        above = rows[low > 0].sort_values(names["gain"], ascending=False)
+        listed = ", ".join(
+            f"{r['feature_set']} {r[names['gain']]:+.3f} [{r[names['ci_low']]:+.3f}, "
+            f"{r[names['ci_high']]:+.3f}]" for _, r in above.iterrows()) or "none"
+        parts.append(f"over {BASELINE_LABELS[baseline]}: {listed}")
+    if parts:
+        words.append(_e("Gain in R² with its 95% interval above 0 " + "; ".join(parts) + "."))
+    written = any(baseline_columns(b)["ci_low"] in part.columns for b in baselines)
+    if not written:
+        words.append(_e("comparison.csv has no 95% intervals (an older study fit wrote it): "
+                        "fit the study again to see them."))
+    reasons = _too_small(size, has_interval or not written)
+    if reasons:
+        words.append("<b>" + _e("The sample is too small to conclude: " + "; ".join(reasons)
+                                + "; read these gains as indications only.") + "</b>")
+    elif size["folds"] is None:
+        words.append(_e(f"The sample is large enough by the report's rule (at least "
+                        f"{MIN_CONFIGURATIONS} configurations per pair; the folds are counted "
+                        "in predictions.csv, not given here)."))
+    else:
+        words.append(_e(f"The sample is large enough by the report's rule (at least "
+                        f"{MIN_CONFIGURATIONS} configurations and {MIN_FOLDS} outer folds per "
+                        "pair)."))
+    return " ".join(words)
+
+
+def _sample_size(part: pd.DataFrame, protocol: str, runs: pd.DataFrame,
+                 predictions: pd.DataFrame | None) -> dict:
+    """Runs, pairs, and the fewest configurations and outer folds of a pair under
+    ``protocol``: from the predictions of ``study fit`` when they have the protocol (what the
+    fit used), else the configurations of the successful pruned runs (folds unknown)."""
+    n = pd.to_numeric(part["n"], errors="coerce").max() if "n" in part.columns else np.nan
+    keys = ["model", "dataset"]
+    source, folds = None, None
+    if predictions is not None and {"protocol", "feature_set", "method", "sparsity",
+                                    *keys} <= set(predictions.columns):
+        rows = predictions[predictions["protocol"].astype(str) == protocol]
+        if not rows.empty:
+            source = rows[rows["feature_set"] == rows["feature_set"].iloc[0]]
+            if "fold" in source.columns:
+                folds = int(source.groupby(keys)["fold"].nunique().min())
+    if source is None:
+        ok = runs[(runs["status"] == "ok") & (runs["method"].astype(str) != DENSE)
+                  & (pd.to_numeric(runs["sparsity"], errors="coerce") > 0)]
+        if "accuracy_drop" in ok.columns:
+            ok = ok[ok["accuracy_drop"].notna()]
+        source = ok
+    configurations = (source.groupby(keys)[["method", "sparsity"]]
+                      .apply(lambda g: len(g.drop_duplicates())))
+    if not np.isfinite(n):
+        n = len(source)
+    return {"runs": int(n), "pairs": int(len(configurations)),
+            "configurations": int(configurations.sum()) if len(configurations) else 0,
+            "fewest": int(configurations.min()) if len(configurations) else 0,
+            "folds": folds}
+
+
+def _describe(size: dict) -> str:
+    pairs = size["pairs"]
+    text = (f"{size['runs']:,} runs of {size['configurations']:,} configurations (method, "
+            f"sparsity) in {pairs} (model, dataset) pair{'s' if pairs != 1 else ''}")
+    if pairs > 1:
+        text += f" (the smallest has {size['fewest']:,})"
+    if size["folds"] is not None:
+        text += f", {size['folds']} outer folds per pair"
+        if pairs > 1:
+            text += " at least"
+    return text
+
+
+def _too_small(size: dict, has_interval: bool) -> list[str]:
+    """The reasons, if any, why the sample is too small to conclude (the rule of
+    :func:`render_report`)."""
+    reasons = []
+    if size["fewest"] < MIN_CONFIGURATIONS:
+        reasons.append(f"{size['fewest']} configurations in a pair, fewer than "
+                       f"{MIN_CONFIGURATIONS}")
+    if size["folds"] is not None and size["folds"] < MIN_FOLDS:
+        reasons.append(f"{size['folds']} outer folds, fewer than {MIN_FOLDS}")
+    if not has_interval:
+        reasons.append("no 95% interval (fewer than 2 fold contributions)")
+    return reasons
+
+
 def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | None,
              fit_source: str | None) -> str:
     status = runs["status"].astype(str).value_counts()
@@ -319,13 +488,10 @@ def _summary(runs: pd.DataFrame, comparison: pd.DataFrame | None, source: str | 
     return "\n".join(out)
 
 
-def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
+def _comparison_section(comparison: pd.DataFrame | None) -> str:
+    if comparison is None:  # the answer section says how to fit
+        return ""
     out = ["<h2 id=\"comparison\">Feature sets compared</h2>"]
-    if comparison is None:
-        out.append("<p class=\"note\">This study has not been fitted yet, so there is no "
-                   "comparison of feature sets, no prediction and no importance. Fit it with "
-                   f"<code>{_e(fit_hint)}</code> and build the report again.</p>")
-        return "\n".join(out)
     frame = comparison.copy()
     if "protocol" in frame.columns and "feature_set" in frame.columns:
         frame["_p"] = frame["protocol"].map(_rank_of(frame["protocol"], PROTOCOLS))
@@ -347,7 +513,16 @@ def _comparison_section(comparison: pd.DataFrame | None, fit_hint: str) -> str:
                "(<i>gain_over_effective_sparsity</i>). Kendall &tau; and "
                "top-1 hit rate of the predicted ranking of pruning methods, next to the same "
                "figures of the sparsity predictor (<i>null_</i>).</p>")
-    out.append(_table(frame, bold=best, bold_columns={"feature_set", "gain_over_sparsity"}))
+    bold_columns = {"feature_set", "gain_over_sparsity"}
+    if "model" not in frame.columns:
+        out.append(_table(frame, bold=best, bold_columns=bold_columns))
+        return "\n".join(out)
+    mean = frame["model"].astype(str) == "mean"
+    out.append(_table(frame[mean], bold=best, bold_columns=bold_columns, open_=True,
+                      what="rows of the mean over pairs"))
+    if (~mean).any():
+        out.append(_table(frame[~mean], bold=best, bold_columns=bold_columns,
+                          what="rows per (model, dataset)"))
     return "\n".join(out)
 
 
@@ -527,47 +702,68 @@ def _runs_section(runs: pd.DataFrame) -> str:
     lines = []
     for (_, row), error in zip(frame.iterrows(), errors, strict=True):
         failed = str(row.get("status")) != "ok"
-        cells = "".join(_cell(row[c]) for c in columns) + f"<td>{_error_cell(error)}</td>"
+        cells = "".join(_cell(row[c]) for c in columns) + \
+            f"<td class=\"wrap\">{_error_cell(error)}</td>"
         attr = " class=\"failed\"" if failed else ""
         lines.append(f"<tr{attr}>{cells}</tr>")
+    failed = int((runs["status"] != "ok").sum())
     return (f"<h2 id=\"runs\">Runs ({len(frame):,})</h2>\n<p>Failed runs first, with their "
-            f"error (click an error to see all of it).</p>\n<table><thead><tr>{head}</tr>"
-            "</thead><tbody>\n" + "\n".join(lines) + "\n</tbody></table>")
+            f"error (click an error to see all of it).</p>\n"
+            + _wrap_table(f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(lines)
+                          + "\n</tbody>", len(lines),
+                          f"runs ({failed:,} failed, listed first)" if failed else "runs"))
 
 
 # --------------------------------------------------------------------------------- helpers
-def _figure(draw: Callable[[Path], Path], path: Path, caption: str) -> str:
+def _figure(draw: Callable[[Path], Path], path: Path, caption: str,
+            id_: str | None = None) -> str:
     """``<figure>`` with the PNG that ``draw(path)`` writes, embedded as a data URI; a note
     instead when the data cannot be drawn (``ValueError`` of the plot)."""
+    anchor = f" id=\"{_e(id_)}\"" if id_ else ""
     try:
         draw(path)
     except ValueError as exc:
-        return f"<p class=\"note\">Cannot draw this plot: {_e(exc)}</p>"
+        return f"<p class=\"note\"{anchor}>Cannot draw this plot: {_e(exc)}</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{_e(caption)}\">"
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (f"<figure{anchor}><img src=\"data:image/png;base64,{data}\" "
+            f"alt=\"{_e(caption)}\"><figcaption>{_e(caption)}</figcaption></figure>")
 
 
 def _table(frame: pd.DataFrame, bold: pd.Series | None = None,
-           bold_columns: set[str] | None = None) -> str:
-    """Escaped HTML table of ``frame``; cells of ``bold_columns`` in rows where ``bold`` is
-    true are bold."""
+           bold_columns: set[str] | None = None, *, open_: bool = False,
+           what: str = "rows") -> str:
+    """Escaped HTML table of ``frame`` (:func:`_wrap_table`: ``open_`` and ``what``); cells of
+    ``bold_columns`` in rows where ``bold`` is true are bold."""
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     lines = []
     for index, row in frame.iterrows():
         strong = bool(bold is not None and bold.get(index, False))
         cells = "".join(_cell(row[c], strong and c in (bold_columns or ())) for c in frame.columns)
         lines.append(f"<tr>{cells}</tr>")
-    return (f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(lines)
-            + "\n</tbody></table>")
+    return _wrap_table(f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(lines)
+                       + "\n</tbody>", len(lines), what, open_=open_)
+
+
+def _wrap_table(inner: str, rows: int, what: str = "rows", *, open_: bool = False) -> str:
+    """``<table>`` of ``inner`` in a container that scrolls sideways (the page never does);
+    one of more than :data:`LONG_TABLE` rows goes under a ``<details>`` whose summary names
+    its ``rows`` ``what``, collapsed unless ``open_``."""
+    table = f"<div class=\"scroll\"><table>{inner}</table></div>"
+    if rows <= LONG_TABLE:
+        return table
+    state = " open" if open_ else ""
+    return (f"<details class=\"table\"{state}><summary>All {rows:,} {_e(what)}</summary>"
+            f"{table}</details>")
 
 
 def _cell(value, strong: bool = False) -> str:
     numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
         value, bool)
-    classes = " ".join(c for c, on in (("num", numeric), ("best", strong)) if on)
+    raw = "" if value is None else str(value)
+    wrap = not numeric and len(raw) > WRAP_CHARS
+    classes = " ".join(c for c, on in (("num", numeric), ("best", strong), ("wrap", wrap)) if on)
     attr = f" class=\"{classes}\"" if classes else ""
-    text = _fmt(value) if numeric else _e("" if value is None else value)
+    text = _fmt(value) if numeric else _e(raw)
     return f"<td{attr}>{text}</td>"
 
 

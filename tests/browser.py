@@ -109,6 +109,8 @@ def screenshot(page: Path, png: Path, size: tuple[int, int] = (1280, 2000)) -> B
     return run
 
 
-def dump_dom(page: Path) -> BrowserRun:
-    """The DOM of ``page`` serialised after its load event (``stdout``)."""
-    return _run(["--dump-dom"], Path(page).resolve().as_uri())
+def dump_dom(page: Path, size: tuple[int, int] | None = None) -> BrowserRun:
+    """The DOM of ``page`` serialised after its load event (``stdout``), in a window of
+    ``size`` (width, height) when given."""
+    window = [f"--window-size={size[0]},{size[1]}"] if size else []
+    return _run(["--dump-dom", *window], Path(page).resolve().as_uri())

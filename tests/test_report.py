@@ -16,6 +16,8 @@ from test_plot import fake_study_tables
 
 from sparsetopo.errors import InputError
 from sparsetopo.report import find_fit_dir, render_report
+from sparsetopo.study.fit import COMPARISON_COLUMNS, PREDICTION_COLUMNS
+from sparsetopo.study.vocabulary import BASELINES, PROTOCOLS, baseline_columns
 
 IMG_SRC = re.compile(r"<img [^>]*src=\"([^\"]*)\"")
 
@@ -54,8 +56,8 @@ def test_report_is_self_contained_with_every_section(report):
         assert attr.startswith(("data:image/png;base64,", "#")), attr[:80]
     assert "<link" not in page and "@import" not in page and "url(" not in page
     images = decode_images(page)
-    # accuracy + topometrics per (model, dataset) pair, predictions, SHAP
-    assert len(images) == 2 * 2 + 2
+    # the gains (first), accuracy + topometrics per (model, dataset) pair, predictions, SHAP
+    assert len(images) == 1 + 2 * 2 + 2
     for rgb in images:
         assert_not_blank(rgb)
     for heading in ("Summary", "Feature sets compared", "Accuracy and topometrics",
@@ -265,10 +267,235 @@ def test_report_shows_the_separability_and_the_categories(tmp_path):
     assert "&lt;paths&gt;" in page and ">0.93<" in page
     assert page.count("<figcaption>Path metrics and MGE topometrics of") == 2
     images = decode_images(page)
-    assert len(images) == 2 * 2 + 1 + 2  # runs plots, predictions, one per pair by category
+    assert len(images) == 1 + 2 * 2 + 1 + 2  # gains, runs plots, predictions, by category
     for rgb in images:
         assert_not_blank(rgb)
     # one category, no separability table: no section
     page = render_report(runs[runs["method"].isin(["dense", "uniform", "erk"])],
                          tmp_path / "s.html").read_text(encoding="utf-8")
     assert "Methods and categories" not in page
+
+
+# ------------------------------------------------------------------ the answer, first
+SETS = ("sparsity", "density", "effective_sparsity", "ramanujan", "rolled", "mge", "paths",
+        "all")
+#: Gain over every baseline and half-width of its interval, per set (the baselines' own rows
+#: get their gains over the other baselines).
+GAINS = {"sparsity": (-0.05, 0.08), "density": (0.02, 0.05), "effective_sparsity": (0.0, 0.1),
+         "ramanujan": (0.01, 0.2), "rolled": (0.04, 0.02), "mge": (0.25, 0.1),
+         "paths": (0.3, 0.05), "all": (0.12, 0.2)}
+CATEGORY = {"uniform": "pai-data-free", "erk": "pai-data-free", "synflow": "pai-data-free",
+            "snip": "pai-data", "grasp": "pai-data", "set": "dst", "rigl": "dst"}
+
+
+def study_tables(methods=tuple(CATEGORY), sparsities=(0.5, 0.8, 0.9), seeds=(0, 1),
+                 models=("conv6", "resnet20"), protocols=PROTOCOLS):
+    """Runs, predictions (with folds) and a ``comparison.csv`` with every column ``study fit``
+    writes (``COMPARISON_COLUMNS``), for a grid of ``methods x sparsities x seeds`` per model:
+    the gains of :data:`GAINS`, intervals of their half-widths."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for model in models:
+        for seed in seeds:
+            rows.append(dict(model=model, dataset="digits", method="dense", category="dense",
+                             sparsity=0.0, seed=seed, status="ok", error=None, accuracy=0.97))
+            for method in methods:
+                for sparsity in sparsities:
+                    drop = 0.3 * sparsity ** 4 + rng.normal(0, 0.01)
+                    rows.append(dict(model=model, dataset="digits", method=method,
+                                     category=CATEGORY[method], sparsity=sparsity, seed=seed,
+                                     status="ok", error=None, accuracy=0.97 - drop))
+    runs = pd.DataFrame(rows)
+    runs.insert(0, "run_id", [f"r{i:05d}-{'x' * 20}" for i in range(len(runs))])
+    runs["dense_accuracy"] = 0.97
+    runs["accuracy_drop"] = runs["dense_accuracy"] - runs["accuracy"]
+    runs["mge.edges"] = 1e4 * (1 - runs["sparsity"])
+    runs["density.conv1"] = 1 - runs["sparsity"]
+    pruned = runs[runs["method"] != "dense"].reset_index(drop=True)
+    predictions = []
+    for protocol in protocols:
+        fold = {"random": pruned.index % 5, "grouped": pruned["sparsity"].rank(method="dense"),
+                "leave-one-method-out": pruned["method"],
+                "leave-one-category-out": pruned["category"]}[protocol]
+        for name in SETS:
+            predictions.append(pruned[["run_id", "model", "dataset", "method", "sparsity",
+                                       "seed"]].assign(
+                feature_set=name, protocol=protocol, fold=np.asarray(fold),
+                measured=pruned["accuracy_drop"],
+                predicted=pruned["accuracy_drop"] + rng.normal(0, 0.01, len(pruned))))
+    predictions = pd.concat(predictions, ignore_index=True)[PREDICTION_COLUMNS]
+    table = []
+    for protocol in protocols:
+        for scope in ("mean", *models):
+            for name in SETS:
+                gain, half = GAINS[name]
+                row = {c: 0.5 for c in COMPARISON_COLUMNS}
+                row.update(feature_set=name, protocol=protocol, model=scope,
+                           dataset="mean" if scope == "mean" else "digits",
+                           pairs=len(models) if scope == "mean" else 1,
+                           n=len(pruned) // (1 if scope == "mean" else len(models)),
+                           r2=0.5 + gain)
+                for b in BASELINES:
+                    names = baseline_columns(b)
+                    own = name == b
+                    row.update({names["gain"]: 0.0 if own else gain,
+                                names["spread"]: 0.0 if own else half / 2,
+                                names["ci_low"]: 0.0 if own else gain - half,
+                                names["ci_high"]: 0.0 if own else gain + half,
+                                names["beats"]: not own and gain > half / 2})
+                table.append(row)
+    comparison = pd.DataFrame(table)[COMPARISON_COLUMNS]
+    return runs, predictions, comparison
+
+
+def answer_sentences(page: str) -> dict[str, str]:
+    """The sentence of each protocol under the answer figure, by protocol."""
+    block = page[page.index('<ul class="verdicts">'):]
+    block = block[:block.index("</ul>")]
+    items = [re.sub(r"<[^>]+>", "", li) for li in re.findall(r"<li>(.*?)</li>", block)]
+    return {item.split(":", 1)[0]: item for item in items}
+
+
+def test_report_leads_with_the_gains_and_a_sentence_per_protocol(tmp_path):
+    """Right after the title: the forest plot, then one sentence per protocol (all four) with
+    the sample it rests on and the sets whose interval lies above 0, read from comparison.csv;
+    on 7 methods x 3 sparsities = 21 configurations per pair with 5, 3, 7 and 3 outer folds the
+    sample is large enough."""
+    runs, predictions, comparison = study_tables()
+    page = render_report(runs, tmp_path / "r.html", comparison=comparison,
+                         predictions=predictions, title="T").read_text(encoding="utf-8")
+    assert re.search(r"<h1>T</h1>\s*<figure id=\"answer\"><img ", page)
+    sentences = answer_sentences(page)
+    assert list(sentences) == list(PROTOCOLS)
+    folds = {"random": 5, "grouped": 3, "leave-one-method-out": 7, "leave-one-category-out": 3}
+    for protocol, sentence in sentences.items():
+        assert "84 runs of 42 configurations (method, sparsity) in 2 (model, dataset) pairs" \
+            in sentence
+        assert f"{folds[protocol]} outer folds per pair" in sentence
+        assert "too small" not in sentence and "large enough" in sentence
+        # above 0 over global sparsity: paths (+0.300, [0.25, 0.35]) first, then mge, rolled
+        assert ("above 0 over global sparsity alone: paths +0.300 [+0.250, +0.350], mge "
+                "+0.250 [+0.150, +0.350], rolled +0.040 [+0.020, +0.060];") in sentence
+        assert "over layer densities: paths" in sentence  # density is not above 0 over itself
+    # without predictions the configurations come from the runs; folds are not named
+    page = render_report(runs, tmp_path / "s.html",
+                         comparison=comparison).read_text(encoding="utf-8")
+    sentence = answer_sentences(page)["grouped"]
+    assert "42 configurations" in sentence and not re.search(r", \d+ outer folds", sentence)
+    assert "the folds are counted in predictions.csv" in sentence
+
+
+@pytest.mark.parametrize(("grid", "small"), [
+    (dict(methods=("uniform", "snip", "synflow"), sparsities=(0.5, 0.9), models=("mlp",)),
+     "6 configurations in a pair, fewer than 20"),
+    (dict(methods=("uniform", "snip", "set"), sparsities=tuple(np.linspace(0.5, 0.95, 7)),
+          models=("mlp",), protocols=("leave-one-method-out",)), None),
+    (dict(methods=("uniform", "snip"), sparsities=tuple(np.linspace(0.5, 0.95, 10)),
+          models=("mlp",), protocols=("leave-one-method-out",)),
+     "2 outer folds, fewer than 3"),
+])
+def test_answer_says_when_the_sample_is_too_small(tmp_path, grid, small):
+    """The smoke study (3 methods x 2 sparsities x 2 seeds = 12 runs) is too small to conclude
+    whatever its intervals say; 21 configurations held out by 3 methods is not; 20
+    configurations held out by 2 methods is (2 folds)."""
+    runs, predictions, comparison = study_tables(**grid)
+    page = render_report(runs, tmp_path / "r.html", comparison=comparison,
+                         predictions=predictions).read_text(encoding="utf-8")
+    for sentence in answer_sentences(page).values():
+        if small is None:
+            assert "too small" not in sentence and "large enough" in sentence
+        else:
+            assert "The sample is too small to conclude" in sentence and small in sentence
+            assert "large enough" not in sentence
+    # no interval at all: too small, whatever the sample
+    no_ci = comparison.assign(**{baseline_columns(b)["ci_low"]: np.nan for b in BASELINES})
+    page = render_report(runs, tmp_path / "s.html", comparison=no_ci,
+                         predictions=predictions).read_text(encoding="utf-8")
+    assert all("no 95% interval" in s for s in answer_sentences(page).values())
+
+
+def test_long_tables_collapse_and_every_table_scrolls(tmp_path):
+    """Every table sits in a sideways-scrolling container; the runs (more than 25 rows) and the
+    long comparison table are collapsed under ``<details>``, short tables are not."""
+    runs, predictions, comparison = study_tables()
+    page = render_report(runs, tmp_path / "r.html", comparison=comparison,
+                         predictions=predictions).read_text(encoding="utf-8")
+    tables = page.count("<table>")
+    assert tables >= 3 and page.count('<div class="scroll"><table>') == tables
+    assert '.scroll{overflow-x:auto' in page
+    runs_part = page[page.index('id="runs"'):]
+    assert f'<details class="table"><summary>All {len(runs):,} runs</summary>' in runs_part
+    ranking = page[page.index('id="ranking"'):page.index('id="runs"')]
+    assert "<details" not in ranking  # 2 models x 3 sparsities: short, no <details>
+    compared = page[page.index('id="comparison"'):]
+    # the headline (32 mean rows) collapsible but open, the 64 rows per pair collapsed
+    assert '<details class="table" open><summary>All 32 rows of the mean' in compared
+    assert '<details class="table"><summary>All 64 rows per (model, dataset)' in compared
+
+
+#: Sets body[data-wrapped] to the texts of the table cells (not ``td.wrap``) whose text
+#: spans several lines once laid out.
+WRAPPED_CELLS = """
+window.addEventListener("load", function () {
+  var cells = document.querySelectorAll("th, td:not(.wrap)");
+  var wrapped = [];
+  Array.prototype.forEach.call(cells, function (cell) {
+    if (!cell.textContent.trim()) { return; }
+    var range = document.createRange();
+    range.selectNodeContents(cell);
+    var tops = {};
+    Array.prototype.forEach.call(range.getClientRects(), function (r) {
+      if (r.width > 0) { tops[Math.round(r.top)] = true; }
+    });
+    if (Object.keys(tops).length > 1) { wrapped.push(cell.textContent.trim()); }
+  });
+  document.body.dataset.wrapped = wrapped.slice(0, 5).join(" | ");
+});
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 800])
+def test_report_fits_the_window_in_headless_chromium(tmp_path, width):
+    """At 1,400 and 800 pixels the page of a realistic small study (2 pairs, 7 methods, 4
+    protocols, 27-column comparison table, 86 runs) is no wider than the window, and the first
+    thing under the title is the answer figure; the screenshot is kept under the test's
+    temporary folder for a person to look at."""
+    _browser()
+    runs, predictions, comparison = study_tables()
+    out = render_report(runs, tmp_path / "r.html", comparison=comparison,
+                        predictions=predictions, title="Study report: digits.sqlite")
+    probe = tmp_path / "probe.html"  # the report, plus a count of table cells that wrap
+    probe.write_text(out.read_text(encoding="utf-8").replace(
+        "</body>", f"<script>{WRAPPED_CELLS}</script></body>"), encoding="utf-8")
+    dom = dump_dom(probe, size=(width, 900))
+    assert dom.console == []
+    body = re.search(r"<body[^>]*>", dom.stdout).group(0)
+    assert f'data-inner-width="{width}"' in body
+    assert 'data-overflow="0"' in body or re.search(r'data-overflow="-\d+"', body), body
+    assert 'data-images-ok="true"' in body
+    # no header nor cell (protocol names included) wraps onto several lines, but long texts
+    assert 'data-wrapped=""' in body, body
+    assert "leave-one-category-out" in dom.stdout
+    assert re.search(r"<h1>[^<]*</h1>\s*<figure id=\"answer\"><img ", dom.stdout)
+    shot = screenshot(out, tmp_path / f"report-{width}.png", size=(width, 1400))
+    assert shot.console == []
+    with Image.open(tmp_path / f"report-{width}.png") as im:
+        assert im.size == (width, 1400)
+        assert_not_blank(np.asarray(im.convert("RGB"), dtype=float)[:700] / 255)
+
+
+@pytest.mark.slow
+def test_overflow_check_can_fail(tmp_path):
+    """Negative control: a table outside any scroll container, wider than the window, is seen
+    as overflow."""
+    _browser()
+    from sparsetopo.report import SCRIPT
+
+    page = tmp_path / "wide.html"
+    cells = "".join(f"<td>column-{i}-{'x' * 12}</td>" for i in range(40))
+    page.write_text(f"<!DOCTYPE html><html><body><table><tr>{cells}</tr></table>"
+                    f"<script>{SCRIPT}</script></body></html>", encoding="utf-8")
+    body = re.search(r"<body[^>]*>", dump_dom(page, size=(800, 600)).stdout).group(0)
+    overflow = int(re.search(r'data-overflow="(-?\d+)"', body).group(1))
+    assert overflow > 0
