@@ -352,8 +352,7 @@ def path_summary(model, graph_with_skips) -> dict:
     """
     view = _view(graph_with_skips)
     out = {"nodes": view.graph.n_nodes, "edges": view.graph.n_edges}
-    out.update({k: float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS})
-    out.update(metrics.path_bottlenecks(view))
+    out.update(metrics.path_profile(view))
     empty = [r.layer for r in layer_densities(model) if r.present == 0]
     cut = metrics.signal_cut(view)
     out["empty_layers"] = empty

@@ -15,6 +15,7 @@ from ._topometrics import (
     layer_mean,
     layerwise,
     normalise_paper,
+    path_profile,
     topometrics,
     topometrics_table,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "layer_mean",
     "layerwise",
     "normalise_paper",
+    "path_profile",
     "ramanujan",
     "ramanujan_summary",
     "topometrics",

@@ -19,6 +19,7 @@ from sparsetopo.encoding.graph import LayeredGraph
 from sparsetopo.io import show_progress
 
 from ._view import GraphView
+from .bottlenecks import path_bottlenecks
 from .connectivity import (
     connected_components,
     cut_edges,
@@ -211,6 +212,38 @@ def topometrics(
 
 
 _SPECTRA = ("spectral_gap", "spectral_radius")
+
+
+def path_profile(graph: LayeredGraph | GraphView) -> dict[str, float]:
+    """The path metrics and path bottlenecks of a graph: what the study's ``paths`` and
+    ``bottleneck`` features and ``analyze``'s paths table hold.
+
+    The path metrics are :data:`PATH_METRICS` as :func:`topometrics` computes them
+    (``effective_density``, ``alive_edges``, ``log10_paths``, ``log10_path_norm``); the
+    bottlenecks those of :func:`~sparsetopo.metrics.path_bottlenecks`. Both describe the real
+    network's signal paths when ``graph`` is the MGE with identity skips
+    (``encoding.multipartite(..., identity_skips=True)``).
+
+    Parameters
+    ----------
+    graph : LayeredGraph or GraphView
+        The graph; a ``GraphView`` shares its caches with the caller.
+
+    Returns
+    -------
+    dict[str, float]
+        The four path metrics, then ``min_alive_channels``, ``min_alive_channel_fraction``
+        and ``frac_layers_no_path``.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    """
+    view = graph if isinstance(graph, GraphView) else GraphView(graph)
+    out = {k: float(METRICS[k](view)) for k in PATH_METRICS}
+    out.update(path_bottlenecks(view))
+    return out
 
 
 @contextmanager

@@ -83,11 +83,12 @@ def timed_network_features(
         return metrics.topometrics(graphs[0], seed=seed, keys=MGE_KEYS)
 
     def paths(m: nn.Module) -> dict[str, float]:
-        view = metrics.GraphView(graphs[1])  # one view: one path sweep for all
-        out = {f"paths.{k}": float(metrics.METRICS[k](view)) for k in metrics.PATH_METRICS}
+        profile = metrics.path_profile(graphs[1])
+        out = {f"paths.{k}": profile[k] for k in metrics.PATH_METRICS}
         layer_densities = [r.density for r in masks.layer_densities(m)]
         out["bottleneck.min_layer_density"] = min(layer_densities)
-        out.update({f"bottleneck.{k}": v for k, v in metrics.path_bottlenecks(view).items()})
+        out.update({f"bottleneck.{k}": v for k, v in profile.items()
+                    if k not in metrics.PATH_METRICS})
         return out
 
     steps: dict[str, Callable[[nn.Module], dict[str, float]]] = {
