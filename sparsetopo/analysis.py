@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
+import torch
 from torch import nn
 
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
 from .encoding.layers import layer_arrays
-from .errors import UsageError
+from .errors import GraphTooLargeError, UsageError
 from .io import atomic_path, ensure_dir, json_value, write_text
 from .pruning.masks import (
     PRUNE_RECORD,
@@ -523,6 +525,127 @@ def _picture_alongside(graph, path: Path | None, title: str, seed: int,
         timings["picture_s"] = spent[0]
 
 
+def _measured_on_mge(net, encoding: str, identity_skips: bool, normalise: str | None,
+                     force: bool, progress: bool, picture: Path | None, dag: LayerDAG,
+                     sparsity: float, timings: dict[str, float]) -> tuple:
+    """Everything measured on the materialised MGEs (the one asked for and the one with
+    identity skips), the picture drawn alongside; ``unavailable`` is empty."""
+    t = time.perf_counter()
+    graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
+                                              force=force, progress=progress, dag=dag)
+    timings["encode_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    view = metrics.GraphView(with_skips)
+    paths = path_summary(net.model, view)
+    layers = with_effective_density(layer_rows(net.model), layer_alive_weights(view, dag))
+    del with_skips, view  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
+    release_freed_memory()  # what pruning and encoding freed, before other threads allocate
+    title = picture_title(net.name, net.method, sparsity, paths)
+    with _picture_alongside(graph, picture, title, net.seed, timings):
+        topo, layers_topo, shown = _topometrics(net, encoding, graph, paths, normalise,
+                                                progress)
+        timings["topometrics_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ram = metrics.ramanujan(net.model, as_frame=False)
+        ram_summary = metrics.ramanujan_summary(ram)
+        timings["ramanujan_s"] = time.perf_counter() - t
+    return paths, layers, topo, layers_topo, shown, ram, ram_summary, {}
+
+
+#: The topometrics of the paper's table that the passes give (``metrics.network_path_metrics``).
+_PASS_TOPOMETRICS = tuple(k for k in ("nodes", "edges", *metrics.PAPER_METRICS)
+                          if k in metrics.NETWORK_PATH_METRICS)
+#: What ``path_summary`` adds to the path metrics, found on the graph (its alive nodes).
+_BOTTLENECKS = ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path")
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str | None,
+                        progress: bool, picture: bool, dag: LayerDAG,
+                        mge: tuple[int, int], timings: dict[str, float]) -> tuple:
+    """What can be measured without the MGE's edges, when the MGE would not fit: the 13 path
+    and degree topometrics by passes of the network (``metrics.network_path_metrics``), the
+    rolled encodings' topometrics, the Ramanujan metrics. Every other value is NaN and named
+    in ``unavailable`` with the reason (``mge``: the MGE's build peak and the bytes
+    available)."""
+    _check_passes_fit(net, encoding, identity_skips, dag, mge[0])
+    need = f"~{_gib(mge[0])} to build, {_gib(mge[1])} available"
+    reason = f"needs the materialised MGE ({need})"
+    unavailable: dict[str, str] = {}
+    t = time.perf_counter()
+    real = metrics.network_path_metrics(net.model, net.input_shape, True, dag=dag,
+                                        progress=progress)
+    paths = _path_summary_by_passes(net.model, real, reason, unavailable)
+    layers = [{**row, "alive": None, "effective_density": math.nan}
+              for row in layer_rows(net.model)]
+    unavailable["layers.effective_density"] = reason
+    if encoding == "mge":
+        counts = real if identity_skips else metrics.network_path_metrics(
+            net.model, net.input_shape, False, keys=_PASS_TOPOMETRICS, dag=dag,
+            progress=progress)
+        topo = {k: counts.get(k, math.nan) for k in ("nodes", "edges", *metrics.PAPER_METRICS)}
+        unavailable.update({k: reason for k in topo if k not in counts})
+        shown = metrics.normalise_paper(topo) if normalise else dict(topo)
+        topo.update({k: paths[k] for k in metrics.PATH_METRICS})
+        layers_topo = None
+    elif encoding == "unrolled":  # its layers' edges, summed, are the MGE's
+        keys = [k for k in metrics.METRICS if k not in metrics.PATH_METRICS]
+        topo = dict.fromkeys(keys, math.nan)
+        unavailable.update(dict.fromkeys(keys, f"needs the unrolled BGEs, as many edges as the "
+                                               f"MGE ({need})"))
+        shown = dict(topo)
+        topo.update({k: paths[k] for k in metrics.PATH_METRICS})
+        layers_topo = None
+    else:
+        topo, layers_topo, shown = _topometrics(net, encoding, None, paths, normalise, progress)
+    if picture:
+        unavailable["picture"] = f"not drawn: it needs the MGE's edges ({need})"
+    timings["passes_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ram = metrics.ramanujan(net.model, as_frame=False)
+    ram_summary = metrics.ramanujan_summary(ram)
+    timings["ramanujan_s"] = time.perf_counter() - t
+    return paths, layers, topo, layers_topo, shown, ram, ram_summary, unavailable
+
+
+def _check_passes_fit(net, encoding: str, identity_skips: bool, dag: LayerDAG,
+                      mge_bytes: int) -> None:
+    """:class:`GraphTooLargeError` when even the passes would not fit (predicted peak over the
+    memory available on their device)."""
+    runs = [metrics.estimate_network_paths(net.model, net.input_shape, True, dag=dag)]
+    if encoding == "mge" and not identity_skips:
+        runs.append(metrics.estimate_network_paths(net.model, net.input_shape, False,
+                                                   keys=_PASS_TOPOMETRICS, dag=dag))
+    need = max(r.peak_bytes for r in runs)
+    device = torch.device(runs[0].device)
+    available = (torch.cuda.mem_get_info(device)[0] if device.type == "cuda"
+                 else psutil.virtual_memory().available)
+    if need > available:
+        raise GraphTooLargeError(
+            f"the MGE would need ~{_gib(mge_bytes)} to build, and even its path and degree "
+            f"metrics by passes ~{_gib(need)} on {device}, but only {_gib(available)} is "
+            "available; use a smaller input, or force=True (--force) to build the MGE anyway")
+
+
+def _path_summary_by_passes(model: nn.Module, real: dict, reason: str,
+                            unavailable: dict[str, str]) -> dict:
+    """:func:`path_summary` from the passes' values: the bottlenecks (and, when no path
+    exists, the layer that cut it) NaN/``None`` and named in ``unavailable``."""
+    out = {"nodes": real["nodes"], "edges": real["edges"],
+           **{k: float(real[k]) for k in metrics.PATH_METRICS},
+           **dict.fromkeys(_BOTTLENECKS, math.nan)}
+    unavailable.update(dict.fromkeys(_BOTTLENECKS, reason))
+    out["empty_layers"] = [r.layer for r in layer_densities(model) if r.present == 0]
+    out["signal_cut"] = out["headline"] = None
+    if not math.isfinite(real["log10_paths"]):  # no input->output path
+        unavailable["signal_cut"] = reason
+        out["headline"] = "layer collapse: no input->output path"
+    return out
+
+
 def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
                     normalise: str | None = None, force: bool = False,
                     progress: bool = True, picture: Path | None = None) -> dict:
@@ -532,6 +655,16 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     skips (the real network's signal paths: a residual block whose convolutions were all pruned
     still passes its input on); the other topometrics from the chosen encoding (per-layer
     encodings: the mean over layers).
+
+    When the MGE would not fit in memory (its predicted build peak, as ``encoding.check_memory``
+    predicts it, above the memory available) and not ``force``, nothing is refused that can be
+    computed without its edges: the path and degree topometrics (``nodes``, ``edges``, the
+    sink, source and disconnected nodes, the removable edges, ``one_hop``, ``strength`` and the
+    four path metrics) come from passes of the network itself
+    (``metrics.network_path_metrics``, the same values), the rolled encodings and the Ramanujan
+    metrics as always; every other value (``two_hop``, ``motifs``, the connectivity and
+    spectral metrics, the path bottlenecks, the per-layer effective densities, the picture) is
+    NaN or left out, and ``unavailable`` names each with the reason.
 
     Parameters
     ----------
@@ -545,12 +678,13 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         Also report the topometrics normalised as the paper's tables are
         (``metrics.normalise_paper``), under ``topometrics_shown``.
     force : bool
-        Build the graphs even if memory looks short (``encoding.check_memory``).
+        Build the graphs even if memory looks short (``encoding.check_memory``), instead of
+        computing what the passes can.
     progress : bool
         Show progress bars.
     picture : Path, optional
         Also draw the MGE (``encoding="mge"`` only) to this PNG, on a second thread while the
-        topometrics are computed.
+        topometrics are computed (not drawn when the MGE does not fit).
 
     Returns
     -------
@@ -559,7 +693,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         seed, input shape, weights, present and total weights, notes), ``options``, ``layers``
         (:func:`layer_rows` with ``alive`` and ``effective_density``), ``encodings`` (sizes),
         ``topometrics``, ``topometrics_shown``, ``paths`` (:func:`path_summary`),
-        ``ramanujan`` (``summary``, ``layers``), ``timings``; ``topometrics_layers`` for a
+        ``ramanujan`` (``summary``, ``layers``), ``unavailable`` (key -> why it is NaN or
+        missing; empty when the MGE was built), ``timings``; ``topometrics_layers`` for a
         per-layer encoding; ``picture`` (its path) when one was drawn.
 
     Raises
@@ -567,7 +702,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     UsageError
         A picture asked for with an encoding other than the MGE.
     GraphTooLargeError
-        An MGE that would not fit in memory (unless ``force``).
+        Neither the MGE nor the passes would fit in memory (the MGE is built anyway with
+        ``force``).
 
     References
     ----------
@@ -587,28 +723,17 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     present, total = count_weights(net.model)
     dag = trace(net.model, net.input_shape)  # once, for every count and both MGE builds
     sizes = encoding_sizes(net.model, net.input_shape, identity_skips, dag)
-    enc.check_memory(enc.estimate(net.model, net.input_shape, True, dag=dag), force)
+    est = enc.estimate(net.model, net.input_shape, True, dag=dag)
+    available = enc.memory_available()  # what enc.check_memory compares with
     timings["sizes_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    graph, with_skips = enc.multipartite_pair(net.model, net.input_shape, identity_skips,
-                                              force=force, progress=progress, dag=dag)
-    timings["encode_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    view = metrics.GraphView(with_skips)
-    paths = path_summary(net.model, view)
-    layers = with_effective_density(layer_rows(net.model), layer_alive_weights(view, dag))
-    del with_skips, view  # its edges (0.1 GB at 3.8M) are not needed by the rest: a lower peak
-    release_freed_memory()  # what pruning and encoding freed, before other threads allocate
-    title = picture_title(net.name, net.method, 1 - present / total, paths)
-    with _picture_alongside(graph, picture, title, net.seed, timings):
-        topo, layers_topo, shown = _topometrics(net, encoding, graph, paths, normalise,
-                                                progress)
-        timings["topometrics_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ram = metrics.ramanujan(net.model, as_frame=False)
-        ram_summary = metrics.ramanujan_summary(ram)
-        timings["ramanujan_s"] = time.perf_counter() - t
+    if force or est.peak_bytes <= available:
+        parts = _measured_on_mge(net, encoding, identity_skips, normalise, force, progress,
+                                 picture, dag, 1 - present / total, timings)
+    else:
+        parts = _measured_by_passes(net, encoding, identity_skips, normalise, progress,
+                                    picture is not None, dag, (est.peak_bytes, available),
+                                    timings)
+    paths, layers, topo, layers_topo, shown, ram, ram_summary, unavailable = parts
     result = {
         "network": {"model": net.name, "dataset": net.dataset, "pruning": net.method,
                     "sparsity_target": net.sparsity, "sparsity": 1 - present / total,
@@ -623,11 +748,12 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         "topometrics_shown": {k: float(v) for k, v in shown.items()},
         "paths": paths,
         "ramanujan": {"summary": ram_summary, "layers": ram},
+        "unavailable": unavailable,
         "timings": timings,
     }
     if layers_topo is not None:
         result["topometrics_layers"] = layers_topo
-    if picture is not None:
+    if picture is not None and "picture" not in unavailable:
         result["picture"] = str(picture)
     return json_value(result)
 
@@ -809,7 +935,8 @@ def analyze(model: str = "resnet20", pruning: str = "snip", sparsity: float = 0.
     normalise : {None, "paper"}
         Also give the paper-normalised values (``topometrics_shown``).
     force : bool
-        Build graphs even when memory looks short.
+        Build the MGE even when memory looks short (else what needs it is NaN, with the
+        reason in ``unavailable``).
     progress : bool
         Show progress bars.
     picture : path, optional
@@ -819,7 +946,8 @@ def analyze(model: str = "resnet20", pruning: str = "snip", sparsity: float = 0.
     -------
     dict
         JSON-serialisable: ``network``, ``options``, ``layers``, ``encodings``,
-        ``topometrics``, ``topometrics_shown``, ``paths``, ``ramanujan``, ``timings``.
+        ``topometrics``, ``topometrics_shown``, ``paths``, ``ramanujan``, ``unavailable``
+        (what is NaN because the MGE would not fit, with the reason), ``timings``.
 
     Raises
     ------

@@ -48,12 +48,23 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _by_reason(unavailable: dict[str, str]) -> dict[str, list[str]]:
+    """The keys of ``analyze``'s ``unavailable`` grouped by their reason, picture apart."""
+    out: dict[str, list[str]] = {}
+    for key, reason in unavailable.items():
+        out.setdefault(reason, []).append(key)
+    return out
+
+
 def print_analysis(result: dict, console: Console, written: list[Path]) -> None:
     """Print the readable summary of ``analyze`` (``result``: what
     :func:`sparsetopo.analysis.analyze_network` returned)."""
     headline = result.get("paths", {}).get("headline")
     if headline:
         console.print(f"[bold red]{headline}[/]")
+    for reason, keys in _by_reason(result.get("unavailable", {})).items():
+        console.print(f"[yellow]NaN, not computed: {', '.join(keys)}: {reason}[/]"
+                      if keys != ["picture"] else f"[yellow]picture {reason}[/]")
     network = result["network"]
     console.print(density_table(network["model"], network["pruning"], result["layers"]))
     t = Table(title="Encodings", title_justify="left")
@@ -88,7 +99,9 @@ def print_analysis(result: dict, console: Console, written: list[Path]) -> None:
             ("frac_layers_no_path", "fraction of layers with no node on a path")):
         t.add_row(k, _fmt(paths[k]), meaning)
     t.add_row("layers without weights", ", ".join(paths["empty_layers"]) or "none", "")
-    t.add_row("signal stops at", paths["signal_cut"] or "- (a path exists)", "")
+    cut = paths["signal_cut"] or ("unknown (see above)" if "signal_cut" in
+                                  result.get("unavailable", {}) else "- (a path exists)")
+    t.add_row("signal stops at", cut, "")
     console.print(t)
     t = Table(title="Ramanujan metrics (rolled BGE, mean over the layers where each is defined)",
               title_justify="left")

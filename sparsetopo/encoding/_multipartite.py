@@ -397,6 +397,23 @@ def estimate(model: nn.Module, input_shape, identity_skips: bool = False, *,
         raise UnsupportedModelError(str(exc)) from None
 
 
+def memory_available() -> int:
+    """Bytes of memory available now (``psutil``'s ``available``): what :func:`check_memory`
+    compares an MGE's build peak with.
+
+    Returns
+    -------
+    int
+        The bytes available.
+
+    References
+    ----------
+    .. [1] psutil documentation, ``psutil.virtual_memory``: ``available``, the memory that can
+       be given to processes without the system swapping.
+    """
+    return int(psutil.virtual_memory().available)
+
+
 def check_memory(est: EncodingEstimate, force: bool = False) -> None:
     """Refuse a build that would not fit in the memory available now.
 
@@ -418,7 +435,7 @@ def check_memory(est: EncodingEstimate, force: bool = False) -> None:
     .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
        Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
-    available = psutil.virtual_memory().available
+    available = memory_available()
     if est.peak_bytes > available and not force:
         raise GraphTooLargeError(
             f"the MGE would need ~{est.peak_bytes / 2**30:.1f} GiB to build ({est.edges:,} "
