@@ -207,9 +207,9 @@ def _console(*args, tmp_path):
                           text=True, cwd=tmp_path, timeout=300)
 
 
-def test_console_script_flushes_output_and_keeps_exit_codes(tmp_path):
-    """``python -m sparsetopo``: stdout complete, the exit code that of the command (0, or 2
-    with one line on bad input)."""
+def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
+    """``main`` ends analyze-like commands with ``os._exit``: stdout must be complete, the
+    exit code that of the command (0, or 2 with one line on bad input)."""
     import json
 
     done = _console("analyze", "--model", "conv6", "--input-size", "8", "--sparsity", "0.9",
@@ -226,7 +226,7 @@ def test_console_script_flushes_output_and_keeps_exit_codes(tmp_path):
     assert "controls: layer-shuffle, fanin-shuffle" in listed.stdout
     usage = _console("analyze", "--no-such-option", tmp_path=tmp_path)
     assert usage.returncode == 2 and "no-such-option" in usage.stderr
-    study = _console("study", "--help", tmp_path=tmp_path)
+    study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command
     assert study.returncode == 0 and "run" in study.stdout
 
 
@@ -256,6 +256,37 @@ def test_analyze_never_imports_pandas_or_matplotlib(tmp_path):
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert csv["topo.edges"][0] == data["topometrics"]["edges"]
     assert csv["ramanujan.n_layers"][0] == len(data["ramanujan"]["layers"])
+
+
+def test_console_script_imports_without_full_collections_then_freezes(tmp_path):
+    """``sparsetopo.__main__.main`` imports the command line with no full collection (the young
+    generations still collected: import-time garbage is not kept), freezes what the imports
+    created and gives the command the collector's usual thresholds."""
+    import subprocess
+    import sys
+
+    program = (
+        "import atexit, gc, sys\n"
+        "state = {'started': False, 'full': 0, 'young': 0}\n"
+        "def seen(phase, info):\n"
+        "    if phase == 'start' and state['started'] and gc.get_freeze_count() == 0:\n"
+        "        state['full' if info['generation'] == 2 else 'young'] += 1\n"
+        "gc.callbacks.append(seen)\n"
+        "before = gc.get_threshold()\n"
+        "atexit.register(lambda: print(state['full'], state['young'] > 0,\n"
+        "                              gc.get_threshold() == before, gc.isenabled(),\n"
+        "                              'torch' in sys.modules, gc.get_freeze_count()))\n"
+        "sys.argv = ['sparsetopo', 'models']\n"
+        "from sparsetopo.__main__ import main\n"
+        "state['started'] = True\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    *flags, frozen = done.stdout.split()[-6:]
+    assert flags == ["0", "True", "True", "True", "True"]
+    assert int(frozen) > 50_000  # torch, numba, scipy and typer's objects
 
 
 @pytest.mark.parametrize("planted", ["ValueError", "KeyError", "MemoryError", "RuntimeError"])
