@@ -503,10 +503,18 @@ def test_resnet20_layer_density_methods():
     assert math.isclose(1 - count_weights(model)[0] / total, 0.98, abs_tol=1 / total)
 
 
-def test_synflow_passes_run_on_one_thread_and_the_count_is_restored(monkeypatch):
-    """SynFlow's batch-1 passes run with torch on one intra-op thread (a second one only stalls
-    them on a busy machine); the process's thread count is restored afterwards."""
+@pytest.mark.parametrize(("load", "threads"), [(5.0, 1), (2.6, 1), (0.4, 2), (1.4, 2)])
+def test_synflow_passes_use_the_idle_cores_and_the_count_is_restored(monkeypatch, load,
+                                                                      threads):
+    """SynFlow's batch-1 passes run with torch on at most the idle cores (a thread beyond them
+    only stalls them on a busy machine; on an idle one both cores help); the process's thread
+    count is restored afterwards. Two cores, 1-minute load average ``load``."""
+    import os
+
     from sparsetopo.models import create
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
 
     seen: list[int] = []
     real = sc.synflow_scorer
@@ -526,7 +534,7 @@ def test_synflow_passes_run_on_one_thread_and_the_count_is_restored(monkeypatch)
     try:
         model = create("mlp", num_classes=10, in_channels=1, input_size=8, seed=0)
         prune(model, "synflow", 0.9, seed=0, input_shape=(1, 8, 8))
-        assert len(seen) == 100 and set(seen) == {1}
+        assert len(seen) == 100 and set(seen) == {threads}
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sparsetopo._torch_state import one_thread, seeded
+from sparsetopo._torch_state import seeded, spare_threads
 from sparsetopo.errors import InputError
 
 from . import scores as sc
@@ -143,8 +143,8 @@ def _synflow_masks(
     }
     total = sum(v.numel() for v in current.values())
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    # batch-1 passes: a second intra-op thread only stalls them on a busy machine
-    with one_thread() if on_cpu else contextlib.nullcontext():
+    # batch-1 passes: a thread beyond the idle cores only stalls them on a busy machine
+    with spare_threads() if on_cpu else contextlib.nullcontext():
         for k in tqdm(range(1, SYNFLOW_ROUNDS + 1), desc="synflow",
                       disable=not show_progress(progress)):
             count = (keep if k == SYNFLOW_ROUNDS
