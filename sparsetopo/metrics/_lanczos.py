@@ -257,7 +257,7 @@ def _norm(x: np.ndarray) -> float:
 # The vector kernels are plain loops in a fixed order: the same sums whichever thread runs them
 # and however many threads BLAS has (numpy's dot products go to BLAS, whose partial sums depend
 # on its thread count: 1e-12 apart on a 200k-vector). Four-way unrolled sums and a blocked
-# Gram-Schmidt measured no faster on the benchmark networks (benchmarks/SIMPLIFICATION.md).
+# Gram-Schmidt measured no faster on the benchmark networks (BENCHMARKS.md, the speed machinery).
 
 
 @kernel
