@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint docs bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check sparsetopo tests benchmarks
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/encoding.py
@@ -34,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/dst_trajectory.py
 	$(BIN)/python benchmarks/analyze.py
+	$(BIN)/python benchmarks/network_paths.py
 
 clean:
 	rm -rf $(VENV) sparsetopo-out .pytest_cache
