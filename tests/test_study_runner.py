@@ -328,7 +328,8 @@ def test_smoke_preset_end_to_end(tmp_path, monkeypatch):
     from sparsetopo.study.vocabulary import FEATURE_SETS
 
     assert set(comparison["feature_set"]) == set(FEATURE_SETS)
-    assert set(comparison["protocol"]) == {"random", "grouped", "leave-one-method-out"}
+    assert set(comparison["protocol"]) == {"random", "grouped", "leave-one-method-out",
+                                           "leave-one-category-out"}  # smoke: two categories
     assert (comparison["model"] == "mean").any()
     assert (tmp_path / "fit" / "importance.csv").exists()
     index = json.loads((tmp_path / "fit" / "models" / "index.json").read_text())
