@@ -207,9 +207,9 @@ def _console(*args, tmp_path):
                           text=True, cwd=tmp_path, timeout=300)
 
 
-def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
-    """``main`` ends analyze-like commands with ``os._exit``: stdout must be complete, the
-    exit code that of the command (0, or 2 with one line on bad input)."""
+def test_console_script_flushes_output_and_keeps_exit_codes(tmp_path):
+    """``python -m sparsetopo``: stdout complete, the exit code that of the command (0, or 2
+    with one line on bad input)."""
     import json
 
     done = _console("analyze", "--model", "conv6", "--input-size", "8", "--sparsity", "0.9",
@@ -226,47 +226,8 @@ def test_console_script_fast_exit_flushes_output_and_keeps_exit_codes(tmp_path):
     assert "controls: layer-shuffle, fanin-shuffle" in listed.stdout
     usage = _console("analyze", "--no-such-option", tmp_path=tmp_path)
     assert usage.returncode == 2 and "no-such-option" in usage.stderr
-    study = _console("study", "--help", tmp_path=tmp_path)  # not a fast-exit command
+    study = _console("study", "--help", tmp_path=tmp_path)
     assert study.returncode == 0 and "run" in study.stdout
-
-
-def _python(program: str, tmp_path):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-
-
-def test_fast_exit_runs_atexit_handlers_and_flushes_what_was_printed(tmp_path):
-    """``exit_without_teardown`` skips the module teardown only: atexit handlers run, the
-    buffered output arrives whole, the exit status is the one given."""
-    done = _python(
-        "import atexit, sys\n"
-        "from sparsetopo.cli import exit_without_teardown\n"
-        "atexit.register(lambda: open('atexit.txt', 'w').write('ran'))\n"
-        "sys.stdout.write('x' * 100000)\n"  # buffered, not yet written
-        "exit_without_teardown(3)\n"
-        "print('not reached')\n", tmp_path)
-    assert done.returncode == 3, done.stderr
-    assert done.stdout == "x" * 100000
-    assert (tmp_path / "atexit.txt").read_text() == "ran"
-
-
-def test_fast_exit_never_kills_a_running_thread(tmp_path):
-    """With another thread alive the process is not ended early: the caller exits as usual and
-    the thread finishes its work (here: writing a file after a pause)."""
-    done = _python(
-        "import threading, time\n"
-        "from sparsetopo.cli import exit_without_teardown\n"
-        "def late():\n"
-        "    time.sleep(0.5)\n"
-        "    open('late.txt', 'w').write('done')\n"
-        "threading.Thread(target=late).start()\n"
-        "print(exit_without_teardown(0))\n", tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
-    assert (tmp_path / "late.txt").read_text() == "done"
 
 
 def test_analyze_never_imports_pandas_or_matplotlib(tmp_path):

@@ -225,67 +225,10 @@ app.command("train")(_train)
 app.add_typer(study_app, name="study", help="Run, fit and report studies.")
 
 
-#: Commands that leave no process, thread or open file behind. After one of them the
-#: interpreter may exit without its module teardown (:func:`exit_without_teardown`): tearing
-#: torch, numba and scipy down took about 0.9 s of the 3.5-4.4 s main job on the 2-core
-#: machine (BENCHMARKS.md, "The main job"), and there is nothing left to clean up.
-FAST_EXIT_COMMANDS = frozenset({"analyze", "draw", "prune", "models", "predict", "rank",
-                                "compare"})
-#: Interpreters the fast exit is tested on (CPython; its ``atexit`` and ``os._exit``).
-FAST_EXIT_PYTHONS = ((3, 11), (3, 12), (3, 13))
-
-
-def exit_without_teardown(code: int) -> bool:
-    """End the process now, skipping the interpreter's module teardown, when that is safe.
-
-    Safe means: CPython of a tested version (:data:`FAST_EXIT_PYTHONS`) and no thread but this
-    one alive (a thread still running would be killed mid-work). Then the ``atexit`` handlers
-    run, ``stdout`` and ``stderr`` are flushed (the commands close the files they write
-    themselves, atomically) and ``os._exit(code)`` ends the process. Otherwise nothing happens
-    and the caller exits as usual.
-
-    Parameters
-    ----------
-    code : int
-        The exit status.
-
-    Returns
-    -------
-    bool
-        ``False`` when the process was not ended here (it does not return otherwise).
-    """
-    import atexit
-    import os
-    import threading
-
-    if sys.implementation.name != "cpython" or sys.version_info[:2] not in FAST_EXIT_PYTHONS:
-        return False
-    if threading.active_count() > 1:
-        return False
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (``| head``) or a closed stream
-            pass
-    os._exit(code)
-
-
 def main() -> None:
     """Run the command line (the console script, :func:`sparsetopo.__main__.main`, calls it
     once its imports are done)."""
-    fast = len(sys.argv) > 1 and sys.argv[1] in FAST_EXIT_COMMANDS
-    try:
-        app()
-        code = 0
-    except SystemExit as exc:
-        if not fast:
-            raise
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
-    if fast and not exit_without_teardown(code):
-        raise SystemExit(code)
+    app()
 
 
 if __name__ == "__main__":
