@@ -6,9 +6,7 @@
 cheap).
 """
 
-from __future__ import annotations
-
-from sparsetopo._lazy import lazy_namespace
+from sparsetopo._lazy import lazy_namespace as _lazy_namespace
 
 __version__ = "0.1.0"
 
@@ -16,5 +14,5 @@ _SUBMODULES = ("models", "data", "pruning", "tracing", "encoding", "metrics", "t
                "study", "plot", "report", "analysis", "comparison")
 
 #: ``st.analyze(...)``: the ``analyze`` job as one call (:func:`sparsetopo.analysis.analyze`).
-__getattr__, __dir__ = lazy_namespace(__name__, {**dict.fromkeys(_SUBMODULES),
+__getattr__, __dir__ = _lazy_namespace(__name__, {**dict.fromkeys(_SUBMODULES),
                                                  "analyze": "analysis"})
