@@ -32,6 +32,7 @@ from sparsetopo.io import atomic_path, ensure_dir, json_value
 from sparsetopo.study.config import DST_KEYS, canonical_json, hashed_part
 from sparsetopo.study.vocabulary import DENSE, FEATURE_PREFIXES
 from sparsetopo.training import category
+from sparsetopo.training.single_run import trajectory_rows
 
 APPLICATION = "sparsetopo-results"
 SCHEMA_VERSION = 1
@@ -499,12 +500,8 @@ def trajectory_frame(trajectory: list[dict[str, Any]]) -> pd.DataFrame:
         One row per record, the per-layer densities flattened to ``density.<layer>`` columns;
         non-finite values as NaN.
     """
-    rows = []
-    for record in trajectory:
-        row = {k: v for k, v in record.items() if k != "density"}
-        row.update({f"density.{layer}": d for layer, d in (record.get("density") or {}).items()})
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    header, rows = trajectory_rows(trajectory)  # the layout of ``trajectory.csv``
+    frame = pd.DataFrame(rows, columns=header)
     numeric = frame.select_dtypes(include="number").columns
     frame[numeric] = frame[numeric].astype(float).replace([np.inf, -np.inf], np.nan)
     return frame

@@ -314,13 +314,13 @@ def trajectory_rows(trajectory: list[dict[str, Any]]) -> tuple[list[str], list[l
     header : list of str
         The scalar fields, then one ``density.<layer>`` column per layer.
     rows : list of list
-        One row per record (empty cells where a record lacks a field).
+        One row per record (``None``, an empty CSV cell, where a record lacks a field).
     """
     scalars = list(dict.fromkeys(k for r in trajectory for k in r if k != "density"))
     layers = list(dict.fromkeys(k for r in trajectory for k in (r.get("density") or {})))
     header = scalars + [f"density.{layer}" for layer in layers]
-    rows = [[r.get(k, "") for k in scalars] + [(r.get("density") or {}).get(layer, "")
-                                                for layer in layers] for r in trajectory]
+    rows = [[r.get(k) for k in scalars] + [(r.get("density") or {}).get(layer)
+                                           for layer in layers] for r in trajectory]
     return header, rows
 
 
