@@ -21,6 +21,7 @@ References
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -39,6 +40,7 @@ from torch import nn
 from . import data, metrics, models, pruning
 from . import encoding as enc
 from ._memory import release_freed_memory
+from .encoding.graph import index_dtype
 from .encoding.layers import layer_arrays
 from .errors import GraphTooLargeError, UsageError
 from .io import atomic_path, ensure_dir, json_value, write_text
@@ -288,7 +290,8 @@ def layer_rows(model: nn.Module) -> list[dict]:
 
 
 def encoding_sizes(model, input_shape, identity_skips: bool = False,
-                   dag: LayerDAG | None = None) -> dict[str, dict]:
+                   dag: LayerDAG | None = None,
+                   mge: enc.EncodingEstimate | None = None) -> dict[str, dict]:
     """Nodes and edges of every encoding, counted without building the large ones.
 
     Parameters
@@ -301,6 +304,8 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
         Count the MGE with identity skips.
     dag : LayerDAG, optional
         The model's trace on ``input_shape``, if the caller has it.
+    mge : EncodingEstimate, optional
+        ``encoding.estimate(model, input_shape, identity_skips)``, if the caller has it.
 
     Returns
     -------
@@ -309,7 +314,7 @@ def encoding_sizes(model, input_shape, identity_skips: bool = False,
         ``rolled`` and ``rolled-channel`` (``nodes``, ``edges`` summed over layers,
         ``layers``).
     """
-    est = enc.estimate(model, input_shape, identity_skips, dag=dag)
+    est = mge or enc.estimate(model, input_shape, identity_skips, dag=dag)
     un_nodes, un_edges = enc.unrolled_size(model, input_shape, dag=dag)
     rolled = enc.rolled(model)
     channel = enc.rolled_channel(model)
@@ -565,15 +570,19 @@ def _gib(n_bytes: int) -> str:
 
 def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str | None,
                         progress: bool, picture: bool, dag: LayerDAG,
-                        mge: tuple[int, int], timings: dict[str, float]) -> tuple:
-    """What can be measured without the MGE's edges, when the MGE would not fit: the 13 path
-    and degree topometrics by passes of the network (``metrics.network_path_metrics``), the
-    rolled encodings' topometrics, the Ramanujan metrics. Every other value is NaN and named
-    in ``unavailable`` with the reason (``mge``: the MGE's build peak and the bytes
-    available)."""
+                        mge: tuple[int, int], timings: dict[str, float],
+                        graph_fits: bool = False) -> tuple:
+    """What can be measured without the MGE with identity skips, when the two MGEs of
+    :func:`_measured_on_mge` would not fit: the path and degree topometrics by passes of the
+    network (``metrics.network_path_metrics``), the rolled encodings' topometrics, the
+    Ramanujan metrics; with ``graph_fits``, every topometric of the MGE asked for, built alone
+    (its weight ids dropped: the path metrics came from the passes). Every other value is NaN
+    and named in ``unavailable`` with the reason (``mge``: the bytes the MGEs would need and
+    the bytes available)."""
     _check_passes_fit(net, encoding, identity_skips, dag, mge[0])
-    need = f"~{_gib(mge[0])} to build, {_gib(mge[1])} available"
-    reason = f"needs the materialised MGE ({need})"
+    need = f"~{_gib(mge[0])} with its topometrics, {_gib(mge[1])} available"
+    reason = (f"needs the MGE with identity skips next to the topometrics' one ({need})"
+              if graph_fits else f"needs the materialised MGE ({need})")
     unavailable: dict[str, str] = {}
     t = time.perf_counter()
     real = metrics.network_path_metrics(net.model, net.input_shape, True, dag=dag,
@@ -582,7 +591,23 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
     layers = [{**row, "alive": None, "effective_density": math.nan}
               for row in layer_rows(net.model)]
     unavailable["layers.effective_density"] = reason
-    if encoding == "mge":
+    if encoding == "mge" and graph_fits:
+        timings["passes_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        graph = enc.multipartite(net.model, net.input_shape, identity_skips, force=True,
+                                 progress=progress, dag=dag)  # its memory checked by the caller
+        graph = dataclasses.replace(graph, edge_weight_ids=None)
+        release_freed_memory()
+        timings["encode_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        topo = metrics.topometrics(graph, seed=net.seed, progress=progress,
+                                   keys=("nodes", "edges", *metrics.PAPER_METRICS))
+        del graph
+        timings["topometrics_s"] = time.perf_counter() - t
+        shown = metrics.normalise_paper(topo) if normalise else dict(topo)
+        topo.update({k: paths[k] for k in metrics.PATH_METRICS})
+        layers_topo = None
+    elif encoding == "mge":
         counts = real if identity_skips else metrics.network_path_metrics(
             net.model, net.input_shape, False, keys=_PASS_TOPOMETRICS, dag=dag,
             progress=progress)
@@ -602,13 +627,61 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
     else:
         topo, layers_topo, shown = _topometrics(net, encoding, None, paths, normalise, progress)
     if picture:
-        unavailable["picture"] = f"not drawn: it needs the MGE's edges ({need})"
-    timings["passes_s"] = time.perf_counter() - t
+        unavailable["picture"] = (f"not drawn: it needs the MGE with identity skips ({need})"
+                                  if graph_fits else f"not drawn: it needs the MGE's edges ({need})")
+    timings.setdefault("passes_s", time.perf_counter() - t)
     t = time.perf_counter()
     ram = metrics.ramanujan(net.model, as_frame=False)
     ram_summary = metrics.ramanujan_summary(ram)
     timings["ramanujan_s"] = time.perf_counter() - t
     return paths, layers, topo, layers_topo, shown, ram, ram_summary, unavailable
+
+
+def _graph_without_ids(est: enc.EncodingEstimate) -> int:
+    """Bytes of the MGE of ``est`` without its weight ids (4 bytes per edge)."""
+    return est.graph_bytes - 4 * est.edges
+
+
+def mge_route_bytes(est_skips: enc.EncodingEstimate, est_plain: enc.EncodingEstimate,
+                    same_graph: bool) -> tuple[int, int]:
+    """Peak bytes of ``analyze``'s two routes through the MGE: ``(both, alone)``.
+
+    ``both``: the MGE with identity skips built first, the one asked for next to it (the same
+    graph when ``same_graph``; otherwise filtered from it or built afresh, as
+    ``encoding.multipartite_pair`` does), the path metrics on the first, then every topometric
+    of the second (``metrics.estimate_topometrics``). ``alone``: the MGE asked for only, its
+    weight ids dropped, and its topometrics (the path metrics coming from passes).
+
+    Parameters
+    ----------
+    est_skips, est_plain : EncodingEstimate
+        ``encoding.estimate`` of the MGE with identity skips and of the one asked for.
+    same_graph : bool
+        Whether the two are the same graph (identity skips asked for, or none in the network).
+
+    Returns
+    -------
+    tuple[int, int]
+        ``(both, alone)`` in bytes.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
+    def topo(est: enc.EncodingEstimate, graph: int) -> int:
+        index_bytes = np.dtype(index_dtype(max(est.nodes, est.edges) + 1)).itemsize
+        return graph + metrics.estimate_topometrics(est.nodes, est.edges, index_bytes)
+
+    if same_graph:
+        both = max(est_skips.peak_bytes, topo(est_skips, est_skips.graph_bytes))
+    else:
+        second = est_plain.peak_bytes if not est_skips.exact else est_plain.graph_bytes
+        both = max(est_skips.peak_bytes, est_skips.graph_bytes + second,
+                   topo(est_skips, est_skips.graph_bytes) + est_plain.graph_bytes,
+                   topo(est_plain, est_plain.graph_bytes))
+    alone = max(est_plain.peak_bytes, topo(est_plain, _graph_without_ids(est_plain)))
+    return both, alone
 
 
 def _check_passes_fit(net, encoding: str, identity_skips: bool, dag: LayerDAG,
@@ -722,17 +795,20 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     t = time.perf_counter()
     present, total = count_weights(net.model)
     dag = trace(net.model, net.input_shape)  # once, for every count and both MGE builds
-    sizes = encoding_sizes(net.model, net.input_shape, identity_skips, dag)
-    est = enc.estimate(net.model, net.input_shape, True, dag=dag)
+    plain = enc.estimate(net.model, net.input_shape, identity_skips, dag=dag)
+    sizes = encoding_sizes(net.model, net.input_shape, identity_skips, dag, mge=plain)
+    with_skips = plain if identity_skips else enc.estimate(net.model, net.input_shape, True,
+                                                           dag=dag)
+    both, alone = mge_route_bytes(with_skips, plain, identity_skips or plain == with_skips)
     available = enc.memory_available()  # what enc.check_memory compares with
     timings["sizes_s"] = time.perf_counter() - t
-    if force or est.peak_bytes <= available:
+    if force or both <= available:
         parts = _measured_on_mge(net, encoding, identity_skips, normalise, force, progress,
                                  picture, dag, 1 - present / total, timings)
     else:
         parts = _measured_by_passes(net, encoding, identity_skips, normalise, progress,
-                                    picture is not None, dag, (est.peak_bytes, available),
-                                    timings)
+                                    picture is not None, dag, (both, available), timings,
+                                    graph_fits=alone <= available)
     paths, layers, topo, layers_topo, shown, ram, ram_summary, unavailable = parts
     result = {
         "network": {"model": net.name, "dataset": net.dataset, "pruning": net.method,

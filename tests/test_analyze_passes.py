@@ -77,7 +77,7 @@ def test_the_rest_is_nan_with_its_reason(built, passes):
     for k in missing:
         assert passes["topometrics"][k] is None, k
         assert passes["unavailable"][k].startswith("needs the materialised MGE (~"), k
-        assert "GiB to build" in passes["unavailable"][k] and "GiB available" in \
+        assert "GiB with its topometrics" in passes["unavailable"][k] and "GiB available" in \
             passes["unavailable"][k]
     for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
         assert passes["paths"][k] is None and "GiB" in passes["unavailable"][k]
@@ -150,3 +150,52 @@ def test_cli_refusal_is_one_line(tmp_path, monkeypatch):
     r = run("analyze", *CONV6, "--out", tmp_path / "o")
     one_line_error(r, "GiB", "by passes", "--force")
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+# --- the MGE alone fits (not next to the one with identity skips): every topometric ---------
+
+
+@pytest.fixture(scope="module")
+def alone(net):
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(analysis, "mge_route_bytes", lambda *a: (2**62, 0))
+        return analysis.analyze_network(net, progress=False)
+
+
+def test_mge_alone_gives_every_topometric_of_the_graph(built, alone):
+    assert {"passes_s", "encode_s", "topometrics_s"} <= set(alone["timings"])
+    assert alone["topometrics"] == built["topometrics"]  # the same graph, the same kernels
+    assert alone["topometrics_shown"] == built["topometrics_shown"]
+    for k in ("nodes", "edges", *metrics.PATH_METRICS):
+        assert alone["paths"][k] == pytest.approx(built["paths"][k], rel=1e-12), k
+    assert set(alone["unavailable"]) == {"min_alive_channels", "min_alive_channel_fraction",
+                                         "frac_layers_no_path", "layers.effective_density"}
+    assert all(r.startswith("needs the MGE with identity skips next to the topometrics' one (~")
+               for r in alone["unavailable"].values())
+
+
+def test_mge_alone_normalised_and_no_picture(net, built, tmp_path, monkeypatch):
+    monkeypatch.setattr(analysis, "mge_route_bytes", lambda *a: (2**62, 0))
+    result = analysis.analyze_network(net, normalise="paper", progress=False,
+                                      picture=tmp_path / "mge.png")
+    assert result["topometrics_shown"] == pytest.approx(
+        metrics.normalise_paper({k: v for k, v in built["topometrics"].items()
+                                 if k not in metrics.PATH_METRICS}))
+    assert result["unavailable"]["picture"].startswith(
+        "not drawn: it needs the MGE with identity skips")
+    assert not (tmp_path / "mge.png").exists()
+
+
+def test_route_memory_counts_both_graphs_and_the_topometrics(net):
+    from sparsetopo import encoding
+
+    shape = net.input_shape
+    plain = encoding.estimate(net.model, shape)
+    skips = encoding.estimate(net.model, shape, True)
+    both, alone = analysis.mge_route_bytes(skips, plain, False)
+    extra = metrics.estimate_topometrics(plain.nodes, plain.edges)
+    assert alone == max(plain.peak_bytes, plain.graph_bytes - 4 * plain.edges + extra)
+    assert both >= skips.graph_bytes + plain.graph_bytes > alone - extra
+    assert both > alone
+    same, _ = analysis.mge_route_bytes(skips, skips, True)
+    assert skips.peak_bytes <= same < both

@@ -264,18 +264,18 @@ def test_refuses_before_allocating_and_builds_when_forced(monkeypatch):
     nets.apply_random_masks(model, 0.05, seed=4)
     reference = multipartite(model, (3, 16, 16))
     calls = []
-    real_layer_edges, real_from_edges = mp.layer_edges, mp.from_edges
+    real_layer_edges, real_csr_rows = mp.layer_edges, mp.csr_rows
 
     def spy_layer_edges(*a, **k):
         calls.append("layer_edges")
         return real_layer_edges(*a, **k)
 
-    def spy_from_edges(*a, **k):
-        calls.append("from_edges")
-        return real_from_edges(*a, **k)
+    def spy_csr_rows(*a, **k):
+        calls.append("csr_rows")
+        return real_csr_rows(*a, **k)
 
     monkeypatch.setattr(mp, "layer_edges", spy_layer_edges)
-    monkeypatch.setattr(mp, "from_edges", spy_from_edges)
+    monkeypatch.setattr(mp, "csr_rows", spy_csr_rows)
     tiny = SimpleNamespace(available=1 << 20, total=1 << 21, used=1 << 20, percent=50.0)
     monkeypatch.setattr(mp.psutil, "virtual_memory", lambda: tiny)
     with pytest.raises(GraphTooLargeError, match="force") as info:
@@ -284,7 +284,7 @@ def test_refuses_before_allocating_and_builds_when_forced(monkeypatch):
     assert f"{reference.n_edges:,}" in str(info.value)
     assert calls == []  # refused before generating a single edge
     forced = multipartite(model, (3, 16, 16), force=True)
-    assert "from_edges" in calls
+    assert "csr_rows" in calls
     assert (forced.adjacency != reference.adjacency).nnz == 0
     assert forced.n_edges == reference.n_edges
 

@@ -31,7 +31,7 @@ from sparsetopo.io import show_progress
 
 from ..errors import EncodingError, GraphTooLargeError, TracingError, UnsupportedModelError
 from ..tracing import LayerDAG, Op, traced
-from .graph import LayeredGraph, Partition, from_edges, index_dtype
+from .graph import LayeredGraph, Partition, csr_rows, index_dtype
 from .layers import layer_arrays, layer_edge_count, layer_edges, pool_windows
 
 
@@ -340,17 +340,30 @@ class EncodingEstimate:
                 f"~{self.peak_bytes / 2**30:.2f} GiB")
 
 
-def _bytes(n_nodes: int, n_edges: int, largest_job: int) -> tuple[int, int]:
+def _bytes(n_nodes: int, n_edges: int, largest_group: int, largest_job: int) -> tuple[int, int]:
     ib = np.dtype(index_dtype(max(n_nodes, n_edges) + 1)).itemsize
     graph = n_edges * (ib + 4 + 4) + (n_nodes + 1) * ib  # indices, weights, weight ids, indptr
-    # edge arrays (src, dst, weight, id) + CSR with ordinals + sorted copies + job temporaries
-    peak = n_edges * (2 * ib + 8) + n_edges * (3 * ib + 9) + largest_job * 48 + graph // 4
+    # the finished rows and row counts, then one source partition's edges at a time: its edge
+    # arrays (two int64, float32, int64 ids: 28 B per edge) while its jobs are expanded (48 B
+    # per edge of the job at hand), then the CSR with ordinals, sorted copies and the merge's
+    # scratch (``csr_rows``: 52 B per edge of the group, the edge arrays included)
+    transient = max(52 * largest_group, 28 * largest_group + 48 * largest_job)
+    peak = graph + n_nodes * ib + transient
     return graph, peak
+
+
+def _group_sizes(plan: _Plan) -> list[int]:
+    """Edges leaving each partition (a job reading several partitions counts in each)."""
+    sizes = [0] * len(plan.partitions)
+    for job in plan.jobs:
+        for k in _source_partitions(plan, job):
+            sizes[int(k)] += job.n_edges
+    return sizes
 
 
 def _estimate_plan(plan: _Plan) -> EncodingEstimate:
     largest = max((j.n_edges for j in plan.jobs), default=0)
-    graph, peak = _bytes(plan.n_nodes, plan.n_edges, largest)
+    graph, peak = _bytes(plan.n_nodes, plan.n_edges, max(_group_sizes(plan), default=0), largest)
     return EncodingEstimate(plan.n_nodes, plan.n_edges, not plan.may_merge, graph, peak,
                             tuple(plan.partitions))
 
@@ -526,30 +539,101 @@ def multipartite(
 
 def _build(plan: _Plan, identity_skips: bool, input_shape, force: bool,
            progress: bool) -> LayeredGraph:
+    """The planned graph, its CSR filled one source partition at a time: only the edges
+    leaving one partition are ever held as edge arrays besides the finished rows, so the build
+    peaks at the graph plus the largest such group (``_bytes``), not at a multiple of every
+    edge. Rows and merged weights are those of one global ``from_edges`` of all edges (the same
+    edges in the same job order)."""
     est = _estimate_plan(plan)
     check_memory(est, force)
-    n_total = plan.n_edges
-    idx = index_dtype(max(plan.n_nodes, n_total) + 1)
-    src = np.empty(n_total, dtype=idx)
-    dst = np.empty(n_total, dtype=idx)
-    weight = np.empty(n_total, dtype=np.float32)
+    n, n_total = plan.n_nodes, plan.n_edges
+    idx = index_dtype(max(n, n_total) + 1)
+    row_counts = np.zeros(n, dtype=idx)
+    indices = np.empty(n_total, dtype=idx)
+    data = np.empty(n_total, dtype=np.float32)
     wid = np.empty(n_total, dtype=np.int32)
     pos = 0
-    jobs = tqdm(plan.jobs, desc="MGE", unit="layer", disable=not show_progress(progress), leave=False)
-    for job in jobs:
-        s, d, w, ids = _job_edges(job)
-        n = len(s)
-        if n != job.n_edges:
-            raise EncodingError(f"internal: planned {job.n_edges} edges, built {n}")
-        src[pos:pos + n], dst[pos:pos + n], weight[pos:pos + n], wid[pos:pos + n] = s, d, w, ids
-        pos += n
+    bar = tqdm(total=len(plan.jobs), desc="MGE", unit="layer",
+               disable=not show_progress(progress), leave=False)
+    for part, chunks in _source_groups(plan, bar):
+        s, d, w, ids = _concat_chunks(chunks)
+        del chunks
+        if s.flags.owndata and s.flags.writeable:  # a fresh array: row numbers in place
+            s -= part.offset
+        else:
+            s = s - part.offset
+        ptr, cols, vals, kept = csr_rows(s, d, w, part.size, ids,
+                                         merge=plan.may_merge, consume=True, idx=idx)
         del s, d, w, ids
+        m = len(cols)
+        indices[pos:pos + m], data[pos:pos + m], wid[pos:pos + m] = cols, vals, kept
+        row_counts[part.offset:part.stop] = np.diff(ptr)
+        pos += m
+        del ptr, cols, vals, kept
+    bar.close()
+    if pos < n_total:  # merged pairs: the arrays shrink in place
+        for a in (indices, data, wid):
+            a.resize(pos, refcheck=False)
+    indptr = np.zeros(n + 1, dtype=idx)
+    np.cumsum(row_counts, out=indptr[1:])
+    del row_counts
+    adj = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    adj.has_sorted_indices = True
     meta = {"identity_skips": bool(identity_skips), "input_shape": list(input_shape),
             "n_weights": plan.n_weights,
             "identity_edges": sum(j.n_edges for j in plan.jobs if j.op is None)}
-    return from_edges(src, dst, weight, plan.partitions, weight_ids=wid, kind="mge",
-                      output_index=plan.output_index, meta=meta, merge=plan.may_merge,
-                      consume=True)  # the edge arrays are freed during the CSR build
+    return LayeredGraph(adj, plan.partitions, kind="mge", output_index=plan.output_index,
+                        meta=meta, edge_weight_ids=wid)
+
+
+def _source_partitions(plan: _Plan, job: _Job) -> np.ndarray:
+    """Indices of the partitions the sources of ``job`` lie in (one, except after a ``cat``)."""
+    offsets = np.array([p.offset for p in plan.partitions])
+    if job.src.offset is not None:
+        return np.searchsorted(offsets, [job.src.offset], "right") - 1
+    return np.unique(np.searchsorted(offsets, job.src.nodes, "right") - 1)
+
+
+def _source_groups(plan: _Plan, bar):
+    """``(partition, chunks)`` for every partition with out-edges, in node order: ``chunks``
+    the edge arrays ``(job index, src, dst, weight, ids)`` of every job's edges leaving it, in
+    job order. A job is built when its lowest source partition comes; its edges from later
+    partitions wait for theirs."""
+    first: dict[int, list[int]] = {}
+    for i, job in enumerate(plan.jobs):
+        first.setdefault(int(_source_partitions(plan, job)[0]), []).append(i)
+    offsets = np.array([p.offset for p in plan.partitions])
+    waiting: dict[int, list[tuple]] = {}
+    for k, part in enumerate(plan.partitions):
+        chunks = waiting.pop(k, [])
+        for i in first.get(k, []):
+            job = plan.jobs[i]
+            s, d, w, ids = _job_edges(job)
+            if len(s) != job.n_edges:
+                raise EncodingError(f"internal: planned {job.n_edges} edges, built {len(s)}")
+            where = np.searchsorted(offsets, s, "right") - 1
+            if (where == k).all():
+                chunks.append((i, s, d, w, ids))
+            else:
+                for q in np.unique(where):
+                    sel = where == q
+                    waiting.setdefault(int(q), []).append((i, s[sel], d[sel], w[sel], ids[sel]))
+                chunks.extend(waiting.pop(k, []))
+            del s, d, w, ids, where
+            bar.update()
+        if chunks:
+            chunks.sort(key=lambda c: c[0])
+            yield part, chunks
+
+
+def _concat_chunks(chunks: list[tuple]) -> tuple:
+    """The four edge arrays of ``chunks``, concatenated (the chunk's own when there is one);
+    the chunks' arrays are dropped from the list as they are copied."""
+    if len(chunks) == 1:
+        return chunks.pop()[1:]
+    parts = [np.concatenate([c[j] for c in chunks]) for j in range(1, 5)]
+    chunks.clear()
+    return tuple(parts)
 
 
 def _without_identity_edges(graph: LayeredGraph) -> LayeredGraph:

@@ -419,22 +419,52 @@ def from_edges(
     .. [2] P. Virtanen et al. "SciPy 1.0: Fundamental Algorithms for Scientific Computing in
        Python." Nature Methods 17, 2020 (the CSR format).
     """
+    n = partitions[-1].stop if partitions else 0
+    idx = index_dtype(max(n, len(src)) + 1)
+    indptr, indices, data, ids = csr_rows(src, dst, weight, n, weight_ids, merge, consume, idx)
+    adj = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    adj.has_sorted_indices = True
+    return LayeredGraph(adj, partitions, edge_weight_ids=ids, **kwargs)
+
+
+def csr_rows(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_rows: int,
+             weight_ids: np.ndarray | None = None, merge: bool = True, consume: bool = False,
+             idx: type = np.int64) -> tuple:
+    """The CSR arrays of edge arrays whose sources are ``0 .. n_rows - 1``, parallel edges
+    merged: ``(indptr, indices, data, ids)`` as :func:`from_edges` builds them (columns sorted
+    inside each row, float32 data, int32 ids or ``None``), indices of type ``idx``.
+
+    Parameters
+    ----------
+    src, dst, weight, weight_ids, merge, consume
+        As :func:`from_edges`; ``src`` holds row numbers.
+    n_rows : int
+        Number of rows.
+    idx : type, default numpy.int64
+        Type of ``indptr`` and ``indices``.
+
+    Returns
+    -------
+    tuple
+        ``(indptr, indices, data, ids)``.
+
+    References
+    ----------
+    .. [1] P. Virtanen et al. "SciPy 1.0: Fundamental Algorithms for Scientific Computing in
+       Python." Nature Methods 17, 2020 (the CSR format).
+    """
     def release(a) -> None:
         if consume and isinstance(a, np.ndarray) and a.flags.owndata:
             a.resize(0, refcheck=False)
 
-    n = partitions[-1].stop if partitions else 0
     n_edges = len(src)
-    idx = index_dtype(max(n, n_edges) + 1)
     if n_edges == 0:
-        adj = sp.csr_matrix((n, n), dtype=np.float32)
-        adj.indices = adj.indices.astype(idx)
-        adj.indptr = adj.indptr.astype(idx)
         ids = None if weight_ids is None else np.zeros(0, np.int32)
-        return LayeredGraph(adj, partitions, edge_weight_ids=ids, **kwargs)
+        return np.zeros(n_rows + 1, idx), np.zeros(0, idx), np.zeros(0, np.float32), ids
+    n_cols = int(dst.max()) + 1
     coo = sp.coo_matrix(
         (np.arange(n_edges, dtype=idx), (np.asarray(src, idx), np.asarray(dst, idx))),
-        shape=(n, n),
+        shape=(n_rows, n_cols),
     )
     coo.has_canonical_format = True  # keep every ordinal: duplicates are merged below
     csr = coo.tocsr()
@@ -461,12 +491,9 @@ def from_edges(
         data = np.add.reduceat(w_sorted, starts).astype(np.float32, copy=False)
         indices = cols[starts]
         row_of_start = np.searchsorted(row_ptr, starts, side="right") - 1
-        kept_per_row = np.bincount(row_of_start, minlength=n)
-        indptr = np.zeros(n + 1, dtype=idx)
+        kept_per_row = np.bincount(row_of_start, minlength=n_rows)
+        indptr = np.zeros(n_rows + 1, dtype=idx)
         np.cumsum(kept_per_row, out=indptr[1:])
         ids = None if ids_sorted is None else np.minimum.reduceat(ids_sorted, starts)
-    adj = sp.csr_matrix((data, indices.astype(idx, copy=False), indptr.astype(idx, copy=False)),
-                        shape=(n, n))
-    adj.has_sorted_indices = True
     ids = None if ids is None else ids.astype(np.int32, copy=False)
-    return LayeredGraph(adj, partitions, edge_weight_ids=ids, **kwargs)
+    return indptr.astype(idx, copy=False), indices.astype(idx, copy=False), data, ids

@@ -214,6 +214,42 @@ def topometrics(
 _SPECTRA = ("spectral_gap", "spectral_radius")
 
 
+#: Bytes per node that ``topometrics`` allocates at its peak beyond the graph: the view's
+#: degrees and masks (21), the 2-hop relabelling and word pointers (16) or the undirected
+#: row pointers with the cores' and the depth-first search's arrays (~90), and, on the
+#: spectra's thread, ARPACK's basis of 16 vectors with its work space and the products (~210).
+_BYTES_PER_NODE = 330
+
+
+def estimate_topometrics(n_nodes: int, n_edges: int, index_bytes: int = 4) -> int:
+    """Bytes :func:`topometrics` needs at its peak beyond the graph itself, from its size.
+
+    The largest per-edge structures are, one after the other, the 2-hop out-neighbourhoods
+    held as 64-bit words (at most one 12-byte word entry per edge) and the undirected CSR
+    (two indices per edge); the spectra, on their own thread, add vectors of the nodes only.
+
+    Parameters
+    ----------
+    n_nodes, n_edges : int
+        Nodes and edges of the graph.
+    index_bytes : int, default 4
+        Bytes of one CSR index of the graph (``encoding.index_dtype``).
+
+    Returns
+    -------
+    int
+        An upper bound of the bytes allocated beyond the graph's own arrays (measured on
+        ResNet-50 at 224x224 in ``BENCHMARKS.md``).
+
+    References
+    ----------
+    .. [1] Y. Saad, "Numerical Methods for Large Eigenvalue Problems", 2nd ed., SIAM, 2011
+       (the memory of the Lanczos and implicitly restarted Arnoldi solvers).
+    """
+    per_edge = max(12, 2 * index_bytes)
+    return per_edge * n_edges + _BYTES_PER_NODE * n_nodes
+
+
 def path_profile(graph: LayeredGraph | GraphView) -> dict[str, float]:
     """The path metrics and path bottlenecks of a graph: what the study's ``paths`` and
     ``bottleneck`` features and ``analyze``'s paths table hold.
