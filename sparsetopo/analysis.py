@@ -608,9 +608,18 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
         topo.update({k: paths[k] for k in metrics.PATH_METRICS})
         layers_topo = None
     elif encoding == "mge":
-        counts = real if identity_skips else metrics.network_path_metrics(
+        counts = dict(real) if identity_skips else metrics.network_path_metrics(
             net.model, net.input_shape, False, keys=_PASS_TOPOMETRICS, dag=dag,
             progress=progress)
+        timings["passes_s"] = time.perf_counter() - t
+        device = next(net.model.parameters()).device
+        if metrics.estimate_network_spectra(net.model, net.input_shape, identity_skips,
+                                            dag=dag) <= _passes_memory(device):
+            t = time.perf_counter()
+            counts.update(metrics.network_spectra(net.model, net.input_shape, identity_skips,
+                                                  net.seed, progress=progress, force=True,
+                                                  dag=dag))
+            timings["spectra_s"] = time.perf_counter() - t
         topo = {k: counts.get(k, math.nan) for k in ("nodes", "edges", *metrics.PAPER_METRICS)}
         unavailable.update({k: reason for k in topo if k not in counts})
         shown = metrics.normalise_paper(topo) if normalise else dict(topo)
@@ -684,6 +693,12 @@ def mge_route_bytes(est_skips: enc.EncodingEstimate, est_plain: enc.EncodingEsti
     return both, alone
 
 
+def _passes_memory(device: torch.device) -> int:
+    """Bytes available to passes of the network on ``device``."""
+    return (torch.cuda.mem_get_info(device)[0] if device.type == "cuda"
+            else psutil.virtual_memory().available)
+
+
 def _check_passes_fit(net, encoding: str, identity_skips: bool, dag: LayerDAG,
                       mge_bytes: int) -> None:
     """:class:`GraphTooLargeError` when even the passes would not fit (predicted peak over the
@@ -694,12 +709,11 @@ def _check_passes_fit(net, encoding: str, identity_skips: bool, dag: LayerDAG,
                                                    keys=_PASS_TOPOMETRICS, dag=dag))
     need = max(r.peak_bytes for r in runs)
     device = torch.device(runs[0].device)
-    available = (torch.cuda.mem_get_info(device)[0] if device.type == "cuda"
-                 else psutil.virtual_memory().available)
+    available = _passes_memory(device)
     if need > available:
         raise GraphTooLargeError(
-            f"the MGE would need ~{_gib(mge_bytes)} to build, and even its path and degree "
-            f"metrics by passes ~{_gib(need)} on {device}, but only {_gib(available)} is "
+            f"the MGE would need ~{_gib(mge_bytes)} with its topometrics, and even its path and "
+            f"degree metrics by passes ~{_gib(need)} on {device}, but only {_gib(available)} is "
             "available; use a smaller input, or force=True (--force) to build the MGE anyway")
 
 
@@ -729,15 +743,27 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     still passes its input on); the other topometrics from the chosen encoding (per-layer
     encodings: the mean over layers).
 
-    When the MGE would not fit in memory (its predicted build peak, as ``encoding.check_memory``
-    predicts it, above the memory available) and not ``force``, nothing is refused that can be
-    computed without its edges: the path and degree topometrics (``nodes``, ``edges``, the
-    sink, source and disconnected nodes, the removable edges, ``one_hop``, ``strength`` and the
-    four path metrics) come from passes of the network itself
-    (``metrics.network_path_metrics``, the same values), the rolled encodings and the Ramanujan
-    metrics as always; every other value (``two_hop``, ``motifs``, the connectivity and
-    spectral metrics, the path bottlenecks, the per-layer effective densities, the picture) is
-    NaN or left out, and ``unavailable`` names each with the reason.
+    Three routes, chosen on the memory each would need at its peak (predicted before any
+    work, :func:`mge_route_bytes`) against the memory available:
+
+    - both MGEs fit (with and without identity skips, and the topometrics of the one asked
+      for): everything above, ``unavailable`` empty;
+    - only the MGE asked for fits with its topometrics (e.g. ImageNet's ResNet-50 at 224x224
+      at 0.8 or 0.9 sparsity on a 24 GB machine): every topometric on it, the path metrics by
+      passes of the network (``metrics.network_path_metrics``, the same values); the path
+      bottlenecks, the per-layer effective densities and the picture need the other MGE too,
+      so they are NaN or left out, each named in ``unavailable`` with the reason;
+    - neither fits (e.g. the dense ResNet-50 at 224x224, 4.6 billion edges): nothing is refused
+      that can be computed without the edges: the path and degree topometrics (``nodes``,
+      ``edges``, the sink, source and disconnected nodes, the removable edges, ``one_hop``,
+      ``strength`` and the four path metrics) by passes, the spectral gap and radius by the
+      same solvers on products of passes (``metrics.network_spectra``; minutes on ResNet-50),
+      the rolled encodings and the Ramanujan metrics as always; every other value
+      (``two_hop``, ``motifs``, the connectivity metrics, the bottlenecks, the per-layer
+      effective densities, the picture) is NaN or left out, with its reason in
+      ``unavailable``.
+
+    ``force`` takes the first route whatever the memory.
 
     Parameters
     ----------
@@ -751,8 +777,8 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
         Also report the topometrics normalised as the paper's tables are
         (``metrics.normalise_paper``), under ``topometrics_shown``.
     force : bool
-        Build the graphs even if memory looks short (``encoding.check_memory``), instead of
-        computing what the passes can.
+        Build both MGEs even if memory looks short, instead of computing what the passes and
+        the MGE alone can.
     progress : bool
         Show progress bars.
     picture : Path, optional

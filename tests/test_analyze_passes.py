@@ -18,6 +18,7 @@ TINY = SimpleNamespace(available=1024, total=2048, used=1024, percent=50.0)
 CONV6 = ["--model", "conv6", "--input-size", "8", "--pruning", "uniform", "--sparsity", "0.9",
          "--quiet"]
 PASS_KEYS = metrics.NETWORK_PATH_METRICS  # the 13 metrics of the passes
+SPECTRA = ("spectral_gap", "spectral_radius")  # by the solvers on products of passes
 
 
 def mge_does_not_fit(mp_patch: pytest.MonkeyPatch) -> None:
@@ -61,6 +62,9 @@ def test_pass_metrics_are_the_graphs(built, passes):
     assert "passes_s" in passes["timings"] and "encode_s" not in passes["timings"]
     for k in PASS_KEYS:
         assert passes["topometrics"][k] == pytest.approx(built["topometrics"][k], rel=1e-12), k
+    for k in SPECTRA:  # iterative solvers on both routes: equal to their tolerance
+        assert passes["topometrics"][k] == pytest.approx(built["topometrics"][k], rel=2e-6), k
+    assert "spectra_s" in passes["timings"]
     for k in ("nodes", "edges", *metrics.PATH_METRICS):
         assert passes["paths"][k] == pytest.approx(built["paths"][k], rel=1e-12), k
     # resnet20 has identity shortcuts: the two conventions differ, and each table keeps its own
@@ -72,7 +76,7 @@ def test_pass_metrics_are_the_graphs(built, passes):
 
 
 def test_the_rest_is_nan_with_its_reason(built, passes):
-    missing = [k for k in built["topometrics"] if k not in PASS_KEYS]
+    missing = [k for k in built["topometrics"] if k not in (*PASS_KEYS, *SPECTRA)]
     assert missing and all(built["topometrics"][k] is not None for k in missing)
     for k in missing:
         assert passes["topometrics"][k] is None, k
@@ -199,3 +203,15 @@ def test_route_memory_counts_both_graphs_and_the_topometrics(net):
     assert both > alone
     same, _ = analysis.mge_route_bytes(skips, skips, True)
     assert skips.peak_bytes <= same < both
+
+
+def test_cli_mge_alone_prints_what_needs_the_other_mge(tmp_path, monkeypatch):
+    monkeypatch.setattr(analysis, "mge_route_bytes", lambda *a: (2**62, 0))
+    r = run("analyze", *CONV6, "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "needs the MGE with identity skips next to the topometrics' one (~" in text
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert all(v is not None for v in saved["topometrics"].values())
+    assert saved["paths"]["min_alive_channels"] is None
+    assert not (tmp_path / "mge.png").exists()

@@ -136,7 +136,7 @@ METRICS_LAYERS = {
     "degree": 2, "neighbourhood": 2, "motifs": 2, "connectivity": 2, "paths": 2,
     "spectral": 2, "_ramanujan": 2, "_pass_runs": 2,
     "bottlenecks": 3, "network_paths": 3,
-    "_topometrics": 4,
+    "_topometrics": 4, "network_spectral": 4,
     "_warmup": 5,
 }  # fmt: skip
 

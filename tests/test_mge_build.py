@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import tracemalloc
 
+import nets
 import numpy as np
 import pytest
 import torch
 
-import nets
 from sparsetopo import encoding, models
 from sparsetopo.encoding import _multipartite as mp
 from sparsetopo.encoding.graph import from_edges

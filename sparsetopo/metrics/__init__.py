@@ -28,6 +28,7 @@ from .network_paths import (
     estimate_network_paths,
     network_path_metrics,
 )
+from .network_spectral import estimate_network_spectra, network_spectra
 
 __all__ = [
     "alive_channels",
@@ -52,4 +53,6 @@ __all__ = [
     "PassEstimate",
     "estimate_network_paths",
     "network_path_metrics",
+    "estimate_network_spectra",
+    "network_spectra",
 ]

@@ -14,7 +14,9 @@ A *forward pass* gives every partition the sum over its MGE in-edges of (edge fa
 
 A *backward pass* runs the adjoints (transposed convolutions, transposed pooling) from the
 output partition: ``reach`` gives the nodes that reach the output, ``local`` the out-degrees.
-The *alive pass* counts the edges whose ends are both on input->output paths (one product per
+The *symmetric product* applies ``|A| + |A|^T`` to given node values, each edge forward into
+its destination and transposed into its source, nothing propagated: one product of the
+spectral solvers. The *alive pass* counts the edges whose ends are both on input->output paths (one product per
 job, weighted by the backward indicator) and the present weights that have such an edge (the
 weight gradient of that product: a weight lies on an alive edge where it is positive).
 """
@@ -262,6 +264,24 @@ class Runner:
                     self.push_part(pair.src, gx, acc)
             self.step()
         return res
+
+    def symmetric(self, parts: list) -> list:
+        """``(|A| + |A|^T) x`` for node values ``parts`` (one B x partition tensor each): every
+        edge's ``|w|`` applied forward into its destination and transposed into its source,
+        nothing propagated (the products of the spectral solvers)."""
+        n, b = len(self.shapes), parts[0].shape[0]
+        exps = [torch.zeros(b, dtype=torch.float64)] * n
+        out: list = [None] * n
+        for dst in range(1, n):
+            y, _ = self._into(dst, parts, exps, "abs")
+            self.push_part(dst, y, out)
+            g = parts[dst]
+            for job in self.program.jobs_into(dst):
+                self.push(job.src, self.adjoint(job, g, "abs"), out)
+            for pair in self.program.pairs_into(dst):
+                self.push_part(pair.src, pair.adjoint(g.reshape(b, *pair.dst_view), "abs"), out)
+            self.step()
+        return [torch.zeros_like(x) if y is None else y for x, y in zip(parts, out, strict=True)]
 
     def push_part(self, part: int, g: torch.Tensor, acc: list) -> None:
         g = g.reshape(g.shape[0], *self.shapes[part])

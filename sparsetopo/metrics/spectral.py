@@ -32,7 +32,7 @@ from ._lanczos import (
 )
 from ._view import GraphView, as_view
 
-__all__ = ["spectral_gap", "spectral_radius"]
+__all__ = ["dense_spectra", "operator_spectra", "spectral_gap", "spectral_radius"]
 
 #: Operators with at most this many nodes with an edge get exact dense spectra.
 DENSE_SPECTRUM_MAX = 1500
@@ -230,10 +230,82 @@ class _Operators:
         return _MatrixFree(self.dim, lambda x, out: self.product(x, out, laplacian=True))
 
     def lanczos_maxdim(self) -> int:
-        """How many basis vectors the gap's Lanczos may keep (``LANCZOS_BASIS_BYTES``; 0: the
-        operator is too large, ARPACK instead)."""
-        fit = LANCZOS_BASIS_BYTES // (8 * max(self.dim, 1))
-        return 0 if fit < LANCZOS_MIN_BASIS else int(min(fit, 400))
+        """How many basis vectors the gap's Lanczos may keep (0: ARPACK instead)."""
+        return _lanczos_maxdim(self.dim)
+
+
+def _lanczos_maxdim(dim: int) -> int:
+    """Basis vectors of ``dim`` entries that fit in ``LANCZOS_BASIS_BYTES`` (0: fewer than
+    ``LANCZOS_MIN_BASIS``, the operator is too large: ARPACK instead)."""
+    fit = LANCZOS_BASIS_BYTES // (8 * max(dim, 1))
+    return 0 if fit < LANCZOS_MIN_BASIS else int(min(fit, 400))
+
+
+def dense_spectra(s: np.ndarray) -> tuple[float, float]:
+    """``(spectral_gap, spectral_radius)`` of a dense symmetric ``S`` (its rows the nodes with
+    an edge): exact eigenvalues (``numpy.linalg.eigvalsh``), as :func:`spectral_gap` and
+    :func:`spectral_radius` compute them on small graphs.
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        The float64 ``S = |A| + |A|^T``, square.
+
+    Returns
+    -------
+    tuple[float, float]
+        ``(0.0, 0.0)`` for an empty or zero matrix.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    """
+    if not s.size or not s.any():
+        return 0.0, 0.0
+    with one_blas_thread():
+        return (_gap(np.linalg.eigvalsh(s)),
+                float(np.linalg.eigvalsh(np.diag(s.sum(axis=1)) - s)[-1]))
+
+
+def operator_spectra(dim: int, product, seed: int = 0) -> tuple[float, float]:
+    """``(spectral_gap, spectral_radius)`` of a symmetric ``S = |A| + |A|^T`` given only by its
+    products: the iterative solvers of :func:`spectral_gap` and :func:`spectral_radius` (the
+    same start vectors, tolerance and basis sizes), never the dense ones.
+
+    Parameters
+    ----------
+    dim : int
+        Rows of ``S`` (every node, isolated ones included).
+    product : callable
+        ``product(x, out)`` sets ``out = S x`` (float64 vectors of ``dim`` entries).
+    seed : int, default 0
+        Seeds the start vectors.
+
+    Returns
+    -------
+    tuple[float, float]
+        ``(0.0, 0.0)`` when ``S 1 = 0`` (no edge of non-zero weight).
+
+    References
+    ----------
+    .. [1] E. Cunegatti, M. Farina, D. Bucur, G. Iacca, "Understanding Sparse Neural Networks
+       from their Topology via Multipartite Graph Representations", TMLR, 2024.
+    .. [2] R. B. Lehoucq, D. C. Sorensen, C. Yang, "ARPACK Users' Guide", SIAM, 1998.
+    """
+    diag = np.empty(dim)
+    product(np.ones(dim), diag)
+    if not diag.any():  # |w| >= 0: S 1 = 0 only when S = 0
+        return 0.0, 0.0
+
+    def laplacian(x: np.ndarray, out: np.ndarray) -> None:
+        product(x, out)
+        np.subtract(diag * x, out, out=out)
+
+    gap = _gap(_eigsh(_MatrixFree(dim, product), 3, "LM", seed, ncv=16,
+                      maxdim=_lanczos_maxdim(dim)))
+    radius = float(_eigsh(_MatrixFree(dim, laplacian), 1, "LA", seed, ncv=12)[0])
+    return gap, radius
 
 
 def _operators(g: LayeredGraph | GraphView) -> _Operators:
