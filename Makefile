@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dst_trajectory.py
 	$(BIN)/python benchmarks/analyze.py
 	$(BIN)/python benchmarks/network_paths.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) sparsetopo-out .pytest_cache

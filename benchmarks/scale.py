@@ -9,7 +9,8 @@ labels, seed 0, as ``benchmarks/network_paths.py``):
 - ``scale``: ``analysis.analyze_network`` (what ``sparsetopo analyze`` runs) on ResNet-50 at
   3x224x224, uniform and SNIP masks at 0.8 and 0.9, and dense. ``predicted_gb`` is the peak of
   the route ``analyze`` chose, predicted before any work (``analysis.mge_route_bytes``: both MGEs,
-  or the MGE alone with the path metrics by passes; the passes' own peak for the dense network);
+  or the MGE alone with the path metrics by passes; without an MGE the larger of the passes' and
+  the spectra's own peaks);
   ``peak_extra_gb`` the largest RSS seen during the call (sampled every 10 ms) minus the RSS
   before it; ``available_gb`` what the machine had. ``route``: ``both`` (both MGEs),
   ``alone`` (the topometrics' MGE, paths by passes) or ``passes`` (no MGE).
@@ -72,7 +73,8 @@ def scale_child(case: str) -> dict:
     plain = encoding.estimate(net.model, shape)
     skips = encoding.estimate(net.model, shape, True)
     both, alone = analysis.mge_route_bytes(skips, plain, plain == skips)
-    passes = metrics.estimate_network_paths(net.model, shape, True).peak_bytes
+    passes = max(metrics.estimate_network_paths(net.model, shape, True).peak_bytes,
+                 metrics.estimate_network_spectra(net.model, shape))
     available = encoding.memory_available()
     load_before = os.getloadavg()[0]
     result, seconds, peak = _measured(lambda: analysis.analyze_network(net, progress=False))

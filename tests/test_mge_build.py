@@ -97,3 +97,29 @@ def test_build_stays_within_its_estimate_and_below_the_global_build(name, shape,
     assert peaks[0] <= est.peak_bytes
     # holding every edge at once peaked at 2.7-3.7x what one partition at a time needs
     assert peaks[0] <= 0.6 * peaks[1], [p / 2**20 for p in peaks]
+
+
+@pytest.mark.parametrize("name, merges", [("resnet20", False), ("resnet18_stem_pool", True)])
+def test_pair_is_refused_when_the_two_graphs_would_not_fit_together(name, merges, monkeypatch):
+    # each graph alone fits, both together do not: refused before any edge is built
+    from types import SimpleNamespace
+
+    from sparsetopo.errors import GraphTooLargeError
+
+    net, shape = _network(name)
+    skips = encoding.estimate(net, shape, True)
+    plain = encoding.estimate(net, shape)
+    assert skips.exact is not merges
+    second = plain.peak_bytes if merges else skips.graph_bytes
+    need = max(skips.peak_bytes, skips.graph_bytes + second)
+    assert need > max(skips.peak_bytes, plain.peak_bytes)
+    room = SimpleNamespace(available=need - 1, total=2 * need, used=0, percent=0.0)
+    monkeypatch.setattr(mp.psutil, "virtual_memory", lambda: room)
+    encoding.multipartite(net, shape, True)  # one alone fits
+    built = []
+    monkeypatch.setattr(mp, "_build", lambda *a, **k: built.append(1))
+    with pytest.raises(GraphTooLargeError, match="force"):
+        encoding.multipartite_pair(net, shape)
+    assert built == []
+    encoding.multipartite_pair(net, shape, identity_skips=True)  # one graph: it fits
+    assert built == [1]

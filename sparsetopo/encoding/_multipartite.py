@@ -19,7 +19,7 @@ counts and the memory needed are known exactly before anything large is allocate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import psutil
@@ -345,9 +345,9 @@ def _bytes(n_nodes: int, n_edges: int, largest_group: int, largest_job: int) -> 
     graph = n_edges * (ib + 4 + 4) + (n_nodes + 1) * ib  # indices, weights, weight ids, indptr
     # the finished rows and row counts, then one source partition's edges at a time: its edge
     # arrays (two int64, float32, int64 ids: 28 B per edge) while its jobs are expanded (48 B
-    # per edge of the job at hand), then the CSR with ordinals, sorted copies and the merge's
-    # scratch (``csr_rows``: 52 B per edge of the group, the edge arrays included)
-    transient = max(52 * largest_group, 28 * largest_group + 48 * largest_job)
+    # per edge of the job at hand), concatenated (twice 28 B), then the CSR with ordinals,
+    # sorted copies and the merge's scratch (``csr_rows``: at most 52 B per edge of the group)
+    transient = max(56 * largest_group, 28 * largest_group + 48 * largest_job)
     peak = graph + n_nodes * ib + transient
     return graph, peak
 
@@ -685,8 +685,11 @@ def multipartite_pair(
 
     Raises
     ------
-    UnsupportedModelError, EncodingError, GraphTooLargeError
+    UnsupportedModelError, EncodingError
         As :func:`multipartite`.
+    GraphTooLargeError
+        The two graphs would not fit together (the second built or filtered while the first is
+        held) and not ``force``.
 
     References
     ----------
@@ -696,8 +699,14 @@ def multipartite_pair(
     try:
         dag = traced(model, input_shape, dag)  # once for both
         plan = _plan(model, input_shape, True, dag)
+        second = 0  # bytes the graph without identity skips needs while the first is held
+        if not identity_skips and any(j.op is None for j in plan.jobs):
+            second = (_estimate_plan(_plan(model, input_shape, False, dag)).peak_bytes
+                      if plan.may_merge else _estimate_plan(plan).graph_bytes)
     except TracingError as exc:
         raise UnsupportedModelError(str(exc)) from None
+    est = _estimate_plan(plan)
+    check_memory(replace(est, peak_bytes=max(est.peak_bytes, est.graph_bytes + second)), force)
     with_skips = _build(plan, True, input_shape, force, progress)
     if identity_skips or with_skips.meta["identity_edges"] == 0:
         return with_skips, with_skips
