@@ -588,9 +588,8 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
     real = metrics.network_path_metrics(net.model, net.input_shape, True, dag=dag,
                                         progress=progress)
     paths = _path_summary_by_passes(net.model, real, reason, unavailable)
-    layers = [{**row, "alive": None, "effective_density": math.nan}
-              for row in layer_rows(net.model)]
-    unavailable["layers.effective_density"] = reason
+    layers = with_effective_density(layer_rows(net.model), metrics.network_alive_weights(
+        net.model, net.input_shape, True, progress=progress, dag=dag))
     if encoding == "mge" and graph_fits:
         timings["passes_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -749,19 +748,20 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     - both MGEs fit (with and without identity skips, and the topometrics of the one asked
       for): everything above, ``unavailable`` empty;
     - only the MGE asked for fits with its topometrics (e.g. ImageNet's ResNet-50 at 224x224
-      at 0.8 or 0.9 sparsity on a 24 GB machine): every topometric on it, the path metrics by
-      passes of the network (``metrics.network_path_metrics``, the same values); the path
-      bottlenecks, the per-layer effective densities and the picture need the other MGE too,
-      so they are NaN or left out, each named in ``unavailable`` with the reason;
+      at 0.8 or 0.9 sparsity on a 24 GB machine): every topometric on it, the path metrics
+      and per-layer effective densities by passes of the network
+      (``metrics.network_path_metrics``, ``metrics.network_alive_weights``: the same values);
+      the path bottlenecks and the picture need the other MGE too, so they are NaN or left
+      out, each named in ``unavailable`` with the reason;
     - neither fits (e.g. the dense ResNet-50 at 224x224, 4.6 billion edges): nothing is refused
       that can be computed without the edges: the path and degree topometrics (``nodes``,
       ``edges``, the sink, source and disconnected nodes, the removable edges, ``one_hop``,
-      ``strength`` and the four path metrics) by passes, the spectral gap and radius by the
+      ``strength`` and the four path metrics) and the per-layer effective densities by
+      passes, the spectral gap and radius by the
       same solvers on products of passes (``metrics.network_spectra``; minutes on ResNet-50),
       the rolled encodings and the Ramanujan metrics as always; every other value
-      (``two_hop``, ``motifs``, the connectivity metrics, the bottlenecks, the per-layer
-      effective densities, the picture) is NaN or left out, with its reason in
-      ``unavailable``.
+      (``two_hop``, ``motifs``, the connectivity metrics, the bottlenecks, the picture) is NaN
+      or left out, with its reason in ``unavailable``.
 
     ``force`` takes the first route whatever the memory.
 

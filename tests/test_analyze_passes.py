@@ -85,12 +85,9 @@ def test_the_rest_is_nan_with_its_reason(built, passes):
             passes["unavailable"][k]
     for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
         assert passes["paths"][k] is None and "GiB" in passes["unavailable"][k]
-    assert all(r["effective_density"] is None for r in passes["layers"])
-    assert "GiB" in passes["unavailable"]["layers.effective_density"]
-    assert [r["density"] for r in passes["layers"]] == [r["density"] for r in built["layers"]]
+    assert passes["layers"] == built["layers"]  # per-layer effective densities by passes
     assert set(passes["unavailable"]) == {*missing, "min_alive_channels",
-                                          "min_alive_channel_fraction", "frac_layers_no_path",
-                                          "layers.effective_density"}
+                                          "min_alive_channel_fraction", "frac_layers_no_path"}
 
 
 def test_identity_skips_topometrics_are_the_paths_mge(net, passes, monkeypatch):
@@ -173,7 +170,8 @@ def test_mge_alone_gives_every_topometric_of_the_graph(built, alone):
     for k in ("nodes", "edges", *metrics.PATH_METRICS):
         assert alone["paths"][k] == pytest.approx(built["paths"][k], rel=1e-12), k
     assert set(alone["unavailable"]) == {"min_alive_channels", "min_alive_channel_fraction",
-                                         "frac_layers_no_path", "layers.effective_density"}
+                                         "frac_layers_no_path"}
+    assert alone["layers"] == built["layers"]
     assert all(r.startswith("needs the MGE with identity skips next to the topometrics' one (~")
                for r in alone["unavailable"].values())
 

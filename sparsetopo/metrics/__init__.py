@@ -26,6 +26,7 @@ from .network_paths import (
     NETWORK_PATH_METRICS,
     PassEstimate,
     estimate_network_paths,
+    network_alive_weights,
     network_path_metrics,
 )
 from .network_spectral import estimate_network_spectra, network_spectra
@@ -53,6 +54,7 @@ __all__ = [
     "PassEstimate",
     "estimate_network_paths",
     "network_path_metrics",
+    "network_alive_weights",
     "estimate_network_spectra",
     "network_spectra",
 ]

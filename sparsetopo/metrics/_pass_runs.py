@@ -287,13 +287,15 @@ class Runner:
         g = g.reshape(g.shape[0], *self.shapes[part])
         acc[part] = g if acc[part] is None else acc[part] + g
 
-    def alive(self, fwd: list, bwd: list) -> tuple[int, int]:
-        """``(alive edges, present weights with an alive edge)`` from the forward and backward
-        indicators (bool arrays per partition)."""
+    def alive(self, fwd: list, bwd: list) -> tuple[int, dict[str, int]]:
+        """``(alive edges, present weights with an alive edge per layer)`` from the forward and
+        backward indicators (bool arrays per partition); a layer with no alive weight may be
+        missing."""
         n = len(self.shapes)
         parts: list = [None] * n
         exps = [torch.zeros(1, dtype=torch.float64)] * n
-        edges = weights = 0
+        edges = 0
+        weights: dict[str, int] = {}
         for dst in range(n):
             if dst and bwd[dst].any():
                 jobs = [j for j in self.program.jobs if j.dst == dst]
@@ -310,7 +312,8 @@ class Runner:
                         edges += _integer((self.apply(job, x, "mask").reshape(g.shape) * g).sum())
                     if job.kind != "identity":
                         grad = self.weight_grad(job, x, g)
-                        weights += int(((grad > 0.5).cpu().numpy() & job.mask).sum())
+                        used = int(((grad > 0.5).cpu().numpy() & job.mask).sum())
+                        weights[job.name] = weights.get(job.name, 0) + used
                 for pair in pairs:
                     x = parts[pair.src].reshape(1, *pair.src_view)
                     edges += _integer((pair.apply(x, "mask").reshape(g.shape) * g).sum())

@@ -308,6 +308,65 @@ def network_path_metrics(
         return _metrics(program, runner, samples, wanted, bar.set_description_str)
 
 
+def network_alive_weights(
+    model: nn.Module,
+    input_shape,
+    identity_skips: bool = True,
+    *,
+    device=None,
+    progress: bool = False,
+    dag: LayerDAG | None = None,
+) -> dict[str, int]:
+    """Present weights of each layer with at least one unrolled edge on an input->output path
+    of ``multipartite(model, input_shape, identity_skips)``, by passes of the network.
+
+    A weight has such an edge exactly where the weight gradient of ``b^T M f`` is positive
+    (``f``: the nodes reachable from the input, ``b``: those that reach the output, ``M``: the
+    layer's edges): three passes (forward and backward indicators, then the gradients), memory
+    proportional to nodes plus weights. A layer's count over its present weights is its
+    *effective density*; the counts' sum over all present weights is ``effective_density``.
+    Where the MGE merges two layers' parallel edges into one, both layers' weights on it count
+    here (the graph names only the first layer's weight on a merged edge).
+
+    Parameters
+    ----------
+    model, input_shape, identity_skips, device, progress, dag
+        As :func:`network_path_metrics`.
+
+    Returns
+    -------
+    dict[str, int]
+        ``{layer: count}`` for every conv/linear layer of the trace (0 where none is alive).
+
+    Raises
+    ------
+    GraphTooLargeError
+        The passes would not fit in the memory available on ``device``.
+
+    References
+    ----------
+    Vysogorets, Kempe (2023). Connectivity Matters: Neural Network Pruning Through the Lens of
+    Effective Sparsity. Journal of Machine Learning Research 24.
+    """
+    device = _device(model, device)
+    program = compile_program(model, input_shape, identity_skips, dag)
+    est = _estimate(program, list(_REACH), device)
+    available = _available(device)
+    if est.peak_bytes > available:
+        raise GraphTooLargeError(
+            f"the alive weights by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on "
+            f"{device} but only {available / 2**30:.1f} GiB is available")
+    layers = [job.name for job in program.jobs if job.kind != "identity"]
+    with torch.no_grad(), tqdm(total=3 * len(program.partitions), desc="alive weights",
+                               unit="partition", disable=not show_progress(progress),
+                               leave=False) as bar:
+        runner = Runner(program, device, lambda: bar.update(1))
+        fwd = runner.forward("mask", ("reach",))
+        back = runner.backward(("reach",))
+        _, used = runner.alive(fwd["reach"], back["reach"])
+    return {name: used.get(name, 0) for name in layers}
+
+
 #: Partition state (bytes) from which the heap freed by a pass is handed back to the system
 #: before the next one (``release_freed_memory`` costs ~10 ms a call).
 _RELEASE_ABOVE = 64 << 20
@@ -350,7 +409,8 @@ def _metrics(program: Program, runner: Runner, samples: dict, wanted: list[str],
         describe("paths: alive edges and weights")
         alive, used = runner.alive(fwd["reach"], back["reach"])
         out["alive_edges"] = alive
-        out["effective_density"] = used / program.n_weights if program.n_weights else math.nan
+        out["effective_density"] = (sum(used.values()) / program.n_weights if program.n_weights
+                                    else math.nan)
     return {k: out[k] for k in wanted}
 
 
