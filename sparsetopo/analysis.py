@@ -360,8 +360,12 @@ def path_summary(model, graph_with_skips) -> dict:
     view = _view(graph_with_skips)
     out = {"nodes": view.graph.n_nodes, "edges": view.graph.n_edges}
     out.update(metrics.path_profile(view))
+    return _with_signal_cut(out, model, metrics.signal_cut(view))
+
+
+def _with_signal_cut(out: dict, model, cut: str | None) -> dict:
+    """``out`` with ``empty_layers``, ``signal_cut`` and the ``headline`` it makes."""
     empty = [r.layer for r in layer_densities(model) if r.present == 0]
-    cut = metrics.signal_cut(view)
     out["empty_layers"] = empty
     out["signal_cut"] = cut
     if cut is None:
@@ -560,8 +564,6 @@ def _measured_on_mge(net, encoding: str, identity_skips: bool, normalise: str | 
 #: The topometrics of the paper's table that the passes give (``metrics.network_path_metrics``).
 _PASS_TOPOMETRICS = tuple(k for k in ("nodes", "edges", *metrics.PAPER_METRICS)
                           if k in metrics.NETWORK_PATH_METRICS)
-#: What ``path_summary`` adds to the path metrics, found on the graph (its alive nodes).
-_BOTTLENECKS = ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path")
 
 
 def _gib(n_bytes: int) -> str:
@@ -587,9 +589,9 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
     t = time.perf_counter()
     real = metrics.network_path_metrics(net.model, net.input_shape, True, dag=dag,
                                         progress=progress)
-    paths = _path_summary_by_passes(net.model, real, reason, unavailable)
-    layers = with_effective_density(layer_rows(net.model), metrics.network_alive_weights(
-        net.model, net.input_shape, True, progress=progress, dag=dag))
+    alive = metrics.network_alive(net.model, net.input_shape, True, progress=progress, dag=dag)
+    paths = _path_summary_by_passes(net.model, real, alive)
+    layers = with_effective_density(layer_rows(net.model), alive.weights)
     if encoding == "mge" and graph_fits:
         timings["passes_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -716,20 +718,13 @@ def _check_passes_fit(net, encoding: str, identity_skips: bool, dag: LayerDAG,
             "available; use a smaller input, or force=True (--force) to build the MGE anyway")
 
 
-def _path_summary_by_passes(model: nn.Module, real: dict, reason: str,
-                            unavailable: dict[str, str]) -> dict:
-    """:func:`path_summary` from the passes' values: the bottlenecks (and, when no path
-    exists, the layer that cut it) NaN/``None`` and named in ``unavailable``."""
+def _path_summary_by_passes(model: nn.Module, real: dict, alive: metrics.NetworkAlive) -> dict:
+    """:func:`path_summary` from the passes' values (``metrics.network_path_metrics`` and
+    ``metrics.network_alive`` on the MGE with identity skips): the same keys and values."""
     out = {"nodes": real["nodes"], "edges": real["edges"],
            **{k: float(real[k]) for k in metrics.PATH_METRICS},
-           **dict.fromkeys(_BOTTLENECKS, math.nan)}
-    unavailable.update(dict.fromkeys(_BOTTLENECKS, reason))
-    out["empty_layers"] = [r.layer for r in layer_densities(model) if r.present == 0]
-    out["signal_cut"] = out["headline"] = None
-    if not math.isfinite(real["log10_paths"]):  # no input->output path
-        unavailable["signal_cut"] = reason
-        out["headline"] = "layer collapse: no input->output path"
-    return out
+           **metrics.channel_bottlenecks(list(alive.channels.values()))}
+    return _with_signal_cut(out, model, alive.signal_cut)
 
 
 def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
@@ -748,20 +743,20 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
     - both MGEs fit (with and without identity skips, and the topometrics of the one asked
       for): everything above, ``unavailable`` empty;
     - only the MGE asked for fits with its topometrics (e.g. ImageNet's ResNet-50 at 224x224
-      at 0.8 or 0.9 sparsity on a 24 GB machine): every topometric on it, the path metrics
-      and per-layer effective densities by passes of the network
-      (``metrics.network_path_metrics``, ``metrics.network_alive_weights``: the same values);
-      the path bottlenecks and the picture need the other MGE too, so they are NaN or left
-      out, each named in ``unavailable`` with the reason;
+      at 0.8 or 0.9 sparsity on a 24 GB machine): every topometric on it, the paths table
+      (path metrics, bottlenecks, signal cut) and the per-layer effective densities by passes
+      of the network (``metrics.network_path_metrics``, ``metrics.network_alive``: the same
+      values); only the picture, which draws the other MGE, is left out, with the reason in
+      ``unavailable``;
     - neither fits (e.g. the dense ResNet-50 at 224x224, 4.6 billion edges): nothing is refused
       that can be computed without the edges: the path and degree topometrics (``nodes``,
       ``edges``, the sink, source and disconnected nodes, the removable edges, ``one_hop``,
-      ``strength`` and the four path metrics) and the per-layer effective densities by
-      passes, the spectral gap and radius by the
+      ``strength`` and the four path metrics), the rest of the paths table and the per-layer
+      effective densities by passes, the spectral gap and radius by the
       same solvers on products of passes (``metrics.network_spectra``; minutes on ResNet-50),
       the rolled encodings and the Ramanujan metrics as always; every other value
-      (``two_hop``, ``motifs``, the connectivity metrics, the bottlenecks, the picture) is NaN
-      or left out, with its reason in ``unavailable``.
+      (``two_hop``, ``motifs``, the connectivity metrics, the picture) is NaN or left out,
+      with its reason in ``unavailable``.
 
     ``force`` takes the first route whatever the memory.
 

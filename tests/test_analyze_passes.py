@@ -21,6 +21,16 @@ PASS_KEYS = metrics.NETWORK_PATH_METRICS  # the 13 metrics of the passes
 SPECTRA = ("spectral_gap", "spectral_radius")  # by the solvers on products of passes
 
 
+def assert_same_paths(got: dict, want: dict) -> None:
+    """The paths table: numbers equal to 1e-12, the rest (layers, cut, headline) exactly."""
+    assert set(got) == set(want)
+    for k, v in want.items():
+        if isinstance(v, (int, float)) and v is not None:
+            assert got[k] == pytest.approx(v, rel=1e-12), k
+        else:
+            assert got[k] == v, k
+
+
 def mge_does_not_fit(mp_patch: pytest.MonkeyPatch) -> None:
     """The MGE's memory check (``encoding.check_memory``) sees 1 KiB available; the passes see
     the machine's real memory."""
@@ -83,11 +93,9 @@ def test_the_rest_is_nan_with_its_reason(built, passes):
         assert passes["unavailable"][k].startswith("needs the materialised MGE (~"), k
         assert "GiB with its topometrics" in passes["unavailable"][k] and "GiB available" in \
             passes["unavailable"][k]
-    for k in ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"):
-        assert passes["paths"][k] is None and "GiB" in passes["unavailable"][k]
+    assert_same_paths(passes["paths"], built["paths"])  # bottlenecks and signal cut too
     assert passes["layers"] == built["layers"]  # per-layer effective densities by passes
-    assert set(passes["unavailable"]) == {*missing, "min_alive_channels",
-                                          "min_alive_channel_fraction", "frac_layers_no_path"}
+    assert set(passes["unavailable"]) == set(missing)
 
 
 def test_identity_skips_topometrics_are_the_paths_mge(net, passes, monkeypatch):
@@ -169,11 +177,9 @@ def test_mge_alone_gives_every_topometric_of_the_graph(built, alone):
     assert alone["topometrics_shown"] == built["topometrics_shown"]
     for k in ("nodes", "edges", *metrics.PATH_METRICS):
         assert alone["paths"][k] == pytest.approx(built["paths"][k], rel=1e-12), k
-    assert set(alone["unavailable"]) == {"min_alive_channels", "min_alive_channel_fraction",
-                                         "frac_layers_no_path"}
+    assert alone["unavailable"] == {}  # everything but the picture, which was not asked for
+    assert_same_paths(alone["paths"], built["paths"])
     assert alone["layers"] == built["layers"]
-    assert all(r.startswith("needs the MGE with identity skips next to the topometrics' one (~")
-               for r in alone["unavailable"].values())
 
 
 def test_mge_alone_normalised_and_no_picture(net, built, tmp_path, monkeypatch):
@@ -208,8 +214,9 @@ def test_cli_mge_alone_prints_what_needs_the_other_mge(tmp_path, monkeypatch):
     r = run("analyze", *CONV6, "--out", tmp_path)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "needs the MGE with identity skips next to the topometrics' one (~" in text
+    assert "picture not drawn: it needs the MGE with identity skips" in text
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert all(v is not None for v in saved["topometrics"].values())
-    assert saved["paths"]["min_alive_channels"] is None
+    assert saved["paths"]["min_alive_channels"] is not None
+    assert set(saved["unavailable"]) == {"picture"}
     assert not (tmp_path / "mge.png").exists()

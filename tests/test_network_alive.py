@@ -1,6 +1,7 @@
-"""Per-layer alive weights by passes (``metrics.network_alive_weights``) against the graph's
-count (``analysis.layer_alive_weights``: the weight ids of the MGE's edges whose two ends are on
-input->output paths)."""
+"""What lies on the input->output paths, by passes (``metrics.network_alive``), against the
+graph: per-layer alive weights (``analysis.layer_alive_weights``: the weight ids of the MGE's
+edges whose two ends are on such paths), alive channels and signal cut (``metrics.alive_channels``,
+``metrics.signal_cut``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 import sparsetopo as st
 from sparsetopo.analysis import layer_alive_weights
-from sparsetopo.metrics import network_alive_weights
+from sparsetopo.metrics import alive_channels, network_alive, signal_cut
 
 CASES = {
     "resnet20": (lambda: st.models.create("resnet20", seed=0), (3, 16, 16), 0.05),
@@ -33,8 +34,11 @@ def test_alive_weights_by_passes_are_the_graphs(name, identity_skips):
     dag = st.tracing.trace(model, shape)
     graph = st.encoding.multipartite(model, shape, identity_skips)
     want = layer_alive_weights(graph, dag)
-    got = network_alive_weights(model, shape, identity_skips, dag=dag)
+    alive = network_alive(model, shape, identity_skips, dag=dag)
+    got = alive.weights
     assert got == want
+    assert alive.channels == alive_channels(graph)
+    assert alive.signal_cut == signal_cut(graph)
     # sparse enough that some layer loses weights to dead ends, dense enough that some live
     present = {op.name: int(st.encoding.layers.layer_arrays(op.module)[1].sum())
                for op in dag.layers()}
@@ -53,7 +57,23 @@ def test_merged_edges_count_both_layers_weights():
     dag = st.tracing.trace(model, shape)
     graph = st.encoding.multipartite(model, shape, True)
     want = layer_alive_weights(graph, dag)
-    got = network_alive_weights(model, shape, dag=dag)
+    got = network_alive(model, shape, dag=dag).weights
     assert set(got) == set(want)
     assert all(got[k] >= want[k] for k in got)
     assert sum(got.values()) > sum(want.values())
+
+
+def test_signal_cut_and_dead_channels_where_a_layer_collapses():
+    torch.manual_seed(0)
+    model = st.models.create("resnet20", seed=0)
+    nets.apply_random_masks(model, 0.3, seed=7)
+    conv = model.layer2[0].conv1  # no identity around it: its block has a conv shortcut
+    mask = torch.ones_like(conv.weight)
+    mask[:, :, :, :] = 0
+    torch.nn.utils.prune.custom_from_mask(conv, "weight", mask)
+    shape = (3, 16, 16)
+    graph = st.encoding.multipartite(model, shape, True)
+    alive = network_alive(model, shape)
+    assert alive.channels == alive_channels(graph)
+    assert alive.signal_cut == signal_cut(graph)
+    assert any(a < c for a, c in alive.channels.values())

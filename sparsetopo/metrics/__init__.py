@@ -21,12 +21,19 @@ from ._topometrics import (
     topometrics_table,
 )
 from ._view import GraphView
-from .bottlenecks import alive_channels, alive_nodes, path_bottlenecks, signal_cut
+from .bottlenecks import (
+    alive_channels,
+    alive_nodes,
+    channel_bottlenecks,
+    path_bottlenecks,
+    signal_cut,
+)
 from .network_paths import (
     NETWORK_PATH_METRICS,
+    NetworkAlive,
     PassEstimate,
     estimate_network_paths,
-    network_alive_weights,
+    network_alive,
     network_path_metrics,
 )
 from .network_spectral import estimate_network_spectra, network_spectra
@@ -34,6 +41,7 @@ from .network_spectral import estimate_network_spectra, network_spectra
 __all__ = [
     "alive_channels",
     "alive_nodes",
+    "channel_bottlenecks",
     "path_bottlenecks",
     "signal_cut",
     "METRICS",
@@ -54,7 +62,8 @@ __all__ = [
     "PassEstimate",
     "estimate_network_paths",
     "network_path_metrics",
-    "network_alive_weights",
+    "NetworkAlive",
+    "network_alive",
     "estimate_network_spectra",
     "network_spectra",
 ]

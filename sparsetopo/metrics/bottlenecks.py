@@ -100,7 +100,29 @@ def path_bottlenecks(g: LayeredGraph | GraphView) -> dict[str, float]:
     .. [2] H. Tanaka, D. Kunin, D. L. K. Yamins, S. Ganguli, "Pruning Neural Networks without
        Any Data by Iteratively Conserving Synaptic Flow", NeurIPS, 2020 (layer collapse).
     """
-    counts = list(alive_channels(g).values())
+    return channel_bottlenecks(list(alive_channels(g).values()))
+
+
+def channel_bottlenecks(counts: list[tuple[int, int]]) -> dict[str, float]:
+    """:func:`path_bottlenecks` from the ``(alive channels, channels)`` of every partition after
+    the input (:func:`alive_channels`' values, or ``metrics.network_alive``'s ``channels``).
+
+    Parameters
+    ----------
+    counts : list of (int, int)
+        Alive and total channels per partition.
+
+    Returns
+    -------
+    dict[str, float]
+        ``min_alive_channels``, ``min_alive_channel_fraction``, ``frac_layers_no_path``; NaN
+        values when ``counts`` is empty.
+
+    References
+    ----------
+    .. [1] H. Tanaka, D. Kunin, D. L. K. Yamins, S. Ganguli, "Pruning Neural Networks without
+       Any Data by Iteratively Conserving Synaptic Flow", NeurIPS, 2020 (layer collapse).
+    """
     if not counts:
         return dict.fromkeys(
             ("min_alive_channels", "min_alive_channel_fraction", "frac_layers_no_path"), math.nan

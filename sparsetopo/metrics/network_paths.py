@@ -308,7 +308,34 @@ def network_path_metrics(
         return _metrics(program, runner, samples, wanted, bar.set_description_str)
 
 
-def network_alive_weights(
+@dataclass(frozen=True)
+class NetworkAlive:
+    """What lies on the input->output paths of a network's MGE, by passes
+    (:func:`network_alive`).
+
+    Parameters
+    ----------
+    weights : dict[str, int]
+        Per conv/linear layer, its present weights with an unrolled edge on such a path.
+    channels : dict[str, tuple[int, int]]
+        Per partition after the input, ``(alive channels, channels)``, as
+        ``metrics.alive_channels`` gives them on the graph.
+    signal_cut : str or None
+        The partition where the input's signal stops (``metrics.signal_cut``); ``None`` when
+        a path exists.
+
+    References
+    ----------
+    Vysogorets, Kempe (2023). Connectivity Matters: Neural Network Pruning Through the Lens of
+    Effective Sparsity. Journal of Machine Learning Research 24.
+    """
+
+    weights: dict[str, int]
+    channels: dict[str, tuple[int, int]]
+    signal_cut: str | None
+
+
+def network_alive(
     model: nn.Module,
     input_shape,
     identity_skips: bool = True,
@@ -316,15 +343,16 @@ def network_alive_weights(
     device=None,
     progress: bool = False,
     dag: LayerDAG | None = None,
-) -> dict[str, int]:
-    """Present weights of each layer with at least one unrolled edge on an input->output path
-    of ``multipartite(model, input_shape, identity_skips)``, by passes of the network.
+) -> NetworkAlive:
+    """The alive weights of every layer, the alive channels of every partition and where the
+    signal stops, for ``multipartite(model, input_shape, identity_skips)``, by passes of the
+    network.
 
-    A weight has such an edge exactly where the weight gradient of ``b^T M f`` is positive
-    (``f``: the nodes reachable from the input, ``b``: those that reach the output, ``M``: the
-    layer's edges): three passes (forward and backward indicators, then the gradients), memory
-    proportional to nodes plus weights. A layer's count over its present weights is its
-    *effective density*; the counts' sum over all present weights is ``effective_density``.
+    A node is alive when it is reachable from the input and reaches the output (a forward and
+    a backward pass of indicators); a present weight has an edge on an input->output path
+    exactly where the weight gradient of ``b^T M f`` is positive (``f``, ``b``: the two
+    indicators, ``M``: the layer's edges). Three passes, memory proportional to nodes plus
+    weights. A layer's alive weights over its present weights is its *effective density*.
     Where the MGE merges two layers' parallel edges into one, both layers' weights on it count
     here (the graph names only the first layer's weight on a merged edge).
 
@@ -335,8 +363,9 @@ def network_alive_weights(
 
     Returns
     -------
-    dict[str, int]
-        ``{layer: count}`` for every conv/linear layer of the trace (0 where none is alive).
+    NetworkAlive
+        ``weights`` for every conv/linear layer of the trace (0 where none is alive),
+        ``channels`` and ``signal_cut`` as the graph's ``alive_channels`` and ``signal_cut``.
 
     Raises
     ------
@@ -347,6 +376,9 @@ def network_alive_weights(
     ----------
     Vysogorets, Kempe (2023). Connectivity Matters: Neural Network Pruning Through the Lens of
     Effective Sparsity. Journal of Machine Learning Research 24.
+
+    Tanaka, Kunin, Yamins, Ganguli (2020). Pruning neural networks without any data by
+    iteratively conserving synaptic flow. NeurIPS 33 (layer collapse).
     """
     device = _device(model, device)
     program = compile_program(model, input_shape, identity_skips, dag)
@@ -357,14 +389,25 @@ def network_alive_weights(
             f"the alive weights by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on "
             f"{device} but only {available / 2**30:.1f} GiB is available")
     layers = [job.name for job in program.jobs if job.kind != "identity"]
-    with torch.no_grad(), tqdm(total=3 * len(program.partitions), desc="alive weights",
+    with torch.no_grad(), tqdm(total=3 * len(program.partitions), desc="alive",
                                unit="partition", disable=not show_progress(progress),
                                leave=False) as bar:
         runner = Runner(program, device, lambda: bar.update(1))
-        fwd = runner.forward("mask", ("reach",))
-        back = runner.backward(("reach",))
-        _, used = runner.alive(fwd["reach"], back["reach"])
-    return {name: used.get(name, 0) for name in layers}
+        fwd = runner.forward("mask", ("reach",))["reach"]
+        back = runner.backward(("reach",))["reach"]
+        _, used = runner.alive(fwd, back)
+    parts = program.partitions
+    channels = {}
+    for i, part in enumerate(parts):
+        if i == 0 or not part.shape:
+            continue
+        alive = (fwd[i] & back[i]).reshape(part.shape[0], -1)
+        channels[part.name] = (int(alive.any(axis=1).sum()), int(part.shape[0]))
+    cut = None
+    if not fwd[program.output].any():
+        last = max((i for i in range(len(parts)) if fwd[i].any()), default=0)
+        cut = parts[min(last + 1, len(parts) - 1)].name
+    return NetworkAlive({name: used.get(name, 0) for name in layers}, channels, cut)
 
 
 #: Partition state (bytes) from which the heap freed by a pass is handed back to the system
