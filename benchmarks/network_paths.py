@@ -165,6 +165,18 @@ def _equal(a: dict, b: dict) -> bool:
     return all(a[k] == b[k] or abs(a[k] - b[k]) <= 1e-9 * max(abs(a[k]), abs(b[k])) for k in b)
 
 
+def run_child(script: str, args: list[str], failed: dict) -> dict:
+    """The row a ``script --child ARGS...`` process prints last (its stdout's last line, JSON),
+    or ``failed`` with the last line of its stderr under ``error``."""
+    cmd = [sys.executable, script, "--child", *args]
+    env = {**os.environ, "SPARSETOPO_PROGRESS": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()
+        return {**failed, "error": lines[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _fmt(row: dict) -> str:
     if "error" in row:
         return f"{row['case']:<26} threads {row['threads']}  ERROR {row['error']}"
@@ -197,14 +209,8 @@ def main() -> None:
             continue
         for threads in args.threads:
             repeats = 1 if case.endswith("@224") else args.repeats
-            cmd = [sys.executable, __file__, "--child", case, str(threads), str(repeats)]
-            env = {**os.environ, "SPARSETOPO_PROGRESS": "0"}
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                lines = (proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()
-                row = {"case": case, "threads": threads, "error": lines[-1]}
-            else:
-                row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row = run_child(__file__, [case, str(threads), str(repeats)],
+                            {"case": case, "threads": threads})
             rows.append(row)
             print(_fmt(row), flush=True)
     order = [c[0] for c in SCALE + REFERENCE]

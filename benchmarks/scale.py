@@ -30,13 +30,12 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from network_paths import _measured, _model  # noqa: E402
+from network_paths import _measured, _model, run_child  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "scale.json"
 #: (name, model, pruning, sparsity, input side)
@@ -174,14 +173,7 @@ def main() -> None:
     for case, *_ in REFERENCE + SCALE:
         if args.only and args.only not in case:
             continue
-        cmd = [sys.executable, __file__, "--child", case, str(args.repeats)]
-        env = {**os.environ, "SPARSETOPO_PROGRESS": "0"}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            lines = (proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()
-            row = {"case": case, "error": lines[-1]}
-        else:
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = run_child(__file__, [case, str(args.repeats)], {"case": case})
         rows.append(row)
         print(_fmt(row), flush=True)
     order = [c[0] for c in REFERENCE + SCALE]

@@ -77,3 +77,13 @@ def test_signal_cut_and_dead_channels_where_a_layer_collapses():
     assert alive.channels == alive_channels(graph)
     assert alive.signal_cut == signal_cut(graph)
     assert any(a < c for a, c in alive.channels.values())
+
+
+def test_refused_when_the_passes_would_not_fit(monkeypatch):
+    import sparsetopo.metrics.network_paths as npaths
+    from sparsetopo.errors import GraphTooLargeError
+
+    model = st.models.create("resnet20", seed=0)
+    monkeypatch.setattr(npaths, "_available", lambda device: 1024)
+    with pytest.raises(GraphTooLargeError, match="alive weights by passes would need"):
+        network_alive(model, (3, 16, 16))
