@@ -9,11 +9,12 @@ labels, seed 0, as ``benchmarks/network_paths.py``):
 - ``scale``: ``analysis.analyze_network`` (what ``sparsetopo analyze`` runs) on ResNet-50 at
   3x224x224, uniform and SNIP masks at 0.8 and 0.9, and dense. ``predicted_gb`` is the peak of
   the route ``analyze`` chose, predicted before any work (``analysis.mge_route_bytes``: both MGEs,
-  or the MGE alone with the path metrics by passes; without an MGE the larger of the passes' and
-  the spectra's own peaks);
+  or the MGE alone with the path metrics by passes; without an MGE the largest of the passes',
+  the spectra's and the packed undirected graph's own peaks);
   ``peak_extra_gb`` the largest RSS seen during the call (sampled every 10 ms) minus the RSS
   before it; ``available_gb`` what the machine had. ``route``: ``both`` (both MGEs),
-  ``alone`` (the topometrics' MGE, paths by passes) or ``passes`` (no MGE).
+  ``alone`` (the topometrics' MGE, paths by passes) or ``passes`` (no MGE: passes, and the
+  structural topometrics on the packed undirected graph).
 - ``reference``: the reference networks at 3x32x32 (10 classes, uniform masks): the MGE's build
   one source partition at a time (``encoding.multipartite``) and the build it replaced (every
   edge of every layer at once, then one ``from_edges``), alternated in one process,
@@ -73,7 +74,8 @@ def scale_child(case: str) -> dict:
     skips = encoding.estimate(net.model, shape, True)
     both, alone = analysis.mge_route_bytes(skips, plain, plain == skips)
     passes = max(metrics.estimate_network_paths(net.model, shape, True).peak_bytes,
-                 metrics.estimate_network_spectra(net.model, shape))
+                 metrics.estimate_network_spectra(net.model, shape),
+                 metrics.estimate_network_topology(net.model, shape).peak_bytes)
     available = encoding.memory_available()
     load_before = os.getloadavg()[0]
     result, seconds, peak = _measured(lambda: analysis.analyze_network(net, progress=False))
@@ -145,7 +147,8 @@ def _fmt(row: dict) -> str:
     if "route" in row:
         t = row["timings"]
         return (f"{row['case']:<26} {row['route']:<6} {row['seconds']:7.1f} s (passes "
-                f"{t.get('passes_s', 0):.1f}, build {t.get('encode_s', 0):.1f}, topometrics "
+                f"{t.get('passes_s', 0):.1f}, spectra {t.get('spectra_s', 0):.1f}, packed "
+                f"{t.get('topology_s', 0):.1f}, build {t.get('encode_s', 0):.1f}, topometrics "
                 f"{t.get('topometrics_s', 0):.1f})  peak +{row['peak_extra_gb']:.2f} GiB, "
                 f"predicted {row['predicted_gb']:.2f}, available {row['available_gb']:.1f}  "
                 f"edges {row['edges']:,}  NaN: {len(row['unavailable'])}")

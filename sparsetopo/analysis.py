@@ -621,6 +621,20 @@ def _measured_by_passes(net, encoding: str, identity_skips: bool, normalise: str
                                                   net.seed, progress=progress, force=True,
                                                   dag=dag))
             timings["spectra_s"] = time.perf_counter() - t
+        structural = metrics.estimate_network_topology(net.model, net.input_shape,
+                                                       identity_skips, dag=dag)
+        available = _passes_memory(torch.device("cpu"))  # the packed graph lives in RAM
+        if structural.peak_bytes <= available:
+            t = time.perf_counter()
+            steps: dict[str, float] = {}
+            counts.update(metrics.network_topology_metrics(
+                net.model, net.input_shape, identity_skips, seed=net.seed, progress=progress,
+                force=True, unavailable=unavailable, timings=steps, dag=dag))
+            timings["topology_s"] = time.perf_counter() - t
+            timings["packed_build_s"] = steps["build"]
+        else:
+            reason = (f"needs the packed undirected MGE (~{_gib(structural.peak_bytes)}, "
+                      f"{_gib(available)} available)")
         topo = {k: counts.get(k, math.nan) for k in ("nodes", "edges", *metrics.PAPER_METRICS)}
         unavailable.update({k: reason for k in topo if k not in counts})
         shown = metrics.normalise_paper(topo) if normalise else dict(topo)
@@ -748,15 +762,17 @@ def analyze_network(net, encoding: str = "mge", identity_skips: bool = False,
       of the network (``metrics.network_path_metrics``, ``metrics.network_alive``: the same
       values); only the picture, which draws the other MGE, is left out, with the reason in
       ``unavailable``;
-    - neither fits (e.g. the dense ResNet-50 at 224x224, 4.6 billion edges): nothing is refused
-      that can be computed without the edges: the path and degree topometrics (``nodes``,
-      ``edges``, the sink, source and disconnected nodes, the removable edges, ``one_hop``,
-      ``strength`` and the four path metrics), the rest of the paths table and the per-layer
-      effective densities by passes, the spectral gap and radius by the
-      same solvers on products of passes (``metrics.network_spectra``; minutes on ResNet-50),
-      the rolled encodings and the Ramanujan metrics as always; every other value
-      (``two_hop``, ``motifs``, the connectivity metrics, the picture) is NaN or left out,
-      with its reason in ``unavailable``.
+    - neither fits (e.g. ResNet-50 at 224x224 pruned by SNIP, 2.3 to 2.9 billion edges): the
+      path and degree topometrics (``nodes``, ``edges``, the sink, source and disconnected
+      nodes, the removable edges, ``one_hop``, ``strength`` and the four path metrics), the
+      rest of the paths table and the per-layer effective densities by passes, the spectral gap
+      and radius by the same solvers on products of passes (``metrics.network_spectra``;
+      minutes on ResNet-50), the structural topometrics (``two_hop``, ``motifs``, cores,
+      bridges, articulation points, components) on the packed undirected MGE
+      (``metrics.network_topology_metrics``, 6 bytes per edge) when that fits, the rolled
+      encodings and the Ramanujan metrics as always; what does not fit (the structural
+      topometrics of the dense ResNet-50 at 224x224, 4.6 billion edges; the picture) is NaN
+      or left out, with its reason in ``unavailable``.
 
     ``force`` takes the first route whatever the memory.
 

@@ -1,6 +1,7 @@
 """``analyze`` when the MGE would not fit: the path and degree topometrics by passes of the
-network (the values the built graph gives), every other value NaN with the reason, and a refusal
-only when even the passes would not fit (docs/scale.md, "Rules")."""
+network, the structural ones on the packed undirected MGE (the values the built graph gives),
+what does not fit NaN with the reason, and a refusal only when even the passes would not fit
+(docs/scale.md, "Rules")."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ CONV6 = ["--model", "conv6", "--input-size", "8", "--pruning", "uniform", "--spa
          "--quiet"]
 PASS_KEYS = metrics.NETWORK_PATH_METRICS  # the 13 metrics of the passes
 SPECTRA = ("spectral_gap", "spectral_radius")  # by the solvers on products of passes
+STRUCTURAL = metrics.NETWORK_TOPOLOGY_METRICS  # on the packed undirected MGE
 
 
 def assert_same_paths(got: dict, want: dict) -> None:
@@ -35,6 +37,13 @@ def mge_does_not_fit(mp_patch: pytest.MonkeyPatch) -> None:
     """The MGE's memory check (``encoding.check_memory``) sees 1 KiB available; the passes see
     the machine's real memory."""
     mp_patch.setattr(mp, "psutil", SimpleNamespace(virtual_memory=lambda: TINY))
+
+
+def packed_does_not_fit(mp_patch: pytest.MonkeyPatch) -> None:
+    """The MGE does not fit, nor its packed undirected graph; the passes do."""
+    mge_does_not_fit(mp_patch)
+    huge = metrics.TopologyEstimate(1, 1, True, 1 << 50, 1 << 50)
+    mp_patch.setattr(metrics, "estimate_network_topology", lambda *a, **k: huge)
 
 
 def nothing_fits(mp_patch: pytest.MonkeyPatch) -> None:
@@ -61,6 +70,13 @@ def passes(net):
         return analysis.analyze_network(net, progress=False)
 
 
+@pytest.fixture(scope="module")
+def passes_only(net):
+    with pytest.MonkeyPatch.context() as m:
+        packed_does_not_fit(m)
+        return analysis.analyze_network(net, progress=False)
+
+
 def test_the_mge_route_has_nothing_unavailable(built):
     assert built["unavailable"] == {}
     assert "passes_s" not in built["timings"]
@@ -75,6 +91,10 @@ def test_pass_metrics_are_the_graphs(built, passes):
     for k in SPECTRA:  # iterative solvers on both routes: equal to their tolerance
         assert passes["topometrics"][k] == pytest.approx(built["topometrics"][k], rel=2e-6), k
     assert "spectra_s" in passes["timings"]
+    for k in STRUCTURAL:  # the same kernels on the packed graph: exactly
+        assert passes["topometrics"][k] == built["topometrics"][k], k
+    assert "topology_s" in passes["timings"]
+    assert passes["unavailable"] == {}  # no picture asked for
     for k in ("nodes", "edges", *metrics.PATH_METRICS):
         assert passes["paths"][k] == pytest.approx(built["paths"][k], rel=1e-12), k
     # resnet20 has identity shortcuts: the two conventions differ, and each table keeps its own
@@ -85,17 +105,17 @@ def test_pass_metrics_are_the_graphs(built, passes):
     assert passes["encodings"] == built["encodings"]
 
 
-def test_the_rest_is_nan_with_its_reason(built, passes):
+def test_the_rest_is_nan_with_its_reason(built, passes_only):
     missing = [k for k in built["topometrics"] if k not in (*PASS_KEYS, *SPECTRA)]
-    assert missing and all(built["topometrics"][k] is not None for k in missing)
+    assert missing == list(STRUCTURAL)
+    assert all(built["topometrics"][k] is not None for k in missing)
     for k in missing:
-        assert passes["topometrics"][k] is None, k
-        assert passes["unavailable"][k].startswith("needs the materialised MGE (~"), k
-        assert "GiB with its topometrics" in passes["unavailable"][k] and "GiB available" in \
-            passes["unavailable"][k]
-    assert_same_paths(passes["paths"], built["paths"])  # bottlenecks and signal cut too
-    assert passes["layers"] == built["layers"]  # per-layer effective densities by passes
-    assert set(passes["unavailable"]) == set(missing)
+        assert passes_only["topometrics"][k] is None, k
+        assert passes_only["unavailable"][k].startswith("needs the packed undirected MGE (~"), k
+        assert "GiB available" in passes_only["unavailable"][k]
+    assert_same_paths(passes_only["paths"], built["paths"])  # bottlenecks and signal cut too
+    assert passes_only["layers"] == built["layers"]  # per-layer effective densities by passes
+    assert set(passes_only["unavailable"]) == set(missing)
 
 
 def test_identity_skips_topometrics_are_the_paths_mge(net, passes, monkeypatch):
@@ -123,7 +143,8 @@ def test_no_picture_and_the_files_say_why(net, tmp_path, monkeypatch):
     written = analysis.write_results(result, tmp_path)
     assert [p.name for p in written] == ["metrics.csv", "metrics.json"]
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["topometrics"]["two_hop"] is None and "GiB" in saved["unavailable"]["two_hop"]
+    assert saved["topometrics"]["two_hop"] is not None and saved["unavailable"] == {
+        "picture": result["unavailable"]["picture"]}
 
 
 def test_refused_when_even_the_passes_do_not_fit(net, monkeypatch):
@@ -133,12 +154,12 @@ def test_refused_when_even_the_passes_do_not_fit(net, monkeypatch):
 
 
 def test_cli_prints_the_reasons_and_exits_0(tmp_path, monkeypatch):
-    mge_does_not_fit(monkeypatch)
+    packed_does_not_fit(monkeypatch)
     r = run("analyze", *CONV6, "--out", tmp_path)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())  # rich wraps long lines
     assert "NaN, not computed: " in text and "two_hop" in text and "spectral_gap" in text
-    assert "needs the materialised MGE (~" in text and "GiB available" in text
+    assert "needs the packed undirected MGE (~" in text and "GiB available" in text
     assert "picture not drawn: it needs the MGE's edges" in text
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["topometrics"]["log10_paths"] is not None and saved["unavailable"]

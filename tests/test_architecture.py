@@ -134,9 +134,9 @@ METRICS_LAYERS = {
     "_jit": 0, "_blas": 0, "_merged_pairs": 0,
     "_view": 1, "_lanczos": 1, "_pass_program": 1,
     "degree": 2, "neighbourhood": 2, "motifs": 2, "connectivity": 2, "paths": 2,
-    "spectral": 2, "_ramanujan": 2, "_pass_runs": 2,
+    "spectral": 2, "_ramanujan": 2, "_pass_runs": 2, "_packed": 2,
     "bottlenecks": 3, "network_paths": 3,
-    "_topometrics": 4, "network_spectral": 4,
+    "_topometrics": 4, "network_spectral": 4, "network_topology": 4,
     "_warmup": 5,
 }  # fmt: skip
 

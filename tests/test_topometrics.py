@@ -305,7 +305,7 @@ def root_counts(g: LayeredGraph, roots: np.ndarray, flag_all: bool = False) -> n
     if flag_all:  # no triangle pruning at all
         flag = np.ones(g.n_nodes, bool)
     else:
-        flag = _long_edge_nodes(g.adjacency.indptr, g.adjacency.indices, view.partition_index)
+        flag = _long_edge_nodes(*view.out_rows, view.partition_index)
     return _motif_root_counts(uptr, uidx, flag, roots)
 
 

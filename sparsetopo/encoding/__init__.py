@@ -15,12 +15,14 @@ building it.
 from ..errors import EncodingError, GraphTooLargeError, UnsupportedModelError
 from ._multipartite import (
     EncodingEstimate,
+    TargetChunks,
     check_memory,
     estimate,
     memory_available,
     multipartite,
     multipartite_pair,
     residual_roles,
+    target_chunks,
 )
 from ._rolled import rolled, rolled_channel
 from ._unrolled import unrolled, unrolled_size
@@ -36,6 +38,7 @@ __all__ = [
     "GraphTooLargeError",
     "LayeredGraph",
     "Partition",
+    "TargetChunks",
     "UnsupportedModelError",
     "check_memory",
     "estimate",
@@ -46,6 +49,7 @@ __all__ = [
     "residual_roles",
     "rolled",
     "rolled_channel",
+    "target_chunks",
     "unrolled",
     "unrolled_size",
 ]

@@ -32,7 +32,13 @@ from sparsetopo.io import show_progress
 from ..errors import EncodingError, GraphTooLargeError, TracingError, UnsupportedModelError
 from ..tracing import LayerDAG, Op, traced
 from .graph import LayeredGraph, Partition, csr_rows, index_dtype
-from .layers import layer_arrays, layer_edge_count, layer_edges, pool_windows
+from .layers import (
+    layer_arrays,
+    layer_edge_count,
+    layer_edges,
+    layer_output_edge_counts,
+    pool_windows,
+)
 
 
 @dataclass
@@ -731,3 +737,144 @@ def _job_edges(job: _Job):
     if isinstance(rep, int):
         return s, np.repeat(d, rep), np.repeat(w, rep), np.repeat(ids, rep)
     return s, d[rep], w[rep], ids[rep]
+
+
+@dataclass
+class TargetChunks:
+    """The MGE's edges in chunks by target node, planned (see :func:`target_chunks`).
+
+    Iterating gives ``(lo, hi, src, dst)``: int64 node ids of every edge whose target lies in
+    ``lo .. hi - 1``, in no particular order, a pair reached twice (merged in the MGE) given
+    twice. Chunks run over the nodes in order and cover every edge once.
+
+    Attributes
+    ----------
+    n_nodes : int
+        Nodes of the MGE.
+    edges : int
+        Edges before merging (the MGE's when ``exact``).
+    exact : bool
+        Whether no pair can be produced twice.
+    largest : int
+        Edges of the largest chunk.
+    partitions : list of Partition
+    """
+
+    plan: _Plan
+    bounds: list[tuple[int, int, int, int]]  # (partition, first channel, stop channel, edges)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.plan.n_nodes
+
+    @property
+    def edges(self) -> int:
+        return self.plan.n_edges
+
+    @property
+    def exact(self) -> bool:
+        return not self.plan.may_merge
+
+    @property
+    def largest(self) -> int:
+        return max((b[3] for b in self.bounds), default=0)
+
+    @property
+    def partitions(self) -> list[Partition]:
+        return self.plan.partitions
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __iter__(self):
+        into = _jobs_into(self.plan)
+        for k, c0, c1, _ in self.bounds:
+            part = self.plan.partitions[k]
+            per = part.size // part.shape[0]
+            parts = [_job_edges_into(job, c0, c1, per) for job in into[k]]
+            src = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+            dst = np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False)
+            yield part.offset + c0 * per, part.offset + c1 * per, src, dst
+
+
+def _jobs_into(plan: _Plan) -> dict[int, list[_Job]]:
+    offsets = np.array([p.offset for p in plan.partitions])
+    into: dict[int, list[_Job]] = {}
+    for job in plan.jobs:
+        first = job.dst.offset if job.dst.offset is not None else int(job.dst.nodes[0])
+        into.setdefault(int(np.searchsorted(offsets, first, "right") - 1), []).append(job)
+    return into
+
+
+def _channel_edges(job: _Job, n_channels: int) -> np.ndarray:
+    """Edges of ``job`` into each channel (first dimension) of its target."""
+    mult = job.src.multiplicity()
+    if job.op is None:
+        return mult.reshape(n_channels, -1).sum(axis=1)
+    return layer_output_edge_counts(job.op.module, job.in_shape, job.out_shape,
+                                    None if job.src.simple else mult, mask=job.arrays[1])
+
+
+def _job_edges_into(job: _Job, c0: int, c1: int, per_channel: int):
+    """Source and target node ids of the edges of ``job`` into channels ``c0 .. c1 - 1``."""
+    if job.op is None:
+        elems = np.arange(c0 * per_channel, c1 * per_channel)
+        rep, s = job.src.expand(elems)
+        d = job.dst.lookup(elems)
+    else:
+        weight, mask = job.arrays
+        kept = np.zeros_like(mask)
+        kept[c0:c1] = mask[c0:c1]
+        e = layer_edges(job.op.module, job.in_shape, job.out_shape, (weight, kept))
+        rep, s = job.src.expand(e.src)
+        d = job.dst.lookup(e.dst)
+    if rep is None:
+        return s, d
+    return s, (np.repeat(d, rep) if isinstance(rep, int) else d[rep])
+
+
+def target_chunks(model: nn.Module, input_shape, identity_skips: bool = False, *,
+                  max_edges: int = 1 << 23, dag: LayerDAG | None = None) -> TargetChunks:
+    """The edges of ``multipartite(model, input_shape, identity_skips)`` in chunks of target
+    nodes, planned from masks and shapes: each chunk holds the edges into whole channels of one
+    partition, as many channels as keep it within ``max_edges`` (at least one channel). For
+    structures built from the MGE's edges without holding them all (``metrics``' packed
+    undirected graph).
+
+    Parameters
+    ----------
+    model, input_shape, identity_skips, dag
+        As :func:`multipartite`.
+    max_edges : int, default 2**23
+        Edges per chunk, before merging (one channel may exceed it).
+
+    Returns
+    -------
+    TargetChunks
+
+    Raises
+    ------
+    UnsupportedModelError, EncodingError
+        As :func:`multipartite`.
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
+    """
+    try:
+        plan = _plan(model, input_shape, identity_skips, dag)
+    except TracingError as exc:
+        raise UnsupportedModelError(str(exc)) from None
+    bounds = []
+    for k, jobs in sorted(_jobs_into(plan).items()):
+        n_ch = plan.partitions[k].shape[0]
+        per = sum(_channel_edges(job, n_ch) for job in jobs)
+        c0, total = 0, 0
+        for c in range(n_ch):
+            if c > c0 and total + per[c] > max_edges:
+                bounds.append((k, c0, c, total))
+                c0, total = c, 0
+            total += int(per[c])
+        bounds.append((k, c0, n_ch, total))
+    return TargetChunks(plan, bounds)

@@ -179,16 +179,24 @@ def layer_edge_count(module: nn.Module, in_shape, out_shape, src_multiplicity=No
                      mask: np.ndarray | None = None) -> int:
     """Number of unrolled edges, without building them. ``src_multiplicity`` (one entry per
     input element) multiplies every edge leaving that element (pooling contraction)."""
+    return int(layer_output_edge_counts(module, in_shape, out_shape, src_multiplicity,
+                                        mask).sum())
+
+
+def layer_output_edge_counts(module: nn.Module, in_shape, out_shape, src_multiplicity=None,
+                             mask: np.ndarray | None = None) -> np.ndarray:
+    """Number of unrolled edges into each output channel (conv) or feature (linear), without
+    building them; arguments as :func:`layer_edge_count`."""
     if mask is None:
         mask = weight_and_mask(module)[1].cpu().numpy()
     if isinstance(module, nn.Linear):
         if src_multiplicity is None:
-            return int(mask.sum())
-        return int(mask.sum(axis=0) @ np.asarray(src_multiplicity, dtype=np.int64))
+            return mask.sum(axis=1, dtype=np.int64)
+        return mask.astype(np.int64) @ np.asarray(src_multiplicity, dtype=np.int64)
     g = conv_geometry(module, in_shape, out_shape)
     c_out, c_in_g, kh, kw = mask.shape
     if src_multiplicity is None:
-        return int((mask.sum(axis=0) * conv_edge_counts(g)).sum())
+        return (mask.sum(axis=1, dtype=np.int64) * conv_edge_counts(g)).sum(axis=(1, 2))
     # S[ci, ky, kx] = sum over valid output positions of the multiplicity of the input element
     c_in, h, w = g.in_shape
     mult = np.asarray(src_multiplicity, dtype=np.int64).reshape(c_in, h, w)
@@ -199,9 +207,9 @@ def layer_edge_count(module: nn.Module, in_shape, out_shape, src_multiplicity=No
     # rows[ci, ky, x] = sum over valid oy of mult[ci, iy(oy, ky), x]
     rows = (mult[:, np.clip(iy_t, 0, h - 1), :] * ymask[None, :, :, None]).sum(axis=2)
     s = (rows[:, :, np.clip(ix_t, 0, w - 1)] * xmask[None, None]).sum(axis=3)  # (ci, kh, kw)
-    groups = g.groups
-    per_group = mask.reshape(groups, c_out // groups, c_in_g, kh, kw).sum(axis=1)
-    return int((per_group * s.reshape(groups, c_in_g, kh, kw)).sum())
+    group_of = np.arange(c_out) // (c_out // g.groups)
+    s = s.reshape(g.groups, c_in_g, kh, kw)[group_of]  # (co, ci in its group, kh, kw)
+    return (mask * s).sum(axis=(1, 2, 3))
 
 
 def pool_pairs_1d(n_in: int, n_out: int, k: int, stride: int, pad: int, dil: int):

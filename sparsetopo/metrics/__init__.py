@@ -3,7 +3,9 @@ stop, and the Ramanujan metrics of each layer (definitions: ``docs/metrics.md``)
 
 One algorithm (or family) per module: ``degree``, ``neighbourhood``, ``motifs``,
 ``connectivity``, ``spectral``, ``paths``, ``bottlenecks``; ``topometrics`` evaluates them all
-on one ``GraphView``.
+on one ``GraphView``. Without the materialised MGE: ``network_paths`` and
+``network_spectral`` by passes of the network, ``network_topology`` on its packed undirected
+graph.
 """
 
 from ._ramanujan import ramanujan, ramanujan_summary
@@ -34,9 +36,16 @@ from .network_paths import (
     PassEstimate,
     estimate_network_paths,
     network_alive,
+    network_degrees,
     network_path_metrics,
 )
 from .network_spectral import estimate_network_spectra, network_spectra
+from .network_topology import (
+    NETWORK_TOPOLOGY_METRICS,
+    TopologyEstimate,
+    estimate_network_topology,
+    network_topology_metrics,
+)
 
 __all__ = [
     "alive_channels",
@@ -66,4 +75,9 @@ __all__ = [
     "network_alive",
     "estimate_network_spectra",
     "network_spectra",
+    "network_degrees",
+    "NETWORK_TOPOLOGY_METRICS",
+    "TopologyEstimate",
+    "estimate_network_topology",
+    "network_topology_metrics",
 ]

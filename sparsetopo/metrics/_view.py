@@ -8,16 +8,63 @@ from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
+import psutil
 import scipy.sparse as sp
 
 from sparsetopo.encoding.graph import LayeredGraph
+from sparsetopo.errors import GraphTooLargeError
 
 from ._jit import kernel
 
 T = TypeVar("T")
 
 
-class GraphView:
+class BaseView:
+    """What every view of a graph offers its metrics: ``n`` and ``m`` (nodes and edges), the
+    ``partitions``, the rows of out-neighbours (``out_rows``), the undirected simple graph
+    (``undirected``) and a cache of what several metrics share (``cached``)."""
+
+    n: int
+    m: int
+    partitions: list
+    timings: dict[str, float]
+    _cache: dict[str, object]
+
+    def cached(self, name: str, compute: Callable[[BaseView], T]) -> T:
+        """``compute(self)``, computed on the first call for ``name`` and kept; its seconds go
+        to ``timings[name]``, less those of the cached items it computed on the way."""
+        if name not in self._cache:
+            nested = sum(self.timings.values())
+            t = time.perf_counter()
+            value = compute(self)
+            spent = time.perf_counter() - t - (sum(self.timings.values()) - nested)
+            self._cache[name] = value
+            self.timings[name] = self.timings.get(name, 0.0) + spent
+        return self._cache[name]  # type: ignore[return-value]
+
+    def reserve(self, what: str, n_bytes: int) -> None:
+        """Refuse, before it is allocated, scratch space of ``n_bytes`` that the memory
+        available now cannot hold.
+
+        Raises
+        ------
+        GraphTooLargeError
+            ``n_bytes`` exceeds ``psutil``'s available memory.
+        """
+        available = int(psutil.virtual_memory().available)
+        if n_bytes > available:
+            raise GraphTooLargeError(
+                f"{what} would need ~{n_bytes / 2**30:.1f} GiB but only "
+                f"{available / 2**30:.1f} GiB is available")
+
+    @cached_property
+    def partition_index(self) -> np.ndarray:
+        """Partition index of every node (int32)."""
+        sizes = [p.size for p in self.partitions]
+        return np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+
+
+class GraphView(BaseView):
     """A validated ``LayeredGraph`` with a cache of the arrays several metrics share.
 
     Every metric function takes a ``LayeredGraph`` or a ``GraphView``; ``topometrics`` builds
@@ -69,6 +116,7 @@ class GraphView:
         self.adjacency = self._sorted_rows(graph.adjacency)
         self.n = graph.n_nodes
         self.m = int(self.adjacency.nnz)
+        self.partitions = graph.partitions
         self._check_layered()
 
     def _sorted_rows(self, a: sp.csr_matrix) -> sp.csr_matrix:
@@ -94,18 +142,6 @@ class GraphView:
         if self.graph.output_index < self.graph.input_index:
             raise ValueError("the output partition comes before the input partition")
 
-    def cached(self, name: str, compute: Callable[[GraphView], T]) -> T:
-        """``compute(self)``, computed on the first call for ``name`` and kept; its seconds go
-        to ``timings[name]``, less those of the cached items it computed on the way."""
-        if name not in self._cache:
-            nested = sum(self.timings.values())
-            t = time.perf_counter()
-            value = compute(self)
-            spent = time.perf_counter() - t - (sum(self.timings.values()) - nested)
-            self._cache[name] = value
-            self.timings[name] = self.timings.get(name, 0.0) + spent
-        return self._cache[name]  # type: ignore[return-value]
-
     @cached_property
     def out_degree(self) -> np.ndarray:
         """Out-degree of every node."""
@@ -126,12 +162,6 @@ class GraphView:
         """Number of nodes with at least one edge."""
         return int(self.active.sum())
 
-    @cached_property
-    def partition_index(self) -> np.ndarray:
-        """Partition index of every node (int32)."""
-        sizes = [p.size for p in self.graph.partitions]
-        return np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-
     def partition_mask(self, index: int) -> np.ndarray:
         """Mask of the nodes of partition ``index``."""
         p = self.graph.partitions[index]
@@ -140,15 +170,22 @@ class GraphView:
         return mask
 
     @property
+    def out_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(start, stop, indices)``: the out-neighbours of ``u`` are
+        ``indices[start[u]:stop[u]]``, ascending."""
+        a = self.adjacency
+        return a.indptr[:-1], a.indptr[1:], a.indices
+
+    @property
     def undirected(self) -> tuple[np.ndarray, np.ndarray]:
         """``(indptr, indices)``: CSR of the undirected simple graph, rows sorted."""
         a = self.adjacency
         return self.cached("undirected", lambda v: _symmetrize(a.indptr, a.indices, v.n))
 
 
-def as_view(g: LayeredGraph | GraphView) -> GraphView:
-    """``g`` itself when it is a ``GraphView``, else a new view of it."""
-    return g if isinstance(g, GraphView) else GraphView(g)
+def as_view(g: LayeredGraph | BaseView) -> BaseView:
+    """``g`` itself when it is a view, else a new ``GraphView`` of it."""
+    return g if isinstance(g, BaseView) else GraphView(g)
 
 
 @kernel

@@ -2,7 +2,8 @@
 
 Every function here reads the graph as undirected and simple (an edge ``u -> v`` is the edge
 ``{u, v}``; directions are dropped). The algorithms are compiled kernels on the CSR arrays of
-that graph (``GraphView.undirected``): converting an MGE of millions of edges into an igraph or
+that graph (``GraphView.undirected``, or a ``PackedView``'s packed rows: the same kernels read
+both through ``_jit.at``): converting an MGE of millions of edges into an igraph or
 networkx graph costs more than every metric together; the tests check these kernels against
 both libraries.
 """
@@ -15,19 +16,19 @@ import numpy as np
 
 from sparsetopo.encoding.graph import LayeredGraph
 
-from ._jit import kernel
-from ._view import GraphView, as_view
+from ._jit import at, kernel, node_array
+from ._view import BaseView, as_view
 
 __all__ = ["connected_components", "cut_edges", "cut_nodes", "k_core", "mean_component_size"]
 
-def k_core(g: LayeredGraph | GraphView) -> float:
+def k_core(g: LayeredGraph | BaseView) -> float:
     """Mean coreness. The ``k``-core is the largest subgraph whose nodes all have degree at
     least ``k`` inside it (degree = in + out); the coreness of a node is the largest ``k`` whose
     ``k``-core holds it. Computed by bucket peeling in ``O(nodes + edges)`` [2]_.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -45,12 +46,12 @@ def k_core(g: LayeredGraph | GraphView) -> float:
     return float(coreness(v).sum()) / v.n if v.n else math.nan
 
 
-def coreness(g: LayeredGraph | GraphView) -> np.ndarray:
+def coreness(g: LayeredGraph | BaseView) -> np.ndarray:
     """The coreness of every node (see :func:`k_core`), cached on the view.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -65,17 +66,17 @@ def coreness(g: LayeredGraph | GraphView) -> np.ndarray:
     return as_view(g).cached("coreness", lambda v: _coreness(*v.undirected))
 
 
-def _bridges_cuts_components(v: GraphView) -> tuple[int, int, int]:
+def _bridges_cuts_components(v: BaseView) -> tuple[int, int, int]:
     return v.cached("dfs", lambda v: _lowpoint_dfs(*v.undirected))
 
 
-def cut_edges(g: LayeredGraph | GraphView) -> int:
+def cut_edges(g: LayeredGraph | BaseView) -> int:
     """Number of bridges: edges whose removal increases the number of connected components of
     the undirected graph. Found by one depth-first search that tracks low points [2]_.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -91,14 +92,14 @@ def cut_edges(g: LayeredGraph | GraphView) -> int:
     return int(_bridges_cuts_components(as_view(g))[0])
 
 
-def cut_nodes(g: LayeredGraph | GraphView) -> int:
+def cut_nodes(g: LayeredGraph | BaseView) -> int:
     """Number of articulation points: nodes whose removal (with their edges) increases the
     number of connected components of the undirected graph. Found by the same depth-first
     search as :func:`cut_edges` [2]_.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -115,13 +116,13 @@ def cut_nodes(g: LayeredGraph | GraphView) -> int:
     return int(_bridges_cuts_components(as_view(g))[1])
 
 
-def connected_components(g: LayeredGraph | GraphView) -> int:
+def connected_components(g: LayeredGraph | BaseView) -> int:
     """Number of weakly connected components (the connected components of the undirected
     graph); an isolated node is a component of its own.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -135,12 +136,12 @@ def connected_components(g: LayeredGraph | GraphView) -> int:
     return int(_bridges_cuts_components(as_view(g))[2])
 
 
-def mean_component_size(g: LayeredGraph | GraphView) -> float:
+def mean_component_size(g: LayeredGraph | BaseView) -> float:
     """Mean size of the weakly connected components: ``nodes / connected_components``.
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
@@ -163,11 +164,12 @@ def _coreness(uptr, uidx):
     peeling (nodes kept sorted by current degree in ``vert``, ``bins[d]`` the first position of
     degree ``d``, ``pos[v]`` the position of ``v``)."""
     n = uptr.size - 1
-    deg = (uptr[1:] - uptr[:-1]).astype(uidx.dtype)  # int32 arrays: half the memory traffic
+    deg = node_array(uidx, n)  # int32 for an MGE's CSR: half the memory traffic
+    deg[:] = uptr[1:] - uptr[:-1]
     if n == 0:
         return deg
     md = deg.max()
-    bins = np.zeros(md + 1, uidx.dtype)
+    bins = np.zeros(md + 1, deg.dtype)
     for v in range(n):
         bins[deg[v]] += 1
     start = 0
@@ -175,8 +177,8 @@ def _coreness(uptr, uidx):
         num = bins[d]
         bins[d] = start
         start += num
-    pos = np.empty(n, uidx.dtype)
-    vert = np.empty(n, uidx.dtype)
+    pos = node_array(uidx, n)
+    vert = node_array(uidx, n)
     for v in range(n):
         pos[v] = bins[deg[v]]
         vert[pos[v]] = v
@@ -187,7 +189,7 @@ def _coreness(uptr, uidx):
     for i in range(n):
         v = vert[i]
         for e in range(uptr[v], uptr[v + 1]):
-            u = uidx[e]
+            u = at(uidx, e)
             if deg[u] > deg[v]:
                 du = deg[u]
                 pu = pos[u]
@@ -211,12 +213,14 @@ def _lowpoint_dfs(uptr, uidx):
     non-root ``p`` is an articulation point when some child has ``low[u] >= disc[p]``, the root
     when it has more than one child."""
     n = uptr.size - 1
-    ix = uidx.dtype  # node ids and discovery times fit the index type (int32 for an MGE)
-    disc = np.full(n, -1, ix)
-    low = np.zeros(n, ix)
-    parent = np.full(n, -1, ix)
+    disc = node_array(uidx, n)  # node ids and discovery times fit the index type
+    disc[:] = -1
+    low = node_array(uidx, n)
+    low[:] = 0
+    parent = node_array(uidx, n)
+    parent[:] = -1
     it = np.zeros(n, uptr.dtype)
-    stack = np.empty(n, ix)
+    stack = node_array(uidx, n)
     is_cut = np.zeros(n, np.bool_)
     t = 0
     n_bridges = 0
@@ -235,7 +239,7 @@ def _lowpoint_dfs(uptr, uidx):
         while top >= 0:
             u = stack[top]
             if it[u] < uptr[u + 1]:
-                w = uidx[it[u]]
+                w = at(uidx, it[u])
                 it[u] += 1
                 if disc[w] == -1:
                     parent[w] = u

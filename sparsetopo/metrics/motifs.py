@@ -8,8 +8,8 @@ import numpy as np
 
 from sparsetopo.encoding.graph import LayeredGraph
 
-from ._jit import kernel
-from ._view import GraphView, as_view
+from ._jit import at, first_after, kernel, node_array
+from ._view import BaseView, as_view
 
 __all__ = ["motif_sample", "motifs"]
 
@@ -40,7 +40,7 @@ def motif_sample(n_nodes: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_nodes, size=k, replace=False))
 
 
-def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
+def motifs(g: LayeredGraph | BaseView, seed: int = 0) -> float:
     """Estimated number of connected 4-node motifs (connected induced subgraphs on 4 nodes).
 
     RAND-ESU [2]_ with the ``k = floor(0.001 * nodes)`` start vertices of
@@ -54,7 +54,7 @@ def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
     seed : int, default 0
         Draws the start vertices.
 
@@ -74,24 +74,22 @@ def motifs(g: LayeredGraph | GraphView, seed: int = 0) -> float:
     roots = motif_sample(v.n, seed)
     if roots.size == 0:
         return 0.0
-    a = v.adjacency
-    flags = v.cached("motif_flags",
-                     lambda v: _long_edge_nodes(a.indptr, a.indices, v.partition_index))
+    flags = v.cached("motif_flags", lambda v: _long_edge_nodes(*v.out_rows, v.partition_index))
     uptr, uidx = v.undirected
     counts = _motif_root_counts(uptr, uidx, flags, roots)
     return float(counts.sum()) * (v.n / roots.size)
 
 
 @kernel
-def _long_edge_nodes(indptr, indices, part):
+def _long_edge_nodes(start, stop, idx, part):
     """Nodes with an incident edge that skips at least one partition (``part`` = partition
     index per node). Every triangle of a layered DAG has such an edge, so at least two of its
     nodes are flagged."""
-    n = indptr.size - 1
+    n = start.size
     flag = np.zeros(n, np.bool_)
     for u in range(n):
-        for e in range(indptr[u], indptr[u + 1]):
-            v = indices[e]
+        for e in range(start[u], stop[u]):
+            v = at(idx, e)
             if part[v] - part[u] >= 2:
                 flag[u] = True
                 flag[v] = True
@@ -101,7 +99,7 @@ def _long_edge_nodes(indptr, indices, part):
 @kernel
 def _lower(uptr, uidx, u, v):
     """First position in sorted row ``u`` holding a neighbour > ``v``."""
-    return uptr[u] + np.searchsorted(uidx[uptr[u] : uptr[u + 1]], v, side="right")
+    return first_after(uidx, uptr[u], uptr[u + 1], v)
 
 
 @kernel
@@ -120,17 +118,17 @@ def _root_count(uptr, uidx, v, flag, tag, mcnt, mpos, d2):
     d = b - a
     tag[v] = 3
     for e in range(a, b):
-        tag[uidx[e]] = 1
+        tag[at(uidx, e)] = 1
     n_d2 = 0
     sum_r = 0
     sum_r2 = 0
     any_flag = False
     for e in range(a, b):
-        x = uidx[e]
+        x = at(uidx, e)
         e_in = 0
         deg_h = 0
         for f in range(_lower(uptr, uidx, x, v), uptr[x + 1]):
-            w = uidx[f]
+            w = at(uidx, f)
             deg_h += 1
             t = tag[w]
             if t == 1:
@@ -155,7 +153,7 @@ def _root_count(uptr, uidx, v, flag, tag, mcnt, mpos, d2):
         count -= 2 * _d2_triangles(uptr, uidx, v, a, b, flag, tag, mcnt, mpos, d2, n_d2)
     tag[v] = 0
     for e in range(a, b):
-        tag[uidx[e]] = 0
+        tag[at(uidx, e)] = 0
     for i in range(n_d2):
         tag[d2[i]] = 0
         mcnt[d2[i]] = 0
@@ -177,9 +175,9 @@ def _d2_triangles(uptr, uidx, v, a, b, flag, tag, mcnt, mpos, d2, n_d2):
     fill = start[:-1].copy()
     mlist = np.empty(total_m, np.int64)
     for e in range(a, b):  # x ascending, so every list is sorted
-        x = uidx[e]
+        x = at(uidx, e)
         for f in range(_lower(uptr, uidx, x, v), uptr[x + 1]):
-            w = uidx[f]
+            w = at(uidx, f)
             if tag[w] == 2:
                 i = mpos[w]
                 mlist[fill[i]] = x
@@ -190,7 +188,7 @@ def _d2_triangles(uptr, uidx, v, a, b, flag, tag, mcnt, mpos, d2, n_d2):
         if not flag[z]:
             continue
         for f in range(_lower(uptr, uidx, z, v), uptr[z + 1]):
-            w = uidx[f]
+            w = at(uidx, f)
             if tag[w] != 2 or (flag[w] and w < z):  # pairs of flagged nodes: once, from the smaller
                 continue
             j = mpos[w]
@@ -214,9 +212,11 @@ def _motif_root_counts(uptr, uidx, flag, roots):
     n = uptr.size - 1
     out = np.zeros(roots.size, np.int64)
     tag = np.zeros(n, np.int8)
-    mcnt = np.zeros(n, uidx.dtype)
-    mpos = np.zeros(n, uidx.dtype)
-    d2 = np.empty(n, uidx.dtype)
+    mcnt = node_array(uidx, n)
+    mcnt[:] = 0
+    mpos = node_array(uidx, n)
+    mpos[:] = 0
+    d2 = node_array(uidx, n)
     for i in range(roots.size):
         out[i] = _root_count(uptr, uidx, roots[i], flag, tag, mcnt, mpos, d2)
     return out

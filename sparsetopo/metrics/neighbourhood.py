@@ -8,13 +8,13 @@ import numpy as np
 
 from sparsetopo.encoding.graph import LayeredGraph
 
-from ._jit import kernel
-from ._view import GraphView, as_view
+from ._jit import at, kernel
+from ._view import BaseView, as_view
 
 __all__ = ["one_hop", "two_hop"]
 
 
-def one_hop(g: LayeredGraph | GraphView) -> float:
+def one_hop(g: LayeredGraph | BaseView) -> float:
     """Mean size of the 1-hop out-neighbourhood: the mean over nodes ``v`` of the number of
     nodes within one directed out-step of ``v``, ``v`` included. A ``LayeredGraph`` has no loops
     and no duplicate edges, so this is ``1 + edges / nodes``.
@@ -37,7 +37,7 @@ def one_hop(g: LayeredGraph | GraphView) -> float:
     return (v.n + v.m) / v.n if v.n else math.nan
 
 
-def two_hop(g: LayeredGraph | GraphView) -> float:
+def two_hop(g: LayeredGraph | BaseView) -> float:
     """Mean size of the 2-hop out-neighbourhood: the mean over nodes ``v`` of the number of
     distinct nodes within two directed out-steps of ``v``, ``v`` included (in a DAG ``v`` is
     never reached again).
@@ -48,12 +48,17 @@ def two_hop(g: LayeredGraph | GraphView) -> float:
 
     Parameters
     ----------
-    g : LayeredGraph or GraphView
+    g : LayeredGraph or GraphView (or a PackedView)
 
     Returns
     -------
     float
         NaN for a graph without nodes.
+
+    Raises
+    ------
+    GraphTooLargeError
+        The word rows would not fit in the memory available.
 
     References
     ----------
@@ -63,21 +68,22 @@ def two_hop(g: LayeredGraph | GraphView) -> float:
     v = as_view(g)
     if v.n == 0:
         return math.nan
-    a = v.adjacency
+    start, stop, idx = v.out_rows
     n_words = (v.n + 63) // 64 + 1
     wptr = np.zeros(v.n + 1, np.int64)
     perm = _pixel_major(v)
-    _word_counts(a.indptr, a.indices, perm, n_words, wptr[1:])
+    _word_counts(start, stop, idx, perm, n_words, wptr[1:])
     np.cumsum(wptr, out=wptr)
-    widx, wbits = _word_rows(a.indptr, a.indices, perm, wptr, n_words)
-    return 1.0 + _two_hop_sum(a.indptr, a.indices, wptr, widx, wbits, n_words) / v.n
+    v.reserve("two_hop word rows", 12 * int(wptr[-1]))
+    widx, wbits = _word_rows(start, stop, idx, perm, wptr, n_words)
+    return 1.0 + _two_hop_sum(start, stop, idx, wptr, widx, wbits, n_words) / v.n
 
 
-def _pixel_major(v: GraphView) -> np.ndarray:
+def _pixel_major(v: BaseView) -> np.ndarray:
     """New id of every node: each ``C x H x W`` partition relabelled channel-minor (the ``C``
     channels of a pixel adjacent), other partitions unchanged."""
     perm = np.arange(v.n, dtype=np.int64)
-    for p in v.graph.partitions:
+    for p in v.partitions:
         if len(p.shape) == 3 and p.size:
             c, h, w = p.shape
             old = np.arange(p.size).reshape(c, h, w).transpose(1, 2, 0).ravel()
@@ -100,15 +106,15 @@ def _popcount(x):
 
 
 @kernel
-def _word_counts(indptr, indices, perm, n_words, counts):
+def _word_counts(start, stop, idx, perm, n_words, counts):
     """``counts[u]``: number of distinct 64-bit words (of relabelled ids) that row ``u``'s
     out-neighbours fall into."""
     seen = np.zeros(n_words, np.bool_)
     touched = np.empty(n_words, np.int64)
-    for u in range(indptr.size - 1):
+    for u in range(start.size):
         k = 0
-        for e in range(indptr[u], indptr[u + 1]):
-            w = perm[indices[e]] >> 6
+        for e in range(start[u], stop[u]):
+            w = perm[at(idx, e)] >> 6
             if not seen[w]:
                 seen[w] = True
                 touched[k] = w
@@ -119,16 +125,16 @@ def _word_counts(indptr, indices, perm, n_words, counts):
 
 
 @kernel
-def _word_rows(indptr, indices, perm, wptr, n_words):
+def _word_rows(start, stop, idx, perm, wptr, n_words):
     """Each row's out-neighbour set as ``(word index, 64-bit mask)`` pairs, rows at ``wptr``."""
     widx = np.empty(wptr[-1], np.int32)
     wbits = np.empty(wptr[-1], np.uint64)
     acc = np.zeros(n_words, np.uint64)
     touched = np.empty(n_words, np.int64)
-    for u in range(indptr.size - 1):
+    for u in range(start.size):
         k = 0
-        for e in range(indptr[u], indptr[u + 1]):
-            p = perm[indices[e]]
+        for e in range(start[u], stop[u]):
+            p = perm[at(idx, e)]
             w = p >> 6
             if acc[w] == 0:
                 touched[k] = w
@@ -143,13 +149,13 @@ def _word_rows(indptr, indices, perm, wptr, n_words):
 
 
 @kernel
-def _two_hop_sum(indptr, indices, wptr, widx, wbits, n_words):
+def _two_hop_sum(start, stop, idx, wptr, widx, wbits, n_words):
     """Sum over ``v`` of ``|N1(v) U N2(v)|`` (out-steps, ``v`` excluded), by OR-ing the word
     rows of ``v`` and of its out-neighbours."""
     acc = np.zeros(n_words, np.uint64)
     touched = np.empty(n_words, np.int64)
     total = 0
-    for v in range(indptr.size - 1):
+    for v in range(start.size):
         k = 0
         for j in range(wptr[v], wptr[v + 1]):
             w = widx[j]
@@ -157,8 +163,8 @@ def _two_hop_sum(indptr, indices, wptr, widx, wbits, n_words):
                 touched[k] = w
                 k += 1
             acc[w] |= wbits[j]
-        for e in range(indptr[v], indptr[v + 1]):
-            x = indices[e]
+        for e in range(start[v], stop[v]):
+            x = at(idx, e)
             for j in range(wptr[x], wptr[x + 1]):
                 w = widx[j]
                 if acc[w] == 0:

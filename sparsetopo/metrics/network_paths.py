@@ -410,6 +410,57 @@ def network_alive(
     return NetworkAlive({name: used.get(name, 0) for name in layers}, channels, cut)
 
 
+def network_degrees(
+    model: nn.Module,
+    input_shape,
+    identity_skips: bool = True,
+    *,
+    device=None,
+    progress: bool = False,
+    dag: LayerDAG | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The in- and out-degree of every node of ``multipartite(model, input_shape,
+    identity_skips)``, by two passes of the network (ones at every node, propagated one layer
+    forward and one transposed), merged pairs counted once.
+
+    Parameters
+    ----------
+    model, input_shape, identity_skips, device, progress, dag
+        As :func:`network_path_metrics`.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        int64 in- and out-degrees, in the MGE's node order.
+
+    Raises
+    ------
+    GraphTooLargeError
+        The passes would not fit in the memory available on ``device``.
+
+    References
+    ----------
+    Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
+    Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
+    """
+    device = _device(model, device)
+    program = compile_program(model, input_shape, identity_skips, dag)
+    est = _estimate(program, ["sink_nodes"], device)
+    available = _available(device)
+    if est.peak_bytes > available:
+        raise GraphTooLargeError(
+            f"the degrees by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on {device} "
+            f"but only {available / 2**30:.1f} GiB is available")
+    with torch.no_grad(), tqdm(total=2 * len(program.partitions), desc="degrees",
+                               unit="partition", disable=not show_progress(progress),
+                               leave=False) as bar:
+        runner = Runner(program, device, lambda: bar.update(1))
+        fwd = runner.forward("mask", ("local",))["local"]
+        back = runner.backward(("local",))["local"]
+    return (np.concatenate([a.reshape(-1) for a in fwd]).astype(np.int64, copy=False),
+            np.concatenate([a.reshape(-1) for a in back]).astype(np.int64, copy=False))
+
+
 #: Partition state (bytes) from which the heap freed by a pass is handed back to the system
 #: before the next one (``release_freed_memory`` costs ~10 ms a call).
 _RELEASE_ABOVE = 64 << 20
