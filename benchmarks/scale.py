@@ -10,7 +10,8 @@ labels, seed 0, as ``benchmarks/network_paths.py``):
   3x224x224, uniform and SNIP masks at 0.8 and 0.9, and dense. ``predicted_gb`` is the peak of
   the route ``analyze`` chose, predicted before any work (``analysis.mge_route_bytes``: both MGEs,
   or the MGE alone with the path metrics by passes; without an MGE the largest of the passes',
-  the spectra's and the packed undirected graph's own peaks);
+  the spectra's and, when it fits, the packed undirected graph's own peaks), ``reserved_gb`` what was
+  reserved on top of it once counted (``two_hop``'s word rows, checked before allocation);
   ``peak_extra_gb`` the largest RSS seen during the call (sampled every 10 ms) minus the RSS
   before it; ``available_gb`` what the machine had. ``route``: ``both`` (both MGEs),
   ``alone`` (the topometrics' MGE, paths by passes) or ``passes`` (no MGE: passes, and the
@@ -73,11 +74,13 @@ def scale_child(case: str) -> dict:
     plain = encoding.estimate(net.model, shape)
     skips = encoding.estimate(net.model, shape, True)
     both, alone = analysis.mge_route_bytes(skips, plain, plain == skips)
+    available = encoding.memory_available()
+    packed = metrics.estimate_network_topology(net.model, shape).peak_bytes
     passes = max(metrics.estimate_network_paths(net.model, shape, True).peak_bytes,
                  metrics.estimate_network_spectra(net.model, shape),
-                 metrics.estimate_network_topology(net.model, shape).peak_bytes)
-    available = encoding.memory_available()
+                 packed if packed <= available else 0)  # else not run
     load_before = os.getloadavg()[0]
+    reserved = _recording_reservations()
     result, seconds, peak = _measured(lambda: analysis.analyze_network(net, progress=False))
     route = ("both" if both <= available else "alone" if alone <= available else "passes")
     predicted = {"both": both, "alone": alone, "passes": passes}[route]
@@ -88,9 +91,26 @@ def scale_child(case: str) -> dict:
             "predicted_gb": predicted / 2**30, "both_gb": both / 2**30,
             "alone_gb": alone / 2**30, "passes_gb": passes / 2**30,
             "available_gb": available / 2**30, "peak_extra_gb": peak,
+            "reserved_gb": {k: v / 2**30 for k, v in reserved.items()},
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "topometrics": result["topometrics"], "unavailable": sorted(result["unavailable"]),
             "load1": [load_before, os.getloadavg()[0]]}
+
+
+def _recording_reservations() -> dict[str, int]:
+    """What the metrics reserve after the prediction (``BaseView.reserve``: ``two_hop``'s word
+    rows, counted when they come), recorded as they are checked."""
+    from sparsetopo.metrics._view import BaseView
+
+    reserved: dict[str, int] = {}
+    check = BaseView.reserve
+
+    def record(view, what: str, n_bytes: int) -> None:
+        reserved[what] = max(reserved.get(what, 0), n_bytes)
+        check(view, what, n_bytes)
+
+    BaseView.reserve = record
+    return reserved
 
 
 def _global_build(net, shape):
@@ -150,7 +170,8 @@ def _fmt(row: dict) -> str:
                 f"{t.get('passes_s', 0):.1f}, spectra {t.get('spectra_s', 0):.1f}, packed "
                 f"{t.get('topology_s', 0):.1f}, build {t.get('encode_s', 0):.1f}, topometrics "
                 f"{t.get('topometrics_s', 0):.1f})  peak +{row['peak_extra_gb']:.2f} GiB, "
-                f"predicted {row['predicted_gb']:.2f}, available {row['available_gb']:.1f}  "
+                f"predicted {row['predicted_gb']:.2f} + reserved "
+                f"{sum(row.get('reserved_gb', {}).values()):.2f}, available {row['available_gb']:.1f}  "
                 f"edges {row['edges']:,}  NaN: {len(row['unavailable'])}")
     return (f"{row['case']:<26} build {row['build_s']:.3f} s vs {row['global_build_s']:.3f} s "
             f"(global), peak +{row['peak_extra_gb']:.2f} vs +{row['global_peak_extra_gb']:.2f} "

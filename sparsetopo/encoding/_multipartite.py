@@ -747,6 +747,13 @@ class TargetChunks:
     ``lo .. hi - 1``, in no particular order, a pair reached twice (merged in the MGE) given
     twice. Chunks run over the nodes in order and cover every edge once.
 
+    Parameters
+    ----------
+    plan : _Plan
+        The MGE's plan (partitions, one job per layer).
+    bounds : list of tuple
+        ``(partition index, first channel, stop channel, edges)`` of every chunk, in node order.
+
     Attributes
     ----------
     n_nodes : int
@@ -758,6 +765,11 @@ class TargetChunks:
     largest : int
         Edges of the largest chunk.
     partitions : list of Partition
+
+    References
+    ----------
+    .. [1] E. Cunegatti, L. L. Farina, D. Bucur, G. Iacca. "Understanding Sparse Neural
+       Networks from their Topology via Multipartite Graph Representations." TMLR 2024.
     """
 
     plan: _Plan

@@ -219,6 +219,21 @@ def _estimate(program: Program, wanted: list[str], device: torch.device) -> Pass
                         _peak_bytes(program, batch), str(device))
 
 
+def _fitting_program(model: nn.Module, input_shape, identity_skips: bool, dag, device,
+                     wanted: list[str], what: str) -> tuple[torch.device, Program]:
+    """The device and pass program for ``wanted``; :class:`GraphTooLargeError` (naming
+    ``what``) when their passes would not fit in the memory available there."""
+    device = _device(model, device)
+    program = compile_program(model, input_shape, identity_skips, dag)
+    est = _estimate(program, wanted, device)
+    available = _available(device)
+    if est.peak_bytes > available:
+        raise GraphTooLargeError(
+            f"{what} by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on {device} but "
+            f"only {available / 2**30:.1f} GiB is available")
+    return device, program
+
+
 def network_path_metrics(
     model: nn.Module,
     input_shape,
@@ -380,14 +395,8 @@ def network_alive(
     Tanaka, Kunin, Yamins, Ganguli (2020). Pruning neural networks without any data by
     iteratively conserving synaptic flow. NeurIPS 33 (layer collapse).
     """
-    device = _device(model, device)
-    program = compile_program(model, input_shape, identity_skips, dag)
-    est = _estimate(program, list(_REACH), device)
-    available = _available(device)
-    if est.peak_bytes > available:
-        raise GraphTooLargeError(
-            f"the alive weights by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on "
-            f"{device} but only {available / 2**30:.1f} GiB is available")
+    device, program = _fitting_program(model, input_shape, identity_skips, dag, device,
+                                       list(_REACH), "the alive weights")
     layers = [job.name for job in program.jobs if job.kind != "identity"]
     with torch.no_grad(), tqdm(total=3 * len(program.partitions), desc="alive",
                                unit="partition", disable=not show_progress(progress),
@@ -443,14 +452,8 @@ def network_degrees(
     Cunegatti, Farina, Bucur, Iacca (2024). Understanding Sparse Neural Networks from their
     Topology via Multipartite Graph Representations. Transactions on Machine Learning Research.
     """
-    device = _device(model, device)
-    program = compile_program(model, input_shape, identity_skips, dag)
-    est = _estimate(program, ["sink_nodes"], device)
-    available = _available(device)
-    if est.peak_bytes > available:
-        raise GraphTooLargeError(
-            f"the degrees by passes would need ~{est.peak_bytes / 2**30:.1f} GiB on {device} "
-            f"but only {available / 2**30:.1f} GiB is available")
+    device, program = _fitting_program(model, input_shape, identity_skips, dag, device,
+                                       ["sink_nodes"], "the degrees")
     with torch.no_grad(), tqdm(total=2 * len(program.partitions), desc="degrees",
                                unit="partition", disable=not show_progress(progress),
                                leave=False) as bar:
