@@ -16,8 +16,8 @@ import time
 
 def warm_up() -> float:
     """Compute every metric on small graphs of each kind the toolkit builds (an MGE with and
-    without identity skips, a rolled BGE: int32 indices, float32 weights), both spectra
-    iteratively too; returns the seconds it took."""
+    without identity skips, a rolled BGE: int32 indices, float32 weights; the packed undirected
+    MGE), both spectra iteratively too; returns the seconds it took."""
     import torch
 
     from sparsetopo import encoding, models, pruning
@@ -25,6 +25,7 @@ def warm_up() -> float:
     from ._topometrics import topometrics
     from ._view import GraphView
     from .bottlenecks import path_bottlenecks
+    from .network_topology import network_topology_metrics
     from .spectral import spectral_gap, spectral_radius
 
     t = time.perf_counter()
@@ -36,6 +37,7 @@ def warm_up() -> float:
     for g in (graph, with_skips, encoding.rolled(net)[0]):
         topometrics(g)
         path_bottlenecks(g)
+    network_topology_metrics(net, (3, 8, 8))  # the same kernels on packed ids
     view = GraphView(graph)  # > 1500 nodes: the iterative solvers, apart and in lockstep
     spectral_gap(view, dense_max=0)
     spectral_radius(view, dense_max=0)
