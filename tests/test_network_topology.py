@@ -187,3 +187,23 @@ def test_unknown_key_is_refused():
     model, shape = _model("resnet20")
     with pytest.raises(InputError, match="cannot compute .*spectral_gap.* supported: two_hop"):
         network_topology_metrics(model, shape, keys=["spectral_gap"])
+
+
+@pytest.mark.parametrize("name", ["resnet18_stem_pool", "dense_block_cat"])
+def test_two_hop_by_ranges_of_words_is_the_same(name, monkeypatch):
+    from sparsetopo.metrics import neighbourhood
+
+    model, shape = _model(name)
+    graph = st.encoding.multipartite(model, shape)
+    want = neighbourhood.two_hop(GraphView(graph))
+    calls = []
+    rows = neighbourhood._word_rows
+    monkeypatch.setattr(neighbourhood, "_word_rows", lambda *a: calls.append(1) or rows(*a))
+    view = GraphView(graph)
+    view.word_budget = 12 * 500  # a few hundred row words at once
+    assert neighbourhood.two_hop(view) == want
+    assert len(calls) > 3
+    in_deg, out_deg = network_degrees(model, shape, False)
+    packed = packed_undirected(st.encoding.target_chunks(model, shape), in_deg, out_deg)
+    packed.word_budget = 12 * 500
+    assert neighbourhood.two_hop(packed) == want

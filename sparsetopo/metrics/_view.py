@@ -29,6 +29,8 @@ class BaseView:
     partitions: list
     timings: dict[str, float]
     _cache: dict[str, object]
+    #: Bytes ``two_hop`` may hold in word rows at once (None: all of them).
+    word_budget: int | None = None
 
     def cached(self, name: str, compute: Callable[[BaseView], T]) -> T:
         """``compute(self)``, computed on the first call for ``name`` and kept; its seconds go

@@ -45,6 +45,9 @@ def two_hop(g: LayeredGraph | BaseView) -> float:
     Each node's out-neighbours are held as 64-bit words of a bitset (ids relabelled so that the
     channels of one pixel are adjacent, which packs a convolution's neighbourhoods into few
     words); a node's 2-hop set is the union of its own words and its out-neighbours' words.
+    A view with a ``word_budget`` (bytes, 12 per word) holds only the words of one range of
+    ids at a time, as many ranges as the budget needs: the sizes of the unions add up over
+    disjoint ranges of ids, so the value is the same.
 
     Parameters
     ----------
@@ -70,13 +73,40 @@ def two_hop(g: LayeredGraph | BaseView) -> float:
         return math.nan
     start, stop, idx = v.out_rows
     n_words = (v.n + 63) // 64 + 1
-    wptr = np.zeros(v.n + 1, np.int64)
     perm = _pixel_major(v)
-    _word_counts(start, stop, idx, perm, n_words, wptr[1:])
-    np.cumsum(wptr, out=wptr)
-    v.reserve("two_hop word rows", 12 * int(wptr[-1]))
-    widx, wbits = _word_rows(start, stop, idx, perm, wptr, n_words)
-    return 1.0 + _two_hop_sum(start, stop, idx, wptr, widx, wbits, n_words) / v.n
+    wptr = np.zeros(v.n + 1, np.int64)
+    per_word = np.zeros(n_words, np.int64)
+    _word_counts(start, stop, idx, perm, n_words, 0, n_words, wptr[1:], per_word)
+    budget = v.word_budget
+    bounds = (np.array([0, n_words]) if budget is None
+              else _word_range_bounds(per_word, max(budget // 12, 1)))
+    ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    total = 0
+    for lo, hi in ranges:
+        if len(ranges) > 1:
+            wptr[:] = 0
+            _word_counts(start, stop, idx, perm, n_words, lo, hi, wptr[1:], per_word)
+        np.cumsum(wptr, out=wptr)
+        v.reserve("two_hop word rows", 12 * int(wptr[-1]))
+        widx, wbits = _word_rows(start, stop, idx, perm, wptr, n_words, lo, hi)
+        total += _two_hop_sum(start, stop, idx, wptr, widx, wbits, n_words)
+        del widx, wbits
+    return 1.0 + total / v.n
+
+
+@kernel
+def _word_range_bounds(per_word, max_words):
+    """Bounds of consecutive ranges of word indices, each holding at most ``max_words`` row
+    words (a single word index may hold more): ``[0, b1, ..., n_words]``."""
+    bounds = [0]
+    held = 0
+    for w in range(per_word.size):
+        if held > 0 and held + per_word[w] > max_words:
+            bounds.append(w)
+            held = 0
+        held += per_word[w]
+    bounds.append(per_word.size)
+    return np.array(bounds)
 
 
 def _pixel_major(v: BaseView) -> np.ndarray:
@@ -106,27 +136,30 @@ def _popcount(x):
 
 
 @kernel
-def _word_counts(start, stop, idx, perm, n_words, counts):
-    """``counts[u]``: number of distinct 64-bit words (of relabelled ids) that row ``u``'s
-    out-neighbours fall into."""
+def _word_counts(start, stop, idx, perm, n_words, lo, hi, counts, per_word):
+    """``counts[u]``: number of distinct 64-bit words (of relabelled ids, word index in
+    ``lo .. hi - 1``) that row ``u``'s out-neighbours fall into; ``per_word[w]`` += the rows
+    holding word ``w``."""
     seen = np.zeros(n_words, np.bool_)
     touched = np.empty(n_words, np.int64)
     for u in range(start.size):
         k = 0
         for e in range(start[u], stop[u]):
             w = perm[at(idx, e)] >> 6
-            if not seen[w]:
+            if lo <= w < hi and not seen[w]:
                 seen[w] = True
                 touched[k] = w
                 k += 1
         for j in range(k):
             seen[touched[j]] = False
+            per_word[touched[j]] += 1
         counts[u] = k
 
 
 @kernel
-def _word_rows(start, stop, idx, perm, wptr, n_words):
-    """Each row's out-neighbour set as ``(word index, 64-bit mask)`` pairs, rows at ``wptr``."""
+def _word_rows(start, stop, idx, perm, wptr, n_words, lo, hi):
+    """Each row's out-neighbour set as ``(word index, 64-bit mask)`` pairs, rows at ``wptr``
+    (words ``lo .. hi - 1`` only)."""
     widx = np.empty(wptr[-1], np.int32)
     wbits = np.empty(wptr[-1], np.uint64)
     acc = np.zeros(n_words, np.uint64)
@@ -136,6 +169,8 @@ def _word_rows(start, stop, idx, perm, wptr, n_words):
         for e in range(start[u], stop[u]):
             p = perm[at(idx, e)]
             w = p >> 6
+            if w < lo or w >= hi:
+                continue
             if acc[w] == 0:
                 touched[k] = w
                 k += 1

@@ -47,6 +47,12 @@ NETWORK_TOPOLOGY_METRICS = ("two_hop", "motifs", "k_core", "cut_edges", "cut_nod
 _SCRATCH_PER_NODE = 80
 
 
+def _word_budget(graph_bytes: int) -> int:
+    """Bytes ``two_hop`` may hold in word rows at once on the packed graph (more take several
+    ranges of ids): a sixteenth of the graph (one 12-byte word per 32 edges), at least 64 MiB."""
+    return max(1 << 26, graph_bytes // 16)
+
+
 @dataclass(frozen=True)
 class TopologyEstimate:
     """What :func:`network_topology_metrics` needs, known before it runs.
@@ -63,8 +69,8 @@ class TopologyEstimate:
         Bytes of the packed undirected graph.
     peak_bytes : int
         Predicted peak: the largest of the degrees' passes, the build (graph, one chunk of
-        edges, the transposition's cursors) and the graph with the metrics' node arrays; the
-        two-hop word rows are counted, and refused if too many, when they come.
+        edges, the transposition's cursors) and the graph with the metrics' node arrays and
+        ``two_hop``'s word rows (at most a sixteenth of the graph at once).
 
     References
     ----------
@@ -91,7 +97,7 @@ def _estimate(model: nn.Module, input_shape, identity_skips: bool, chunks, dag) 
                                     device="cpu", dag=dag).peak_bytes
     degrees = 16 * n  # in- and out-degrees, held from the passes to the end of the build
     build = graph + degrees + CHUNK_BYTES_PER_EDGE * chunks.largest + 8 * n
-    run = graph + _SCRATCH_PER_NODE * n
+    run = graph + _SCRATCH_PER_NODE * n + _word_budget(graph)
     return TopologyEstimate(n, m, chunks.exact, graph, max(passes, build, run))
 
 
@@ -154,9 +160,9 @@ def network_topology_metrics(
     target channels at a time (``encoding.target_chunks``), each chunk's in-rows sorted and
     deduplicated as the MGE merges pairs, then transposed into the out-rows. The metrics then
     run the kernels ``topometrics`` runs, so every value is the graph's exactly. Memory: the
-    packed graph (``2 b`` bytes per edge, ``b`` = 3 below 2**24 nodes) plus 64 bytes per node,
-    and ``two_hop``'s word rows (12 bytes per 64-bit word of out-neighbours, counted before they
-    are allocated). CPU only.
+    packed graph (``2 b`` bytes per edge, ``b`` = 3 below 2**24 nodes) plus 80 bytes per node,
+    and ``two_hop``'s word rows (12 bytes per 64-bit word of out-neighbours) up to a sixteenth of
+    the graph at once: beyond, it takes the words of one range of ids at a time. CPU only.
 
     Parameters
     ----------
@@ -177,7 +183,7 @@ def network_topology_metrics(
         Run even when the predicted peak exceeds the available memory.
     unavailable : dict, optional
         Filled with ``key -> reason`` for a metric left NaN because its own scratch space
-        (``two_hop``'s word rows) would not fit.
+        (``two_hop``'s word rows) would not fit in the memory available when it runs.
     timings : dict, optional
         Filled with the seconds of each step: ``degrees`` (the passes), ``build`` (the packed
         graph) and each metric's.
@@ -226,6 +232,7 @@ def network_topology_metrics(
     timings["degrees"] = time.perf_counter() - t
     t = time.perf_counter()
     view = packed_undirected(chunks, in_deg, out_deg, progress)
+    view.word_budget = _word_budget(est.graph_bytes)
     del in_deg, out_deg
     release_freed_memory()
     timings["build"] = time.perf_counter() - t
